@@ -1,0 +1,1 @@
+"""The `vosbench` command line: thin Typer commands over the :mod:`vosbench` library."""

@@ -1,0 +1,92 @@
+"""Shared CLI plumbing: console, error handling, rich progress, logging."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from vosbench.errors import VosbenchError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a one-line error and return an Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+@contextlib.contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn library errors into a one-line message and exit code 1."""
+    try:
+        yield
+    except VosbenchError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", code=130) from None
+
+
+class RichProgress:
+    """Implements :class:`vosbench.progress.Progress` with a rich progress display."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if self._task is not None:
+            t = self._progress.tasks[self._task]
+            if t.total is not None:
+                self._progress.update(self._task, completed=t.total)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, description: str) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, description=description)
+
+
+@contextlib.contextmanager
+def progress_bar(transient: bool = False) -> Iterator[RichProgress]:
+    """A rich progress display for a library call; yields the library-side adapter."""
+    prog = Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )
+    with prog:
+        yield RichProgress(prog)

@@ -1,0 +1,35 @@
+"""`vosbench prepare ...`: the group every data-preparation verb registers into.
+
+Sub-verbs live in ``cli/prepare_<source>.py`` modules, each with ``register(prepare_app)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+prepare_app = typer.Typer(
+    help="Download, extract, validate or generate datasets in the DAVIS-2017 layout.",
+    no_args_is_help=True,
+)
+
+SUBMODULES = (
+    "cli.prepare_davis",
+    "cli.prepare_youtube",
+    "cli.prepare_static",
+    "cli.prepare_synthetic",
+    "cli.prepare_depth",
+)
+
+
+def register(app: typer.Typer) -> None:
+    for name in SUBMODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(prepare_app)
+    app.add_typer(prepare_app, name="prepare")
