@@ -1,0 +1,164 @@
+"""Ladder parsing, step caching and table contents, with a fake step runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vosbench.ablation import boost_table, checkmark_table, full_table, load_ladder, run_ladder, write_tables
+from vosbench.ablation.tables import to_latex, to_markdown
+from vosbench.errors import ConfigError
+
+LADDER = """
+[ladder]
+name = "toy"
+features = ["ResNeSt", "Depth", "TTA"]
+
+[[rungs]]
+name = "Baseline"
+train_config = "train.toml"
+set = { "train.max_steps" = 10 }
+infer = { flip = false }
+
+[[rungs]]
+name = "+ResNeSt"
+set = { "model.preset" = "r" }
+features = ["ResNeSt"]
+
+[[rungs]]
+name = "+Depth"
+set = { "model.depth" = true }
+features = ["Depth"]
+
+[[rungs]]
+name = "+TTA"
+infer = { flip = true }
+features = ["TTA"]
+"""
+
+# J&F per rung of the fake runner, keyed by what the rung changes
+SCORES = {"Baseline": 0.700, "+ResNeSt": 0.729, "+Depth": 0.751, "+TTA": 0.766}
+
+
+class FakeRunner:
+    def __init__(self):
+        self.calls = {"train": 0, "infer": 0, "evaluate": 0}
+
+    def data_fingerprint(self) -> str:
+        return "toy-data"
+
+    def train(self, rung, work_dir: Path, progress) -> Path:
+        self.calls["train"] += 1
+        p = work_dir / "last.pt"
+        p.write_text(json.dumps(rung.train_overrides, sort_keys=True))
+        return p
+
+    def infer(self, rung, checkpoint: Path, out_dir: Path, progress) -> None:
+        self.calls["infer"] += 1
+        (out_dir / "masks.txt").write_text(checkpoint.read_text() + json.dumps(rung.infer_options))
+
+    def evaluate(self, rung, results_dir: Path, progress) -> dict:
+        self.calls["evaluate"] += 1
+        jf = SCORES[rung.name]
+        g = {"J&F-Mean": jf, "J-Mean": jf - 0.02, "J-Recall": 0.9, "J-Decay": 0.1,
+             "F-Mean": jf + 0.02, "F-Recall": 0.95, "F-Decay": 0.12}
+        return {"global": g, "subsets": {"look-alike": {"J&F-Mean": jf - 0.1}}}
+
+
+@pytest.fixture
+def ladder_file(tmp_path: Path) -> Path:
+    (tmp_path / "train.toml").write_text("[train]\nmax_steps = 5\n")
+    p = tmp_path / "toy.toml"
+    p.write_text(LADDER)
+    return p
+
+
+def test_rungs_inherit_and_accumulate(ladder_file):
+    ladder = load_ladder(ladder_file)
+    assert [r.name for r in ladder.rungs] == ["Baseline", "+ResNeSt", "+Depth", "+TTA"]
+    last = ladder.rungs[-1]
+    assert last.train_overrides == {"train.max_steps": 10, "model.preset": "r", "model.depth": True}
+    assert last.infer_options == {"flip": True}
+    assert last.features == ("ResNeSt", "Depth", "TTA")
+    assert ladder.rungs[2].train_config == ladder_file.parent / "train.toml"
+
+
+def test_second_run_does_no_work_and_tta_rung_reuses_training(ladder_file, tmp_path):
+    ladder = load_ladder(ladder_file)
+    runner = FakeRunner()
+    res = run_ladder(ladder, tmp_path / "out", runner)
+    # the +TTA rung only changes inference: its training is the +Depth rung's
+    assert runner.calls == {"train": 3, "infer": 4, "evaluate": 4}
+    assert res.rungs[3].checkpoint == res.rungs[2].checkpoint
+    assert res.rungs[3].ran == {"train": False, "infer": True, "evaluate": True}
+    runner2 = FakeRunner()
+    res2 = run_ladder(ladder, tmp_path / "out", runner2)
+    assert runner2.calls == {"train": 0, "infer": 0, "evaluate": 0}
+    assert [r.metrics for r in res2.rungs] == [r.metrics for r in res.rungs]
+
+
+def test_changed_rung_redoes_only_what_depends_on_it(ladder_file, tmp_path):
+    run_ladder(load_ladder(ladder_file), tmp_path / "out", FakeRunner())
+    ladder_file.write_text(LADDER.replace("infer = { flip = true }", "infer = { flip = true, scales = [1.0, 1.25] }"))
+    runner = FakeRunner()
+    run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
+    assert runner.calls == {"train": 0, "infer": 1, "evaluate": 1}
+
+
+def test_interrupted_ladder_resumes(ladder_file, tmp_path):
+    class Failing(FakeRunner):
+        def infer(self, rung, checkpoint, out_dir, progress):
+            if rung.name == "+Depth":
+                (out_dir / "half.txt").write_text("x")
+                raise RuntimeError("killed")
+            super().infer(rung, checkpoint, out_dir, progress)
+
+    with pytest.raises(RuntimeError):
+        run_ladder(load_ladder(ladder_file), tmp_path / "out", Failing())
+    assert not list((tmp_path / "out" / "infer").glob("*.partial")), "no half-written results"
+    runner = FakeRunner()
+    run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
+    assert runner.calls == {"train": 0, "infer": 2, "evaluate": 2}
+
+
+def test_tables_from_known_metrics(ladder_file, tmp_path):
+    res = run_ladder(load_ladder(ladder_file), tmp_path / "out", FakeRunner())
+    boost = boost_table(res)
+    assert boost["Global Mean"].tolist() == [70.0, 72.9, 75.1, 76.6]
+    assert boost["Boost"].tolist() == ["-", "+2.9", "+2.2", "+1.5"]
+    sub = boost_table(res, subset="look-alike")
+    assert sub["Global Mean"].tolist() == [60.0, 62.9, 65.1, 66.6]
+    checks = checkmark_table(res)
+    assert checks.loc["+Depth", "ResNeSt"] == "✓" and checks.loc["+Depth", "TTA"] == ""
+    assert checks["J&F"].tolist() == [70.0, 72.9, 75.1, 76.6]
+    full = full_table(res)
+    assert full.loc[0, "J Mean"] == 68.0 and full.loc[3, "F Mean"] == 78.6
+    assert full.loc[1, "J&F (look-alike)"] == 62.9
+    md = to_markdown(boost)
+    assert "| +ResNeSt | 72.9 | +2.9 |" in md
+    tex = to_latex(checks, index=True)
+    assert r"\checkmark" in tex and r"J\&F" in tex
+    written = write_tables(res, tmp_path / "tables")
+    assert set(written) >= {"boost.md", "boost.tex", "boost.csv", "checkmarks.csv", "full.md", "ladder.png"}
+    assert (tmp_path / "tables" / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[ladder]\nname='x'\n", "no \\[\\[rungs\\]\\]"),
+        ("[[rungs]]\nname='a'\ntrain_config='train.toml'\nbogus=1\n", "unknown key 'bogus'"),
+        ("[[rungs]]\nname='a'\n", "needs a train_config"),
+        ("[[rungs]]\nname='a'\ntrain_config='missing.toml'\n", "missing.toml not found"),
+        ("[ladder]\nfeatures=['A']\n[[rungs]]\nname='a'\ntrain_config='train.toml'\nfeatures=['B']\n", "feature 'B'"),
+        ("[[rungs]\n", "invalid TOML"),
+    ],
+)
+def test_bad_ladders(tmp_path, text, message):
+    (tmp_path / "train.toml").write_text("")
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_ladder(p)

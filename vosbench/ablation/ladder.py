@@ -1,0 +1,153 @@
+"""Ladder configs (``ablations/<name>.toml``): rungs that each change the previous one.
+
+::
+
+    [ladder]
+    name = "scm-cpu"
+    data = "runs/data/small"          # dataset root (``--data`` overrides); relative to the CWD
+    split = "val"                     # evaluation split
+    features = ["Spatial prior", "ASPP", "Refine", "TTA"]   # checkmark-table columns
+
+    [[rungs]]
+    name = "Baseline (STM)"
+    train_config = "configs/stm-tiny.toml"   # relative to the ladder file
+    set = { "train.max_steps" = 600 }        # training-config overrides (dotted keys)
+    infer = { flip = false, scales = [1.0] }
+
+    [[rungs]]
+    name = "+Spatial constraint"
+    set = { "model.preset" = "scm-tiny", "model.overrides.aspp" = false }
+    features = ["Spatial prior"]             # columns this rung switches on
+
+A rung inherits everything from the rung before it and applies its own changes: ``train_config``
+replaces, ``set`` and ``infer`` update key by key, ``features`` adds (``drop_features`` removes).
+``checkpoint = "path.pt"`` reuses a finished checkpoint instead of training.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vosbench.errors import ConfigError
+
+_LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features", "device"}
+_RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint"}
+
+
+@dataclass(frozen=True)
+class RungSpec:
+    """One rung, fully resolved (inheritance applied)."""
+
+    name: str
+    train_config: Path | None
+    train_overrides: dict[str, Any]
+    infer_options: dict[str, Any]
+    features: tuple[str, ...]
+    checkpoint: Path | None = None
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    name: str
+    rungs: tuple[RungSpec, ...]
+    features: tuple[str, ...] = ()
+    data: Path | None = None
+    split: str = "val"
+    resolution: str = "480p"
+    device: str = "cpu"
+    description: str = ""
+    source: Path | None = field(default=None, compare=False)
+
+
+def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(got) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
+    """Build a :class:`LadderConfig` from parsed TOML, resolving rung inheritance."""
+    where = str(source) if source else "ladder"
+    _check_keys(where, raw, {"ladder", "rungs"})
+    head = raw.get("ladder", {})
+    _check_keys(f"{where} [ladder]", head, _LADDER_KEYS)
+    rungs_raw = raw.get("rungs", [])
+    if not rungs_raw:
+        raise ConfigError(f"{where}: no [[rungs]]")
+    base = source.parent if source else Path.cwd()
+    features = tuple(head.get("features", ()))
+
+    def rel(p: str | None) -> Path | None:
+        if p is None:
+            return None
+        path = Path(p)
+        return path if path.is_absolute() else (base / path)
+
+    rungs: list[RungSpec] = []
+    train_config: Path | None = None
+    overrides: dict[str, Any] = {}
+    infer: dict[str, Any] = {}
+    enabled: list[str] = []
+    names: set[str] = set()
+    for i, r in enumerate(rungs_raw):
+        rwhere = f"{where} rung {i + 1}"
+        _check_keys(rwhere, r, _RUNG_KEYS)
+        name = r.get("name") or f"rung {i + 1}"
+        if name in names:
+            raise ConfigError(f"{rwhere}: duplicate rung name {name!r}")
+        names.add(name)
+        if "train_config" in r:
+            train_config = rel(r["train_config"])
+            if train_config is not None and not train_config.is_file():
+                raise ConfigError(f"{rwhere}: training config {train_config} not found")
+        overrides = {**overrides, **dict(r.get("set", {}))}
+        infer = {**infer, **dict(r.get("infer", {}))}
+        for f in r.get("features", ()):
+            if features and f not in features:
+                raise ConfigError(f"{rwhere}: feature {f!r} is not a column of [ladder].features")
+            if f not in enabled:
+                enabled.append(f)
+        for f in r.get("drop_features", ()):
+            if f in enabled:
+                enabled.remove(f)
+        ckpt = rel(r.get("checkpoint"))
+        if train_config is None and ckpt is None:
+            raise ConfigError(f"{rwhere}: needs a train_config (here or on an earlier rung) or a checkpoint")
+        rungs.append(
+            RungSpec(
+                name=name,
+                train_config=train_config,
+                train_overrides=copy.deepcopy(overrides),
+                infer_options=copy.deepcopy(infer),
+                features=tuple(enabled),
+                checkpoint=ckpt,
+            )
+        )
+    data = head.get("data")
+    return LadderConfig(
+        name=head.get("name", source.stem if source else "ladder"),
+        description=head.get("description", ""),
+        rungs=tuple(rungs),
+        features=features,
+        data=Path(data) if data else None,
+        split=head.get("split", "val"),
+        resolution=head.get("resolution", "480p"),
+        device=head.get("device", "cpu"),
+        source=source,
+    )
+
+
+def load_ladder(path: str | os.PathLike) -> LadderConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: ladder config not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    return parse_ladder(raw, path)

@@ -1,0 +1,180 @@
+"""Run a ladder: for each rung train → infer → evaluate, each step cached by a content hash.
+
+Cache layout under the ladder's output folder::
+
+    train/<key>/last.pt        finished training (renamed from train/<key>.work when done)
+    infer/<key>/<seq>/*.png    finished inference (built in a temp folder, then renamed)
+    eval/<key>/metrics.json    evaluation result
+
+A key hashes everything the step's output depends on (config text, overrides, options, the
+upstream key, the dataset's manifest), so a re-run only redoes what changed and an interrupted
+ladder resumes at the first unfinished step (an interrupted training resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from vosbench import __version__
+from vosbench.ablation.ladder import LadderConfig, RungSpec
+from vosbench.fsutil import atomic_dir, atomic_write_text
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+METRIC_KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+
+
+class StepRunner(Protocol):
+    """What a ladder needs from the rest of vosbench; tests pass a fake."""
+
+    def data_fingerprint(self) -> str:
+        """A string that changes when the dataset changes."""
+
+    def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
+        """Train into ``work_dir`` (resuming if it holds a checkpoint); return the final checkpoint."""
+
+    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress) -> None:
+        """Write predicted masks for the evaluation split into ``out_dir``."""
+
+    def evaluate(self, rung: RungSpec, results_dir: Path, progress: Progress) -> dict[str, Any]:
+        """Return ``{"global": {metric: value}, "subsets": {name: {metric: value}}}`` (values in [0, 1])."""
+
+
+@dataclass
+class RungResult:
+    name: str
+    features: tuple[str, ...]
+    metrics: dict[str, float]
+    subsets: dict[str, dict[str, float]] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    results_dir: Path | None = None
+    ran: dict[str, bool] = field(default_factory=dict)  # step -> ran now (False = cached)
+
+
+@dataclass
+class LadderResult:
+    ladder: LadderConfig
+    rungs: list[RungResult]
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    """A short, stable hash of a JSON-serialisable payload."""
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def train_key(rung: RungSpec, data_fp: str) -> str:
+    if rung.checkpoint is not None:
+        return "ckpt-" + file_digest(rung.checkpoint)[:16]
+    assert rung.train_config is not None
+    return content_key(
+        {
+            "step": "train",
+            "version": __version__,
+            "config": rung.train_config.read_text(encoding="utf-8"),
+            "overrides": rung.train_overrides,
+            "data": data_fp,
+        }
+    )
+
+
+def run_ladder(
+    ladder: LadderConfig,
+    out: str | Path,
+    runner: StepRunner,
+    progress: Progress | None = None,
+) -> LadderResult:
+    """Run (or reuse) every step of every rung; write ``ladder.json`` with the per-rung metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = ensure_progress(progress)
+    data_fp = runner.data_fingerprint()
+    results: list[RungResult] = []
+    for rung in ladder.rungs:
+        ran: dict[str, bool] = {}
+        # -- train
+        tkey = train_key(rung, data_fp)
+        if rung.checkpoint is not None:
+            ckpt = rung.checkpoint
+            ran["train"] = False
+        else:
+            final = out / "train" / tkey
+            ckpt = final / "last.pt"
+            if ckpt.is_file():
+                ran["train"] = False
+            else:
+                work = out / "train" / f"{tkey}.work"
+                work.mkdir(parents=True, exist_ok=True)
+                log.info("[%s] training (%s)", rung.name, tkey)
+                produced = runner.train(rung, work, progress)
+                if produced.resolve() != (work / "last.pt").resolve():
+                    shutil.copy2(produced, work / "last.pt")
+                if final.exists():
+                    shutil.rmtree(final)
+                work.rename(final)
+                ran["train"] = True
+        # -- infer
+        ikey = content_key(
+            {
+                "step": "infer",
+                "version": __version__,
+                "train": tkey,
+                "options": rung.infer_options,
+                "split": ladder.split,
+                "resolution": ladder.resolution,
+                "data": data_fp,
+            }
+        )
+        results_dir = out / "infer" / ikey
+        if results_dir.is_dir():
+            ran["infer"] = False
+        else:
+            log.info("[%s] inference (%s)", rung.name, ikey)
+            with atomic_dir(results_dir) as tmp:
+                runner.infer(rung, ckpt, tmp, progress)
+            ran["infer"] = True
+        # -- evaluate
+        ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
+        metrics_file = out / "eval" / ekey / "metrics.json"
+        if metrics_file.is_file():
+            evaluation = json.loads(metrics_file.read_text())
+            ran["evaluate"] = False
+        else:
+            log.info("[%s] evaluation (%s)", rung.name, ekey)
+            evaluation = runner.evaluate(rung, results_dir, progress)
+            atomic_write_text(metrics_file, json.dumps(evaluation, indent=2, sort_keys=True))
+            ran["evaluate"] = True
+        results.append(
+            RungResult(
+                name=rung.name,
+                features=rung.features,
+                metrics={k: float(evaluation["global"][k]) for k in METRIC_KEYS if k in evaluation["global"]},
+                subsets={s: {k: float(v) for k, v in m.items()} for s, m in evaluation.get("subsets", {}).items()},
+                checkpoint=ckpt,
+                results_dir=results_dir,
+                ran=ran,
+            )
+        )
+    result = LadderResult(ladder, results)
+    summary = [
+        {"rung": r.name, "features": list(r.features), "metrics": r.metrics, "subsets": r.subsets,
+         "checkpoint": str(r.checkpoint), "results": str(r.results_dir)}
+        for r in results
+    ]
+    atomic_write_text(out / "ladder.json", json.dumps(summary, indent=2))
+    return result
