@@ -25,6 +25,7 @@ import numpy as np
 from vosbench.data.imageio import VOID_ID, image_size, read_depth, read_frame, read_mask
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_write_text
+from vosbench.progress import Progress, ensure_progress
 
 RESOLUTIONS = ("480p", "Full-Resolution")
 DAVIS_SPLITS = ("train", "val", "test-dev", "test-challenge")
@@ -182,15 +183,19 @@ class DavisDataset:
             depth_hint=f"vosbench prepare depth --data {self.root} --split {self.split} --resolution {self.resolution}",
         )
 
-    def validate(self, *, full: bool = False) -> list[str]:
+    def validate(self, *, full: bool = False, progress: Progress | None = None) -> list[str]:
         """Check the layout; return every problem found (empty list = valid).
 
         Checks every sequence has frames and a first-frame annotation of the frame's size; where
         more than the first frame is annotated, that images and annotations pair up. With
-        ``full``, every frame and mask is decoded (catches corrupt files).
+        ``full``, every frame and mask is decoded (catches corrupt files). ``progress`` advances
+        once per sequence.
         """
         problems: list[str] = []
+        progress = ensure_progress(progress)
+        progress.start(f"validate {self.split}", total=len(self.sequence_names))
         for name in self.sequence_names:
+            progress.advance()
             frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
             if not frames:
                 problems.append(f"{self.image_dir / name}: no frames for sequence {name!r}")
@@ -232,11 +237,11 @@ def list_splits(root: str | os.PathLike) -> list[str]:
 
 
 def build_manifest(root: str | os.PathLike, resolution: str = "480p", *, dataset: str = "davis2017",
-                   extra: dict | None = None) -> dict:
-    """Describe every split of a DAVIS-layout root: sequences, frame counts, sizes, object ids."""
+                   extra: dict | None = None, splits: list[str] | None = None) -> dict:
+    """Describe the splits of a DAVIS-layout root (all by default): sequences, frame counts, sizes, object ids."""
     root = Path(root)
     manifest: dict = {"dataset": dataset, "resolution": resolution, "splits": {}, "sequences": {}}
-    for split in list_splits(root):
+    for split in list_splits(root) if splits is None else splits:
         ds = DavisDataset(root, split, resolution)
         manifest["splits"][split] = ds.sequence_names
         for seq in ds:
