@@ -54,11 +54,16 @@ def _open_verified(path: Path) -> Image.Image:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _decode_verified(data, str(path))
+
+
+def _decode_verified(data: bytes, source: str) -> Image.Image:
+    """Decode image bytes fully; ``source`` names the file in error messages."""
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+        raise DataError(f"{source}: corrupt or truncated image ({exc})") from None
     return img
 
 
@@ -78,14 +83,24 @@ def read_mask(path: str | os.PathLike, *, allow_gray: bool = False) -> np.ndarra
     ``L`` PNGs are accepted too. RGB(A) masks are refused: their colours are not ids.
     """
     path = Path(path)
-    img = _open_verified(path)
+    return _mask_array(_open_verified(path), str(path), allow_gray)
+
+
+def read_mask_bytes(data: bytes, source: str, *, allow_gray: bool = False) -> np.ndarray:
+    """Like :func:`read_mask` for encoded bytes (e.g. a zip member); ``source`` names it in errors."""
+    return _mask_array(_decode_verified(data, source), source, allow_gray)
+
+
+def _mask_array(img: Image.Image, source: str, allow_gray: bool) -> np.ndarray:
     if img.mode == "P":
         return np.asarray(img, dtype=np.uint8)
-    if img.mode in ("L", "1") and allow_gray:
-        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if img.mode == "L" and allow_gray:
+        return np.asarray(img, dtype=np.uint8)
+    if img.mode == "1" and allow_gray:  # 1-bit: set pixels are object 1 (not 255, as convert("L") gives)
+        return np.asarray(img).astype(np.uint8)
     if img.mode in ("RGB", "RGBA"):
-        raise DataError(f"{path}: mask is {img.mode} ({len(img.mode)} channels), expected a palette PNG of object ids")
-    raise DataError(f"{path}: mask has mode {img.mode}, expected a palette (P) PNG of object ids")
+        raise DataError(f"{source}: mask is {img.mode} ({len(img.mode)} channels), expected a palette PNG of object ids")
+    raise DataError(f"{source}: mask has mode {img.mode}, expected a palette (P) PNG of object ids")
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
