@@ -277,6 +277,9 @@ def package_submission(results_dir: str | os.PathLike, data_root: str | os.PathL
         raise DataError(f"split {split!r} cannot be submitted; expected one of {', '.join(SUBMISSION_SPLITS)}")
     if out_zip.is_dir():
         raise DataError(f"{out_zip}: is a folder; give the path of the zip file to write")
+    blocker = next((p for p in out_zip.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise DataError(f"{out_zip}: cannot write the zip ({blocker} is a file, not a folder)")
     progress = ensure_progress(progress)
     report = validate_results(results_dir, data_root, split, resolution, progress)
     if not report.ok:

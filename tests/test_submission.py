@@ -1,0 +1,277 @@
+"""package-submission: validation finds every problem, the zip is deterministic, atomic and round-trips."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.main import app
+from vosbench.data.imageio import DAVIS_PALETTE_FLAT, read_mask, write_mask
+from vosbench.errors import DataError
+from vosbench.submission import (
+    ZIP_DATE_TIME,
+    InvalidResultsError,
+    package_submission,
+    validate_results,
+)
+
+SEQS = {"alpha": (5, 2), "beta": (4, 1)}
+
+
+@pytest.fixture
+def davis_and_results(make_davis_root, tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny DAVIS root and a results folder holding its ground-truth masks."""
+    root = make_davis_root(SEQS)
+    results = tmp_path / "results"
+    shutil.copytree(root / "Annotations" / "480p", results)
+    return root, results
+
+
+def _messages(report) -> list[str]:
+    return [str(p) for p in report.problems]
+
+
+def test_clean_results_validate(davis_and_results):
+    root, results = davis_and_results
+    report = validate_results(results, root, "val")
+    assert report.ok and report.problems == []
+    assert (report.sequences, report.frames) == (2, 9)
+
+
+def test_every_problem_reported_at_once(davis_and_results):
+    root, results = davis_and_results
+    # missing sequence
+    shutil.rmtree(results / "beta")
+    # missing frame
+    (results / "alpha" / "00001.png").unlink()
+    # wrong size
+    write_mask(results / "alpha" / "00002.png", np.zeros((40, 64), np.uint8))
+    # RGB PNG
+    Image.new("RGB", (64, 48)).save(results / "alpha" / "00003.png")
+    # truncated PNG
+    data = (results / "alpha" / "00004.png").read_bytes()
+    (results / "alpha" / "00004.png").write_bytes(data[: len(data) // 2])
+    # stray file and folder, in the root and in a sequence
+    (results / "notes.txt").write_text("x")
+    (results / "gamma").mkdir()
+    (results / "alpha" / "00099.png").write_bytes(data)
+    (results / "alpha" / "sub").mkdir()
+
+    report = validate_results(results, root, "val")
+    msgs = _messages(report)
+    assert not report.ok
+    assert report.warnings == []
+
+    def has(path: Path, text: str) -> bool:
+        return any(m.startswith(f"{path}:") and text in m for m in msgs)
+
+    assert has(results / "beta", "missing sequence")
+    assert has(results / "alpha" / "00001.png", "missing mask for frame 00001.jpg")
+    assert has(results / "alpha" / "00002.png", "size 64x40 differs from the frame size 64x48")
+    assert has(results / "alpha" / "00003.png", "RGB")
+    assert has(results / "alpha" / "00004.png", "truncated")
+    assert has(results / "notes.txt", "stray file")
+    assert has(results / "gamma", "stray folder")
+    assert has(results / "alpha" / "00099.png", "stray file")
+    assert has(results / "alpha" / "sub", "stray folder")
+    assert len(report.errors) == 9
+
+
+def test_non_davis_palette_is_an_error(davis_and_results):
+    root, results = davis_and_results
+    path = results / "beta" / "00002.png"
+    mask = read_mask(path)
+    img = Image.fromarray(mask, mode="P")
+    img.putpalette([255 - v for v in DAVIS_PALETTE_FLAT])
+    img.save(path)
+    report = validate_results(results, root, "val")
+    assert [str(p.path) for p in report.errors] == [str(path)]
+    assert "DAVIS palette" in report.errors[0].message
+
+
+def test_grayscale_png_is_an_error(davis_and_results):
+    root, results = davis_and_results
+    path = results / "beta" / "00000.png"
+    Image.fromarray(read_mask(path), mode="L").save(path)
+    report = validate_results(results, root, "val")
+    assert [p.path for p in report.errors] == [path]
+    assert "mask is L" in report.errors[0].message
+
+
+def test_extra_object_ids_are_warnings(davis_and_results):
+    root, results = davis_and_results
+    for t in (1, 3):  # beta has one object; id 4 and void appear later
+        path = results / "beta" / f"{t:05d}.png"
+        m = read_mask(path).copy()
+        m[0, 0] = 4
+        m[0, 1] = 255
+        write_mask(path, m)
+    report = validate_results(results, root, "val")
+    assert report.ok and report.errors == []
+    msgs = [p.message for p in report.warnings]
+    assert len(msgs) == 2
+    assert "object id 4 is not in the first-frame ids [1]" in msgs[0] and "00001, 00003" in msgs[0]
+    assert "void id 255" in msgs[1]
+    # warnings do not stop packaging and come back in the summary
+    summary = package_submission(results, root, "val", results.parent / "s.zip")
+    assert len(summary.warnings) == 2
+
+
+def test_missing_results_folder_and_split(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    with pytest.raises(DataError, match="results folder not found"):
+        validate_results(tmp_path / "nope", root, "val")
+    with pytest.raises(DataError, match="split file not found"):
+        validate_results(results, root, "test-dev")
+
+
+def _zip_masks(path: Path) -> dict[str, np.ndarray]:
+    with zipfile.ZipFile(path) as zf:
+        return {n: np.asarray(Image.open(io.BytesIO(zf.read(n)))) for n in zf.namelist() if not n.endswith("/")}
+
+
+def test_zip_layout_round_trip_and_metadata(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    out = tmp_path / "sub" / "submission.zip"
+    summary = package_submission(results, root, "val", out)
+    assert out.is_file() and summary.size_bytes == out.stat().st_size
+    assert (summary.sequences, summary.frames) == (2, 9)
+    with zipfile.ZipFile(out) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert names[0] == "alpha/" and "beta/00003.png" in names
+        for info in zf.infolist():
+            assert info.date_time == ZIP_DATE_TIME
+            assert info.compress_type == zipfile.ZIP_STORED
+            assert (info.external_attr >> 16) in (0o100644, 0o040755)
+    masks = _zip_masks(out)
+    assert len(masks) == 9
+    for name, m in masks.items():
+        np.testing.assert_array_equal(m, read_mask(results / name))
+    with zipfile.ZipFile(out) as zf:
+        for name in masks:
+            assert Image.open(io.BytesIO(zf.read(name))).getpalette() == DAVIS_PALETTE_FLAT
+
+
+def test_zip_bytes_are_deterministic(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    a = package_submission(results, root, "val", tmp_path / "a.zip")
+    # same masks re-saved with different PNG encoder settings and newer file times
+    for p in sorted(results.rglob("*.png")):
+        img = Image.open(p)
+        img.load()
+        img.save(p, optimize=True, compress_level=1)
+        os.utime(p, (2_000_000_000, 2_000_000_000))
+    b = package_submission(results, root, "val", tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    assert a.sha256 == b.sha256
+
+
+def test_invalid_results_write_no_zip(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    (results / "alpha" / "00001.png").unlink()
+    (results / "stray.txt").write_text("x")
+    out = tmp_path / "s.zip"
+    with pytest.raises(InvalidResultsError, match="2 problems") as info:
+        package_submission(results, root, "val", out)
+    assert len(info.value.report.errors) == 2
+    assert not out.exists()
+    assert list(tmp_path.glob("*.zip*")) == [] and list(tmp_path.glob(".s.zip*")) == []
+
+
+def test_unwritable_output_leaves_nothing(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match="afile is a file, not a folder"):
+        package_submission(results, root, "val", blocker / "sub" / "s.zip")
+    assert blocker.read_text() == "x"
+    with pytest.raises(DataError, match="cannot write the zip"):  # /proc refuses new files, even to root
+        package_submission(results, root, "val", Path("/proc/vosbench-test.zip"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root ignores permissions
+            with pytest.raises(DataError, match="cannot write the zip"):
+                package_submission(results, root, "val", locked / "s.zip")
+            assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+    with pytest.raises(DataError, match="is a folder"):
+        package_submission(results, root, "val", locked)
+
+
+def test_failure_mid_write_leaves_no_partial_zip(davis_and_results, tmp_path, monkeypatch):
+    root, results = davis_and_results
+    out = tmp_path / "s.zip"
+    out.write_bytes(b"previous zip")
+    import vosbench.submission as submission
+
+    calls = {"n": 0}
+    real = submission.encode_mask_png
+
+    def flaky(mask):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")
+        return real(mask)
+
+    monkeypatch.setattr(submission, "encode_mask_png", flaky)
+    with pytest.raises(DataError, match="No space left on device"):
+        package_submission(results, root, "val", out)
+    assert calls["n"] == 4
+    assert out.read_bytes() == b"previous zip"  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["davis", "results", "s.zip"]
+
+
+def test_cli_success_and_failure(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    runner = CliRunner()
+    out = tmp_path / "ok.zip"
+    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "val",
+                              "--data", str(root), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_file()
+    assert "sequences" in res.output and "9" in res.output
+
+    (results / "alpha" / "00001.png").unlink()
+    Image.new("RGB", (64, 48)).save(results / "beta" / "00002.png")
+    bad = tmp_path / "bad.zip"
+    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "val",
+                              "--data", str(root), "--out", str(bad)])
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert "alpha/00001.png: missing mask" in text
+    assert "beta/00002.png: mask is RGB" in text
+    assert "2 problems" in text
+    assert not bad.exists()
+
+    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "train",
+                              "--data", str(root), "-o", str(bad)])
+    assert res.exit_code != 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vosbench.metrics") is None, reason="vosbench.metrics not built yet")
+def test_zip_evaluates_like_the_folder(davis_and_results, tmp_path):
+    from vosbench import metrics
+
+    root, results = davis_and_results
+    # perturb the predictions so the scores are not all 1
+    for p in sorted((results / "alpha").glob("*.png"))[1:]:
+        m = read_mask(p).copy()
+        write_mask(p, np.roll(m, 3, axis=1))
+    out = tmp_path / "s.zip"
+    package_submission(results, root, "val", out)
+    folder = metrics.evaluate_results(root, results, split="val")
+    zipped = metrics.evaluate_results(root, out, split="val")
+    assert folder.global_row() == zipped.global_row()
