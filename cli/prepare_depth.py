@@ -1,0 +1,76 @@
+"""`vosbench prepare depth`: per-frame 16-bit depth maps for a split (D-STM input)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors, progress_bar
+
+EXAMPLE = (
+    "Example: vosbench prepare depth --data data/DAVIS --split val "
+    "--estimator depth-anything/Depth-Anything-V2-Small-hf --device cuda"
+)
+
+
+def prepare_depth_cmd(
+    *,
+    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (Depth/ is written inside it).")],
+    estimator: Annotated[str, typer.Option(
+        "--estimator",
+        help="A transformers depth model: a local folder (save_pretrained output) or a hub id "
+             "(needs internet once); or folder:PATH to import maps computed elsewhere "
+             "(PATH/<seq>/<frame>.png 8/16-bit or .npy).",
+    )],
+    split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt).")] = "val",
+    resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Frames per forward pass.")] = 4,
+    depth_kind: Annotated[str, typer.Option(
+        "--depth-kind",
+        help="What the estimator outputs: auto (models: Depth Anything/DPT = disparity, "
+             "GLPN/ZoeDepth/metric = depth; folder: depth), disparity (larger = nearer) or depth.",
+    )] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo sequences that are already finished.")] = False,
+) -> None:
+    """Estimate a depth map for every frame, normalised per video to 16-bit PNGs in ROOT/Depth/<res>/.
+
+    Finished sequences are skipped on re-run; each sequence appears only once complete.
+    """
+    with handle_errors():
+        from vosbench.depth.estimators import make_estimator
+        from vosbench.depth.prepare import prepare_depth
+
+        _quiet_transformers()
+        est = make_estimator(estimator, device=device, batch_size=batch_size, kind=depth_kind)  # type: ignore[arg-type]
+        with progress_bar() as progress:
+            summary = prepare_depth(data, split, resolution, est, overwrite=overwrite, progress=progress)
+
+    table = Table(title=f"depth maps: {summary.depth_dir}")
+    for col in ("sequence", "frames", "status", "seconds", "range (raw)", "note"):
+        table.add_column(col, justify="right" if col in ("frames", "seconds") else "left")
+    for s in summary.sequences:
+        rng = f"{s.low:.4g} .. {s.high:.4g}" if s.low is not None and s.high is not None else ""
+        secs = f"{s.seconds:.1f}" if s.status == "written" else ""
+        table.add_row(s.name, str(s.frames), s.status, secs, rng, s.note)
+    console.print(table)
+    console.print(
+        f"{len(summary.written)} written ({summary.frames_written} frames, "
+        f"{summary.frames_per_second:.2f} frames/s), {len(summary.skipped)} skipped"
+    )
+
+
+def _quiet_transformers() -> None:
+    """Hide transformers' own weight-loading progress bars (ours is shown instead)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+
+
+def register(prepare_app: typer.Typer) -> None:
+    prepare_app.command("depth", help=(prepare_depth_cmd.__doc__ or "") + "\n\n" + EXAMPLE)(prepare_depth_cmd)

@@ -1,0 +1,17 @@
+"""Fixtures for depth tests: a tiny randomly initialised transformers depth model (no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="session")
+def tiny_depth_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved ~140k-parameter Depth Anything folder (config, weights, preprocessor config)."""
+    from vosbench.depth.tiny import write_tiny_depth_model
+
+    return write_tiny_depth_model(tmp_path_factory.mktemp("tiny_depth"), input_size=56)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vosbench.depth.estimators import (
+    FolderDepthEstimator,
+    FrameKey,
+    TransformersDepthEstimator,
+    make_estimator,
+    read_depth_file,
+)
+from vosbench.errors import CheckpointError, ConfigError, DataError
+
+
+def test_transformers_estimator_shapes_and_disparity_convention(tiny_depth_model: Path) -> None:
+    est = make_estimator(str(tiny_depth_model), batch_size=2)
+    assert isinstance(est, TransformersDepthEstimator)
+    assert est.kind == "disparity" and est.model_type == "depth_anything"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (37, 50, 3), dtype=np.uint8) for _ in range(3)]
+    maps = est.predict(frames)
+    assert len(maps) == 3
+    assert all(m.shape == (37, 50) and m.dtype == np.float32 for m in maps)
+    # "disparity" output is negated: the estimator must return exactly -(depth kind output)
+    as_depth = TransformersDepthEstimator(str(tiny_depth_model), batch_size=3, kind="depth").predict(frames)
+    np.testing.assert_allclose(maps[1], -as_depth[1], rtol=1e-4, atol=1e-5)
+    assert est.describe()["output"] == "disparity"
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"nope.*depth model folder not found"):
+        make_estimator(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"empty.*no config.json"):
+        make_estimator(str(tmp_path / "empty"))
+
+
+def test_bad_options_are_config_errors(tiny_depth_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="batch size"):
+        make_estimator(str(tiny_depth_model), batch_size=0)
+    with pytest.raises(ConfigError, match="depth kind"):
+        make_estimator(str(tiny_depth_model), kind="inverse")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a path"):
+        make_estimator("folder:")
+    with pytest.raises(DataError, match="depth folder not found"):
+        make_estimator(f"folder:{tmp_path / 'absent'}")
+
+
+def test_folder_estimator_reads_png_npy_and_resizes(tmp_path: Path) -> None:
+    seq = tmp_path / "maps" / "s"
+    seq.mkdir(parents=True)
+    d16 = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 50).astype(np.uint16)
+    Image.fromarray(d16).save(seq / "00000.png")
+    Image.fromarray((d16 // 256).astype(np.uint8)).save(seq / "00001.png")
+    np.save(seq / "00002.npy", d16.astype(np.float32)[None])  # 1,H,W is squeezed
+    est = make_estimator(f"folder:{tmp_path / 'maps'}")
+    assert isinstance(est, FolderDepthEstimator)
+    frames = [np.zeros((40, 60, 3), np.uint8)] * 3
+    keys = [FrameKey("s", f"{i:05d}") for i in range(3)]
+    out = est.predict(frames, keys)
+    assert [m.shape for m in out] == [(40, 60)] * 3
+    # values keep their order along the ramp (larger index = larger value) after resizing
+    assert out[0][0, 0] < out[0][-1, -1] and out[2][0, 0] < out[2][-1, -1]
+    inv = FolderDepthEstimator(tmp_path / "maps", kind="disparity").predict(frames[:1], keys[:1])
+    np.testing.assert_array_equal(inv[0], -out[0])
+
+
+def test_folder_estimator_missing_and_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    est = FolderDepthEstimator(tmp_path)
+    with pytest.raises(DataError, match=r"s/00003\.png: imported depth map missing"):
+        est.predict([np.zeros((4, 4, 3), np.uint8)], [FrameKey("s", "00003")])
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "s" / "c.png")
+    with pytest.raises(DataError, match="c.png: depth PNG must be single-channel"):
+        read_depth_file(tmp_path / "s" / "c.png")
+    np.save(tmp_path / "s" / "n.npy", np.array([[1.0, np.nan], [2.0, 3.0]], np.float32))
+    with pytest.raises(DataError, match="n.npy: depth map contains NaN"):
+        read_depth_file(tmp_path / "s" / "n.npy")
+    np.save(tmp_path / "s" / "v.npy", np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(DataError, match="v.npy: depth map must be a 2-D"):
+        read_depth_file(tmp_path / "s" / "v.npy")

@@ -1,0 +1,228 @@
+"""Prepare per-frame depth maps for a DAVIS-layout split: ``ROOT/Depth/<res>/<seq>/%05d.png``.
+
+Monocular depth is relative: each prediction has its own unknown scale (and, for disparity, shift),
+and that scale drifts from frame to frame. We normalise **per video**: one robust range
+(``low``/``high`` percentiles over all frames of the sequence) maps raw depth to [0, 1]
+(0 = near, 1 = far), so a value means the same distance in every frame of a video and an object
+that does not move keeps its depth over time — what a memory network comparing frames needs.
+Per-frame normalisation would stretch each frame to the full range and make depth jump when a
+near object enters; a global (dataset) scale is meaningless across unrelated videos. Percentiles
+rather than min/max keep a few outlier pixels (sky, reflections) from squashing the rest.
+
+The range is stored in ``normalization.json`` next to the maps (written last). A sequence is
+built in a temp folder and renamed into place, so a failure leaves nothing partial behind; a
+finished sequence (JSON plus every PNG) is skipped on re-run unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from vosbench.data.davis import DavisDataset, VideoSequence
+from vosbench.data.imageio import write_depth
+from vosbench.depth.estimators import DepthEstimator, FrameKey
+from vosbench.errors import ConfigError, DataError
+from vosbench.fsutil import atomic_dir, atomic_write_text
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+NORMALIZATION_FILE = "normalization.json"
+_RAW_FILE = ".raw_depth.npy"
+
+
+@dataclass(frozen=True)
+class PercentileNormalization:
+    """Per-video robust range: raw values at the ``low``/``high`` percentiles map to 0 and 1.
+
+    Percentiles are taken over a strided subsample of at most ``max_samples_per_frame`` pixels of
+    every frame (exact for frames up to 256x256 with the default).
+    """
+
+    low: float = 1.0
+    high: float = 99.0
+    max_samples_per_frame: int = 65536
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low < self.high <= 100.0:
+            raise ConfigError(f"normalisation percentiles must satisfy 0 <= low < high <= 100, got {self.low}, {self.high}")
+
+
+@dataclass
+class SequenceDepthResult:
+    name: str
+    frames: int
+    status: Literal["written", "skipped"]
+    seconds: float = 0.0
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+
+@dataclass
+class DepthPrepareSummary:
+    root: Path
+    split: str
+    resolution: str
+    depth_dir: Path
+    estimator: dict
+    sequences: list[SequenceDepthResult] = field(default_factory=list)
+
+    @property
+    def written(self) -> list[SequenceDepthResult]:
+        return [s for s in self.sequences if s.status == "written"]
+
+    @property
+    def skipped(self) -> list[SequenceDepthResult]:
+        return [s for s in self.sequences if s.status == "skipped"]
+
+    @property
+    def frames_written(self) -> int:
+        return sum(s.frames for s in self.written)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.written)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
+
+
+def is_finished(seq_dir: Path, frame_names: list[str]) -> bool:
+    """True when ``normalization.json`` and a PNG for every frame exist."""
+    return (seq_dir / NORMALIZATION_FILE).is_file() and all((seq_dir / f"{n}.png").is_file() for n in frame_names)
+
+
+def normalize_depth(raw: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map raw depth to [0, 1] with ``(raw - low) / (high - low)``, clipped (0 = near, 1 = far)."""
+    if high <= low:
+        return np.zeros(raw.shape, np.float32)
+    return np.clip((raw.astype(np.float32) - low) / (high - low), 0.0, 1.0)
+
+
+def _subsample(depth: np.ndarray, max_samples: int) -> np.ndarray:
+    h, w = depth.shape
+    stride = max(1, math.ceil(math.sqrt(h * w / max_samples)))
+    return depth[::stride, ::stride].ravel()
+
+
+def _video_range(samples: np.ndarray, norm: PercentileNormalization) -> tuple[float, float]:
+    low, high = (float(v) for v in np.percentile(samples, [norm.low, norm.high]))
+    if high <= low:  # most pixels equal: fall back to the full range
+        low, high = float(samples.min()), float(samples.max())
+    return low, high
+
+
+def prepare_depth(
+    data: str | os.PathLike,
+    split: str,
+    resolution: str,
+    estimator: DepthEstimator,
+    *,
+    overwrite: bool = False,
+    normalization: PercentileNormalization | None = None,
+    progress: Progress | None = None,
+) -> DepthPrepareSummary:
+    """Write 16-bit depth maps for every frame of ``split``; see the module docstring."""
+    norm = normalization or PercentileNormalization()
+    progress = ensure_progress(progress)
+    dataset = DavisDataset(data, split, resolution)
+    info = estimator.describe()
+    summary = DepthPrepareSummary(dataset.root, split, resolution, dataset.depth_dir, info)
+    for seq in dataset:
+        out_dir = dataset.depth_dir / seq.name
+        if not overwrite and is_finished(out_dir, seq.frame_names):
+            summary.sequences.append(_skipped(seq, out_dir, info))
+            continue
+        progress.start(seq.name, total=seq.num_frames)
+        t0 = time.perf_counter()
+        low, high = _prepare_sequence(seq, out_dir, estimator, info, norm, progress)
+        summary.sequences.append(
+            SequenceDepthResult(seq.name, seq.num_frames, "written", time.perf_counter() - t0, low, high)
+        )
+    return summary
+
+
+def _skipped(seq: VideoSequence, out_dir: Path, info: dict) -> SequenceDepthResult:
+    note = ""
+    try:
+        stored = json.loads((out_dir / NORMALIZATION_FILE).read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if stored.get("estimator") != info:
+        note = "made by another estimator; --overwrite to redo"
+        log.warning("%s: depth maps were made by %s, not %s; pass --overwrite to redo",
+                    out_dir, stored.get("estimator"), info)
+    return SequenceDepthResult(seq.name, seq.num_frames, "skipped", low=stored.get("low"),
+                               high=stored.get("high"), note=note)
+
+
+def _prepare_sequence(
+    seq: VideoSequence,
+    out_dir: Path,
+    estimator: DepthEstimator,
+    info: dict,
+    norm: PercentileNormalization,
+    progress: Progress,
+) -> tuple[float, float]:
+    """Predict every frame, pick the video's range, write PNGs then the JSON into a temp folder."""
+    n = seq.num_frames
+    h, w = seq.size
+    names = seq.frame_names
+    batch = max(1, int(getattr(estimator, "batch_size", 1)))
+    with atomic_dir(out_dir) as tmp:
+        # Raw predictions of the whole video on disk (float32, N,H,W): the range needs all of them.
+        raw = np.lib.format.open_memmap(tmp / _RAW_FILE, mode="w+", dtype=np.float32, shape=(n, h, w))
+        samples: list[np.ndarray] = []
+        for start in range(0, n, batch):
+            idx = range(start, min(n, start + batch))
+            frames = []
+            for i in idx:
+                frame = seq.frame(i)
+                if frame.shape[:2] != (h, w):
+                    raise DataError(f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} "
+                                    f"differs from the sequence's {w}x{h}")
+                frames.append(frame)
+            preds = estimator.predict(frames, [FrameKey(seq.name, names[i]) for i in idx])
+            if len(preds) != len(frames):
+                raise DataError(f"{seq.name}: estimator returned {len(preds)} maps for {len(frames)} frames")
+            for i, pred in zip(idx, preds):
+                pred = np.asarray(pred, dtype=np.float32)
+                if pred.shape != (h, w):
+                    raise DataError(f"{seq.frame_paths[i]}: estimator returned a {pred.shape} map for a {h}x{w} frame")
+                if not np.all(np.isfinite(pred)):
+                    raise DataError(f"{seq.frame_paths[i]}: estimator returned NaN or infinite depth")
+                raw[i] = pred
+                samples.append(_subsample(pred, norm.max_samples_per_frame))
+            progress.advance(len(frames))
+        low, high = _video_range(np.concatenate(samples), norm)
+        progress.update(f"{seq.name} (writing)")
+        for i, name in enumerate(names):
+            write_depth(tmp / f"{name}.png", normalize_depth(raw[i], low, high))
+        del raw
+        (tmp / _RAW_FILE).unlink()
+        record = {
+            "method": "percentile",
+            "low_percentile": norm.low,
+            "high_percentile": norm.high,
+            "low": low,
+            "high": high,
+            "formula": "png / 65535 = clip((raw - low) / (high - low), 0, 1); 0 = near, 1 = far",
+            "frames": n,
+            "height": h,
+            "width": w,
+            "estimator": info,
+        }
+        atomic_write_text(tmp / NORMALIZATION_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return low, high
+
