@@ -1,0 +1,150 @@
+"""`prepare davis2017`: download (or take) an official archive, extract it safely, validate, describe.
+
+The official archives each unzip to a ``DAVIS/`` root; that folder is stripped so their contents
+land directly in ``root``. Several archives (trainval, test-dev, test-challenge) merge into one root.
+An archive is fully validated in its temp folder before anything is moved into ``root``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from vosbench.data.archive import extracted_zip, merge_tree
+from vosbench.data.davis import RESOLUTIONS, DavisDataset, build_manifest, list_splits, write_manifest
+from vosbench.data.download import davis_archive, download, url_filename
+from vosbench.errors import DataError
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+# Which ImageSets/2017 split files each official archive brings.
+ARCHIVE_SPLITS: dict[str, tuple[str, ...]] = {
+    "trainval": ("train", "val"),
+    "test-dev": ("test-dev",),
+    "test-challenge": ("test-challenge",),
+}
+MANIFEST_NAME = "manifest.json"
+
+
+def relabel_problem(problem: str, tmp: Path, source: Path) -> str:
+    """Name a file in an extraction temp folder by its archive and member path instead."""
+    return problem.replace(f"{tmp}{os.sep}", f"{source}:")
+
+
+def fetch_archive(url: str, download_dir: Path, *, sha256: str | None = None, md5: str | None = None,
+                  size: int | None = None, progress: Progress | None = None, retries: int = 5) -> Path:
+    """Download ``url`` into ``download_dir`` (resuming a partial download) and return the file."""
+    return download(url, download_dir / url_filename(url), expected_size=size, sha256=sha256, md5=md5,
+                    progress=progress, retries=retries)
+
+
+def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resolution: str,
+                      progress: Progress) -> None:
+    """Validate an extracted DAVIS archive (every frame and mask decoded); raise on the first problem."""
+    images = tmp / "JPEGImages"
+    if not (images / resolution).is_dir():
+        found = sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+        hint = f" (it has {', '.join(found)})" if found else " (is it a DAVIS-2017 archive?)"
+        raise DataError(f"{source}: no JPEGImages/{resolution} folder{hint}")
+    listed: set[str] = set()
+    for split in splits:
+        split_file = tmp / "ImageSets" / "2017" / f"{split}.txt"
+        if not split_file.is_file():
+            raise DataError(f"{source}: ImageSets/2017/{split}.txt missing; the archive does not define split {split!r}")
+        ds = DavisDataset(tmp, split, resolution)
+        try:
+            listed.update(ds.sequence_names)
+            problems = ds.validate(full=True, progress=progress)
+        except DataError as exc:
+            raise DataError(relabel_problem(str(exc), tmp, source)) from None
+        if problems:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise DataError(relabel_problem(problems[0], tmp, source) + more)
+    unlisted = sorted(p.name for p in (images / resolution).iterdir() if p.is_dir() and p.name not in listed)
+    if unlisted:
+        log.warning("%s: %d sequences are in no split file (%s)", source, len(unlisted), ", ".join(unlisted[:5]))
+
+
+def _read_sources(root: Path) -> list[dict]:
+    try:
+        old = json.loads((root / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return []
+    sources = old.get("sources") if isinstance(old, dict) else None
+    return list(sources) if isinstance(sources, list) else []
+
+
+def splits_at_resolution(root: Path, resolution: str) -> list[str]:
+    """The split files of ``root`` whose sequences all have frames at ``resolution``."""
+    keep = []
+    for split in list_splits(root):
+        names = DavisDataset(root, split, resolution).sequence_names
+        if all((root / "JPEGImages" / resolution / n).is_dir() for n in names):
+            keep.append(split)
+    return keep
+
+
+def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resolution: str = "480p",
+                      archive: str | os.PathLike | None = None, url: str | None = None,
+                      progress: Progress | None = None, *, download_dir: str | os.PathLike | None = None,
+                      sha256: str | None = None, retries: int = 5) -> dict:
+    """Prepare one DAVIS-2017 archive into ``root`` and return the manifest written to ``root/manifest.json``.
+
+    Without ``archive`` the official archive for ``split``/``resolution`` (or ``url``) is downloaded
+    into ``download_dir`` (default: the folder holding ``root``) and kept there, so a re-run or an
+    interrupted download resumes. The archive is extracted beside ``root``, validated (split files,
+    frames, first-frame annotations, frame/annotation counts, mask sizes, every image decoded) and
+    only then merged into ``root``.
+    """
+    root = Path(root)
+    progress = ensure_progress(progress)
+    if split not in ARCHIVE_SPLITS:
+        raise DataError(f"unknown DAVIS-2017 split {split!r}; expected one of {', '.join(ARCHIVE_SPLITS)}")
+    if resolution not in RESOLUTIONS:
+        raise DataError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
+    if archive is not None and url is not None:
+        raise DataError("give either an archive or a URL, not both")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    if archive is None:
+        spec = davis_archive(split, resolution)
+        source_url = url or spec.url
+        official = url is None
+        archive = fetch_archive(
+            source_url, Path(download_dir) if download_dir else root.absolute().parent,
+            sha256=sha256 or (spec.sha256 if official else None), md5=spec.md5 if official else None,
+            size=spec.size if official else None, progress=progress, retries=retries,
+        )
+        origin = source_url
+    else:
+        archive = Path(archive)
+        origin = str(archive)
+    with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
+        _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
+        merge_tree(tmp, root)
+    sources = [s for s in _read_sources(root) if s.get("archive") != Path(archive).name]
+    sources.append({"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin})
+    progress.start("write manifest", total=None)
+    manifest = build_manifest(root, resolution, splits=splits_at_resolution(root, resolution),
+                              extra={"sources": sources})
+    write_manifest(root / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def manifest_summary(manifest: dict) -> list[dict]:
+    """One row per split: sequences, frames, annotated frames, objects (for the CLI's table)."""
+    rows = []
+    seqs = manifest.get("sequences", {})
+    for split, names in manifest.get("splits", {}).items():
+        info = [seqs[n] for n in names if n in seqs]
+        rows.append({
+            "split": split,
+            "sequences": len(names),
+            "frames": sum(i.get("frames", 0) for i in info),
+            "annotated": sum(i.get("annotated_frames", 0) for i in info),
+            "objects": sum(len(i.get("object_ids", [])) for i in info),
+        })
+    return rows
