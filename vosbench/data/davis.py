@@ -180,7 +180,8 @@ class DavisDataset:
             frame_paths=tuple(frames),
             annotation_paths=anns,
             depth_dir=self.depth_dir / name,
-            depth_hint=f"vosbench prepare depth --data {self.root} --split {self.split} --resolution {self.resolution}",
+            depth_hint=(f"vosbench prepare depth --data {self.root} --split {self.split} "
+                        f"--resolution {self.resolution} --estimator NAME_OR_PATH"),
         )
 
     def validate(self, *, full: bool = False, progress: Progress | None = None) -> list[str]:

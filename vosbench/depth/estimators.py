@@ -144,7 +144,7 @@ class TransformersDepthEstimator(DepthEstimator):
         import torch
 
         sizes = [tuple(f.shape[:2]) for f in frames]
-        inputs = self.processor(images=[np.ascontiguousarray(f) for f in frames], return_tensors="pt")
+        inputs = self.processor(images=[np.require(f, requirements=["C", "W"]) for f in frames], return_tensors="pt")
         inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         with torch.inference_mode():
             outputs = self.model(**inputs)

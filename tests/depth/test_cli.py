@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def test_cli_tiny_model_then_rerun_skips(make_davis_root, tiny_depth_model: Path) -> None:
+    root = make_davis_root({"alpha": (3, 1), "beta": (2, 1)}, size=(32, 48))
+    args = ["prepare", "depth", "--data", str(root), "--estimator", str(tiny_depth_model), "--batch-size", "2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "2 written (5 frames" in res.output and "0 skipped" in res.output
+    assert len(list((root / "Depth" / "480p").rglob("*.png"))) == 5
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "0 written" in res.output and "2 skipped" in res.output
+
+
+def test_cli_folder_import_and_overwrite(make_davis_root, tmp_path: Path) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    (tmp_path / "m" / "alpha").mkdir(parents=True)
+    for t in range(2):
+        Image.fromarray(np.full((8, 8), 100 * t, np.uint8)).save(tmp_path / "m" / "alpha" / f"{t:05d}.png")
+    args = ["prepare", "depth", "--data", str(root), "--estimator", f"folder:{tmp_path / 'm'}"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, [*args, "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert "1 written (2 frames" in res.output
+
+
+def test_cli_errors_are_one_line(make_davis_root, tmp_path: Path) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    res = runner.invoke(app, ["prepare", "depth", "--data", str(root), "--estimator", str(tmp_path / "no_model")])
+    assert res.exit_code == 1
+    assert "no_model: depth model folder not found" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["prepare", "depth", "--data", str(root), "--estimator", f"folder:{tmp_path}"])
+    assert res.exit_code == 1 and "imported depth map missing" in res.output
+    assert not (root / "Depth" / "480p" / "alpha").exists()
+    res = runner.invoke(app, ["prepare", "depth", "--data", str(root), "--split", "train", "--estimator", f"folder:{tmp_path}"])
+    assert res.exit_code == 1 and "train.txt: split file not found" in res.output

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vosbench.data.davis import DavisDataset
+from vosbench.data.imageio import read_depth
+from vosbench.depth.estimators import DepthEstimator, FolderDepthEstimator, FrameKey, make_estimator
+from vosbench.depth.prepare import NORMALIZATION_FILE, PercentileNormalization, normalize_depth, prepare_depth
+from vosbench.errors import ConfigError, DataError
+
+
+class CountingEstimator(DepthEstimator):
+    """Depth = mean colour; counts the frames it is asked for."""
+
+    batch_size = 2
+
+    def __init__(self) -> None:
+        self.frames_seen = 0
+
+    def predict(self, frames: Sequence[np.ndarray], keys: Sequence[FrameKey] | None = None) -> list[np.ndarray]:
+        self.frames_seen += len(frames)
+        return [f.astype(np.float32).mean(axis=2) for f in frames]
+
+    def describe(self) -> dict:
+        return {"estimator": "counting"}
+
+
+def _pngs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def test_tiny_model_writes_uint16_maps_of_frame_size(make_davis_root, tiny_depth_model: Path) -> None:
+    root = make_davis_root({"alpha": (5, 2), "beta": (3, 1)}, size=(48, 64))
+    est = make_estimator(str(tiny_depth_model), batch_size=2)
+    summary = prepare_depth(root, "val", "480p", est)
+    assert [s.status for s in summary.sequences] == ["written", "written"]
+    assert summary.frames_written == 8
+    ds = DavisDataset(root, "val", "480p")
+    for seq in ds:
+        out = root / "Depth" / "480p" / seq.name
+        assert _pngs(out) == [f"{n}.png" for n in seq.frame_names]
+        for p in out.glob("*.png"):
+            arr = np.asarray(Image.open(p))
+            assert arr.dtype == np.uint16 and arr.shape == (48, 64)
+        meta = json.loads((out / NORMALIZATION_FILE).read_text())
+        assert meta["low"] < meta["high"] and meta["frames"] == seq.num_frames
+        assert meta["estimator"]["output"] == "disparity"
+        # one range for the whole video: ~1% of all pixels at 0 and ~1% at 1, not per frame
+        stack = np.stack([seq.depth(i) for i in range(seq.num_frames)])
+        assert stack.min() == 0.0 and stack.max() == 1.0
+        assert 0.002 < np.mean(stack == 0.0) < 0.03 and 0.002 < np.mean(stack == 1.0) < 0.03
+    assert not list((root / "Depth" / "480p").glob(".*")), "temp folders left behind"
+    assert not list((root / "Depth" / "480p").rglob("*.npy")), "raw predictions left behind"
+
+
+def test_folder_import_round_trips_with_one_scale_per_video(make_davis_root, tmp_path: Path) -> None:
+    root = make_davis_root({"alpha": (4, 1)}, size=(24, 32))
+    rng = np.random.default_rng(1)
+    maps_dir = tmp_path / "mine" / "alpha"
+    maps_dir.mkdir(parents=True)
+    raw = [rng.uniform(0, 1, (24, 32)).astype(np.float32) * (t + 1) for t in range(4)]  # scale grows
+    for t, d in enumerate(raw):
+        np.save(maps_dir / f"{t:05d}.npy", d)
+    summary = prepare_depth(root, "val", "480p", FolderDepthEstimator(tmp_path / "mine"))
+    low, high = np.percentile(np.stack(raw), [1.0, 99.0])
+    assert summary.sequences[0].low == pytest.approx(low) and summary.sequences[0].high == pytest.approx(high)
+    seq = DavisDataset(root, "val", "480p").sequence("alpha")
+    for t, d in enumerate(raw):
+        np.testing.assert_allclose(seq.depth(t), normalize_depth(d, low, high), atol=1 / 65535)
+    # the shared scale keeps frame 0 (small raw values) dark and frame 3 bright
+    assert seq.depth(0).mean() < 0.2 < 0.4 < seq.depth(3).mean()
+
+
+def test_disparity_import_flips_near_and_far(make_davis_root, tmp_path: Path) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    ramp = np.tile(np.linspace(0, 1000, 16, dtype=np.float32), (16, 1))
+    for t in range(2):
+        (tmp_path / "m" / "alpha").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ramp.astype(np.uint16)).save(tmp_path / "m" / "alpha" / f"{t:05d}.png")
+    prepare_depth(root, "val", "480p", make_estimator(f"folder:{tmp_path / 'm'}", kind="disparity"))
+    d = DavisDataset(root, "val", "480p").sequence("alpha").depth(0)
+    assert d[0, 0] == 1.0 and d[0, -1] == 0.0  # largest disparity = nearest = 0
+
+
+def test_rerun_skips_finished_and_overwrite_redoes(make_davis_root) -> None:
+    root = make_davis_root({"alpha": (3, 1), "beta": (2, 1)}, size=(16, 24))
+    est = CountingEstimator()
+    prepare_depth(root, "val", "480p", est)
+    assert est.frames_seen == 5
+    files = sorted((root / "Depth" / "480p").rglob("*"))
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    again = prepare_depth(root, "val", "480p", est)
+    assert est.frames_seen == 5 and [s.status for s in again.sequences] == ["skipped", "skipped"]
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    # an incomplete sequence (a PNG removed) is redone, the finished one is not
+    (root / "Depth" / "480p" / "beta" / "00001.png").unlink()
+    third = prepare_depth(root, "val", "480p", est)
+    assert [s.status for s in third.sequences] == ["skipped", "written"] and est.frames_seen == 7
+    assert (root / "Depth" / "480p" / "beta" / "00001.png").is_file()
+    redo = prepare_depth(root, "val", "480p", est, overwrite=True)
+    assert [s.status for s in redo.sequences] == ["written", "written"] and est.frames_seen == 12
+
+
+def test_skip_with_another_estimator_warns(make_davis_root, caplog: pytest.LogCaptureFixture) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    prepare_depth(root, "val", "480p", CountingEstimator())
+    other = CountingEstimator()
+    other.describe = lambda: {"estimator": "other"}  # type: ignore[method-assign]
+    summary = prepare_depth(root, "val", "480p", other)
+    assert summary.sequences[0].status == "skipped" and "--overwrite" in summary.sequences[0].note
+    assert "made by" in caplog.text
+
+
+def test_corrupt_frame_names_it_and_leaves_nothing_partial(make_davis_root) -> None:
+    root = make_davis_root({"alpha": (2, 1), "beta": (4, 1)}, size=(16, 16))
+    bad = root / "JPEGImages" / "480p" / "beta" / "00002.jpg"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated JPEG
+    with pytest.raises(DataError, match=r"beta/00002\.jpg"):
+        prepare_depth(root, "val", "480p", CountingEstimator())
+    depth = root / "Depth" / "480p"
+    assert not (depth / "beta").exists()
+    assert [p.name for p in depth.iterdir()] == ["alpha"]  # no temp folder, no partial PNG
+    assert len(_pngs(depth / "alpha")) == 2
+
+
+def test_missing_depth_error_names_folder_and_command(make_davis_root) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    seq = DavisDataset(root, "val", "480p").sequence("alpha")
+    with pytest.raises(DataError, match=r"Depth/480p/alpha.*vosbench prepare depth --data .* --estimator"):
+        seq.depth(0)
+
+
+def test_constant_depth_gives_zeros_and_bad_percentiles_refused(make_davis_root) -> None:
+    class Flat(CountingEstimator):
+        def predict(self, frames, keys=None):
+            return [np.full(f.shape[:2], 3.0, np.float32) for f in frames]
+
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    summary = prepare_depth(root, "val", "480p", Flat())
+    assert summary.sequences[0].low == summary.sequences[0].high == 3.0
+    assert DavisDataset(root, "val", "480p").sequence("alpha").depth(1).max() == 0.0
+    with pytest.raises(ConfigError, match="percentiles"):
+        PercentileNormalization(low=50, high=10)
