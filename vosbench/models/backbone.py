@@ -1,0 +1,128 @@
+"""timm feature backbones with extra input channels, frozen BatchNorm and local ImageNet weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import timm
+import torch
+from timm.layers import freeze_batch_norm_2d
+from torch import nn
+
+from vosbench.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+# How an input channel beyond RGB is initialised when ImageNet weights are loaded:
+# "zeros" (mask channels: the network starts as the RGB network and learns to use the mask) or
+# "rgb_mean" (depth: behaves like a grey image channel).
+CHANNEL_INIT = ("zeros", "rgb_mean")
+
+
+class Backbone(nn.Module):
+    """A timm trunk returning stride-4, stride-8 and stride-16 features.
+
+    ``extra_channels`` names the initialisation of each input channel after RGB (see ``CHANNEL_INIT``).
+    """
+
+    def __init__(self, name: str, extra_channels: Sequence[str] = (), freeze_bn: bool = True):
+        super().__init__()
+        for kind in extra_channels:
+            if kind not in CHANNEL_INIT:
+                raise ValueError(f"unknown channel init '{kind}'")
+        self.extra_channels = tuple(extra_channels)
+        self.in_chans = 3 + len(self.extra_channels)
+        try:
+            body = timm.create_model(
+                name, pretrained=False, features_only=True, in_chans=self.in_chans, out_indices=(1, 2, 3)
+            )
+        except RuntimeError as exc:  # timm raises RuntimeError for unknown names
+            raise ConfigError(f"unknown timm backbone '{name}': {exc}") from None
+        reductions = body.feature_info.reduction()
+        if list(reductions) != [4, 8, 16]:
+            raise ConfigError(f"backbone '{name}' gives strides {reductions}, need 4/8/16 features")
+        if freeze_bn:
+            body = freeze_batch_norm_2d(body)
+        self.body = body
+        self.name = name
+        self.channels: tuple[int, int, int] = tuple(body.feature_info.channels())  # type: ignore[assignment]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x``: B,in_chans,H,W (H, W multiples of 16) -> [stride4, stride8, stride16] features."""
+        return self.body(x)
+
+    def load_imagenet(self, path: str | os.PathLike) -> None:
+        """Load a timm classification state_dict from a local file (torch or safetensors)."""
+        state = read_state_dict(path)
+        own = self.body.state_dict()
+        new: dict[str, torch.Tensor] = {}
+        adapted: list[str] = []
+        for key, target in own.items():
+            if key not in state:
+                continue
+            src = state[key]
+            if src.shape == target.shape:
+                new[key] = src
+            elif (
+                src.ndim == 4 and target.ndim == 4 and src.shape[1] == 3
+                and target.shape[1] == self.in_chans and src.shape[0] == target.shape[0]
+                and src.shape[2:] == target.shape[2:]
+            ):
+                new[key] = expand_input_conv(src, self.extra_channels)
+                adapted.append(key)
+            else:
+                raise CheckpointError(
+                    f"{path}: weight '{key}' has shape {tuple(src.shape)}, backbone '{self.name}' "
+                    f"needs {tuple(target.shape)}"
+                )
+        missing = [k for k in own if k not in new and not k.endswith("num_batches_tracked")]
+        if missing:
+            raise CheckpointError(
+                f"{path}: not a '{self.name}' state_dict ({len(missing)} backbone weights missing, "
+                f"e.g. '{missing[0]}')"
+            )
+        if self.in_chans != 3 and not adapted:
+            raise CheckpointError(f"{path}: no 3-channel input conv found to extend for '{self.name}'")
+        self.body.load_state_dict(new, strict=False)
+        log.debug("loaded %d tensors from %s (input conv adapted: %s)", len(new), path, adapted)
+
+
+def expand_input_conv(weight: torch.Tensor, extra_channels: Sequence[str]) -> torch.Tensor:
+    """RGB conv weight O,3,kh,kw -> O,3+n,kh,kw with each extra channel initialised per its kind."""
+    extras = []
+    for kind in extra_channels:
+        if kind == "zeros":
+            extras.append(torch.zeros_like(weight[:, :1]))
+        else:
+            extras.append(weight.mean(dim=1, keepdim=True))
+    return torch.cat([weight, *extras], dim=1)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A flat name->tensor dict from a local ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: backbone weights file not found")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:  # pragma: no cover - safetensors ships with timm
+            raise CheckpointError(f"{path}: reading .safetensors needs the 'safetensors' package") from None
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable weights file ({type(exc).__name__})") from None
+    for wrapper in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a state_dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}

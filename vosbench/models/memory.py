@@ -1,0 +1,104 @@
+"""Space-time memory read (STM Eq. 1–3): softmax over all memory positions of k_Q·k_M / sqrt(Ck).
+
+One query key per frame is shared by all K objects; each object has its own memory keys/values.
+The default path is one ``scaled_dot_product_attention`` call over a (B, K) batch of heads (fused,
+memory-lean kernels on CPU and CUDA, fp16/bf16 under autocast). ``chunk_size`` instead processes
+memory in blocks of positions with an online (running max / running sum) softmax, which never holds
+more than ``L × chunk_size`` affinities per object and gives the same result whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _common_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    device_type = tensors[0].device.type
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def memory_read(
+    query_key: torch.Tensor,
+    memory_key: torch.Tensor,
+    memory_value: torch.Tensor,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Read memory for every object.
+
+    ``query_key`` B,Ck,h,w; ``memory_key`` B,K,Ck,T,hm,wm; ``memory_value`` B,K,Cv,T,hm,wm
+    -> B,K,Cv,h,w (the normalised sum of memory values weighted by exp(k_Q·k_M / sqrt(Ck))).
+    """
+    b, ck, h, w = query_key.shape
+    if memory_key.dim() != 6 or memory_value.dim() != 6:
+        raise ValueError("memory key/value must be B,K,C,T,h,w")
+    k_obj, cv = memory_key.shape[1], memory_value.shape[2]
+    if memory_key.shape[0] != b or memory_key.shape[2] != ck:
+        raise ValueError(f"memory key {tuple(memory_key.shape)} does not match query key {tuple(query_key.shape)}")
+    dtype = _common_dtype(query_key, memory_key, memory_value)
+    q = query_key.flatten(2).transpose(1, 2).to(dtype)  # B,L,Ck
+    q = q.unsqueeze(1).expand(b, k_obj, h * w, ck)  # B,K,L,Ck (shared across objects, no copy)
+    k = memory_key.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Ck
+    v = memory_value.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Cv
+    if chunk_size is None or chunk_size >= k.shape[2]:
+        out = F.scaled_dot_product_attention(q, k, v)  # B,K,L,Cv ; scale 1/sqrt(Ck)
+    else:
+        out = _chunked_attention(q, k, v, chunk_size)
+    return out.transpose(2, 3).reshape(b, k_obj, cv, h, w)
+
+
+def _chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Exact softmax attention over memory blocks with a running max and sum (float32 accumulators)."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    out_dtype = q.dtype
+    running_max = torch.full((*q.shape[:-1], 1), -math.inf, device=q.device, dtype=torch.float32)
+    running_sum = torch.zeros_like(running_max)
+    acc = torch.zeros((*q.shape[:-1], v.shape[-1]), device=q.device, dtype=torch.float32)
+    for start in range(0, k.shape[2], chunk_size):
+        kc = k[:, :, start : start + chunk_size]
+        vc = v[:, :, start : start + chunk_size]
+        scores = torch.matmul(q, kc.transpose(-1, -2)).float() * scale  # B,K,L,c
+        new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+        correction = torch.exp(running_max - new_max)
+        weights = torch.exp(scores - new_max)
+        running_sum = running_sum * correction + weights.sum(dim=-1, keepdim=True)
+        acc = acc * correction + torch.matmul(weights.to(vc.dtype), vc).float()
+        running_max = new_max
+    return (acc / running_sum).to(out_dtype)
+
+
+def naive_memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor) -> torch.Tensor:
+    """Reference: the original STM formulation, one object at a time with an explicit affinity matrix."""
+    b, ck, h, w = query_key.shape
+    outs = []
+    for obj in range(memory_key.shape[1]):
+        mk = memory_key[:, obj].flatten(2)  # B,Ck,N
+        mv = memory_value[:, obj].flatten(2)  # B,Cv,N
+        qk = query_key.flatten(2)  # B,Ck,L
+        affinity = torch.bmm(mk.transpose(1, 2), qk) / math.sqrt(ck)  # B,N,L
+        affinity = torch.softmax(affinity, dim=1)
+        outs.append(torch.bmm(mv, affinity).view(b, -1, h, w))  # B,Cv,h,w
+    return torch.stack(outs, dim=1)
+
+
+class MemoryReader(nn.Module):
+    """Memory read followed by concatenation with the query value: -> B,K,2Cv,h,w."""
+
+    def __init__(self, chunk_size: int | None = None):
+        super().__init__()
+        self.chunk_size = chunk_size
+
+    def forward(
+        self, query_key: torch.Tensor, query_value: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor
+    ) -> torch.Tensor:
+        read = memory_read(query_key, memory_key, memory_value, self.chunk_size)  # B,K,Cv,h,w
+        qv = query_value.unsqueeze(1).expand(-1, read.shape[1], -1, -1, -1).to(read.dtype)
+        return torch.cat([qv, read], dim=2)
