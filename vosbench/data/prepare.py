@@ -35,10 +35,11 @@ def relabel_problem(problem: str, tmp: Path, source: Path) -> str:
 
 
 def fetch_archive(url: str, download_dir: Path, *, sha256: str | None = None, md5: str | None = None,
-                  size: int | None = None, progress: Progress | None = None, retries: int = 5) -> Path:
+                  size: int | None = None, progress: Progress | None = None, retries: int = 5,
+                  backoff: float = 2.0) -> Path:
     """Download ``url`` into ``download_dir`` (resuming a partial download) and return the file."""
     return download(url, download_dir / url_filename(url), expected_size=size, sha256=sha256, md5=md5,
-                    progress=progress, retries=retries)
+                    progress=progress, retries=retries, backoff=backoff)
 
 
 def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resolution: str,
@@ -90,7 +91,7 @@ def splits_at_resolution(root: Path, resolution: str) -> list[str]:
 def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resolution: str = "480p",
                       archive: str | os.PathLike | None = None, url: str | None = None,
                       progress: Progress | None = None, *, download_dir: str | os.PathLike | None = None,
-                      sha256: str | None = None, retries: int = 5) -> dict:
+                      sha256: str | None = None, retries: int = 5, backoff: float = 2.0) -> dict:
     """Prepare one DAVIS-2017 archive into ``root`` and return the manifest written to ``root/manifest.json``.
 
     Without ``archive`` the official archive for ``split``/``resolution`` (or ``url``) is downloaded
@@ -116,7 +117,7 @@ def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resoluti
         archive = fetch_archive(
             source_url, Path(download_dir) if download_dir else root.absolute().parent,
             sha256=sha256 or (spec.sha256 if official else None), md5=spec.md5 if official else None,
-            size=spec.size if official else None, progress=progress, retries=retries,
+            size=spec.size if official else None, progress=progress, retries=retries, backoff=backoff,
         )
         origin = source_url
     else:
@@ -127,10 +128,11 @@ def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resoluti
         merge_tree(tmp, root)
     sources = [s for s in _read_sources(root) if s.get("archive") != Path(archive).name]
     sources.append({"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin})
-    progress.start("write manifest", total=None)
+    progress.start("write manifest", total=1)
     manifest = build_manifest(root, resolution, splits=splits_at_resolution(root, resolution),
                               extra={"sources": sources})
     write_manifest(root / MANIFEST_NAME, manifest)
+    progress.advance()
     return manifest
 
 
