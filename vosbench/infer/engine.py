@@ -1,0 +1,305 @@
+"""Per-video propagation engine: :class:`InferenceCore` (one per video, Cutie-style).
+
+The network holds no video state; the engine owns it (:class:`EngineState`, including the
+:class:`~vosbench.infer.memory.MemoryBank`) behind one call::
+
+    core = InferenceCore(model, EngineConfig(mem_every=5))
+    probs = core.step(frame0, mask=first_mask)   # K+1,H,W: background + one channel per object
+    for frame in rest:
+        probs = core.step(frame)
+
+Schedule (STM's evaluation protocol): the first frame is always in memory, every ``mem_every``-th
+frame is added, and the previous frame is read as temporary memory. Each frame is encoded once
+by the query encoder; its memory encoding (all objects in one call, reusing the query features)
+is computed lazily at the next step, so the last frame of a video is never memory-encoded.
+
+Objects that first appear in a later frame (YouTube-VOS) join when their mask is given: they get
+new object slots, and are read only against memory frames from the frame they joined on (their
+memory for earlier frames is empty). Objects that joined at different frames are segmented in
+separate ``segment`` calls whose per-object probabilities are merged by soft aggregation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vosbench.data.imageio import VOID_ID
+from vosbench.errors import ConfigError
+from vosbench.infer.memory import MemoryBank
+from vosbench.models.aggregate import soft_aggregate
+
+# A 1000-frame video at mem_every=5 would otherwise hold 200 memory frames; 24 covers every
+# DAVIS-2017 val/test video (<= 104 frames -> 21 permanent + 1 temporary) without eviction.
+DEFAULT_MAX_MEM_FRAMES = 24
+
+
+@dataclass
+class EngineConfig:
+    """Schedule and numerics of one :class:`InferenceCore`."""
+
+    mem_every: int = 5
+    max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES  # frames read at once, temporary frame included
+    pad_multiple: int = 16
+    hard_prior: bool = True  # spatial prior = one-hot of the previous prediction (SCM: "0-1 mask")
+    amp: bool = True  # autocast (float16) on CUDA
+    channels_last: bool = True  # on CUDA
+
+    def validate(self) -> EngineConfig:
+        if self.mem_every < 1:
+            raise ConfigError(f"mem_every must be >= 1, got {self.mem_every}")
+        if self.max_mem_frames < 2:
+            raise ConfigError(f"max_mem_frames must be >= 2 (first + previous frame), got {self.max_mem_frames}")
+        if self.pad_multiple < 1:
+            raise ConfigError(f"pad_multiple must be >= 1, got {self.pad_multiple}")
+        return self
+
+
+@dataclass
+class ObjectGroup:
+    """Object slots ``[start, stop)`` that joined at frame ``joined``."""
+
+    start: int
+    stop: int
+    joined: int
+
+
+@dataclass
+class PendingFrame:
+    """The previous frame, kept until the next step memory-encodes it."""
+
+    frame: int
+    image: Tensor  # 1,3,Hp,Wp
+    depth: Tensor | None  # 1,1,Hp,Wp
+    query: Any
+    probs: Tensor  # 1,K+1,Hp,Wp
+    introduced: bool  # objects joined on this frame (its memory is protected from eviction)
+
+
+@dataclass
+class EngineState:
+    """Everything the engine knows about the current video."""
+
+    memory: MemoryBank
+    frame: int = 0  # index of the next frame
+    size: tuple[int, int] | None = None  # H,W of the video
+    object_ids: list[int] = field(default_factory=list)
+    groups: list[ObjectGroup] = field(default_factory=list)
+    prev_probs: Tensor | None = None  # 1,K+1,Hp,Wp
+    pending: PendingFrame | None = None
+
+
+def pad_amounts(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) padding that makes ``h, w`` multiples of ``multiple`` (centred)."""
+    ph = (-h) % multiple
+    pw = (-w) % multiple
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def prepare_model(model: nn.Module, device: str | torch.device, config: EngineConfig | None = None) -> nn.Module:
+    """Move ``model`` to ``device`` in eval mode (channels_last on CUDA); returns it."""
+    config = config or EngineConfig()
+    device = torch.device(device)
+    model = model.eval().to(device)
+    if device.type == "cuda" and config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def model_flags(model: nn.Module) -> tuple[bool, bool]:
+    """(spatial_prior, depth) from ``model.config``."""
+    cfg = getattr(model, "config", None)
+    return bool(getattr(cfg, "spatial_prior", False)), bool(getattr(cfg, "depth", False))
+
+
+def mask_to_tensor(mask: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """An ``H,W`` id mask (uint8 numpy or integer tensor) as a long tensor on ``device``."""
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
+    return mask.to(device=device, dtype=torch.long)
+
+
+def object_ids_in(mask: Tensor) -> list[int]:
+    ids = torch.unique(mask).tolist()
+    return [int(i) for i in ids if i not in (0, VOID_ID)]
+
+
+class InferenceCore:
+    """Propagates masks through one video with a memory-based VOS model.
+
+    ``step`` takes frames in order; call :meth:`reset` (or make a new core) for the next video.
+    """
+
+    def __init__(self, model: nn.Module, config: EngineConfig | None = None):
+        self.model = model
+        self.config = (config or EngineConfig()).validate()
+        self.device = model_device(model)
+        self.spatial_prior, self.needs_depth = model_flags(model)
+        self.state = EngineState(memory=MemoryBank(self.config.max_mem_frames))
+
+    # ---- public -----------------------------------------------------------------------------
+    @property
+    def object_ids(self) -> list[int]:
+        """Object ids in channel order (channel ``i+1`` of ``step``'s output is ``object_ids[i]``)."""
+        return list(self.state.object_ids)
+
+    @property
+    def memory(self) -> MemoryBank:
+        return self.state.memory
+
+    def reset(self) -> None:
+        """Forget the video (memory, objects, previous prediction)."""
+        self.state = EngineState(memory=MemoryBank(self.config.max_mem_frames))
+
+    @torch.inference_mode()
+    def step(
+        self,
+        image: Tensor,
+        mask: np.ndarray | Tensor | None = None,
+        objects: Sequence[int] | None = None,
+        depth: Tensor | None = None,
+    ) -> Tensor:
+        """Segment the next frame.
+
+        ``image``: 3,H,W float in [0,1]. ``mask``: H,W ids giving the ground truth of
+        ``objects`` (default: every id in the mask) on this frame; ids not seen before join as
+        new objects. ``depth``: H,W or 1,H,W in [0,1], required by depth models.
+        Returns float32 probabilities ``K+1,H,W`` (channel 0 = background) on the engine's device.
+        """
+        st = self.state
+        if image.dim() == 4:
+            image = image[0]
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected an image 3,H,W, got {tuple(image.shape)}")
+        h, w = image.shape[-2:]
+        if st.size is None:
+            st.size = (h, w)
+        elif st.size != (h, w):
+            raise ValueError(f"frame {st.frame} is {w}x{h}, the video started at {st.size[1]}x{st.size[0]}")
+        if self.needs_depth and depth is None:
+            raise ConfigError("this model takes depth (D-STM) but no depth map was given for the frame")
+
+        pads = pad_amounts(h, w, self.config.pad_multiple)
+        img = self._pad(image.to(self.device, torch.float32)[None], pads, "replicate")
+        if self.device.type == "cuda" and self.config.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        dep = None
+        if self.needs_depth:
+            dep = depth.to(self.device, torch.float32).reshape(1, 1, h, w)
+            dep = self._pad(dep, pads, "replicate")
+
+        new_ids: list[int] = []
+        mask_p = None
+        if mask is not None:
+            m = mask_to_tensor(mask, self.device)
+            if tuple(m.shape) != (h, w):
+                raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, frame is {w}x{h}")
+            objects = object_ids_in(m) if objects is None else [int(o) for o in objects]
+            new_ids = [o for o in objects if o not in st.object_ids]
+            mask_p = self._pad(m[None, None].float(), pads, "constant")[0, 0].long()
+
+        with self._autocast():
+            self._flush_pending()
+            query = None
+            if st.object_ids or new_ids:
+                query = self.model.encode_query(img, depth=dep)
+            probs = self._predict(query, img.shape[-2:])
+        if mask_p is not None:
+            probs = self._apply_mask(probs, mask_p, objects, new_ids)
+
+        st.prev_probs = probs
+        if st.object_ids:
+            st.pending = PendingFrame(st.frame, img, dep, query, probs, introduced=bool(new_ids))
+        st.frame += 1
+        left, right, top, bottom = pads
+        return probs[0, :, top : top + h, left : left + w]
+
+    # ---- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _pad(x: Tensor, pads: tuple[int, int, int, int], mode: str) -> Tensor:
+        if not any(pads):
+            return x
+        return F.pad(x, pads, mode=mode) if mode != "constant" else F.pad(x, pads, value=0.0)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.config.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _flush_pending(self) -> None:
+        """Memory-encode the previous frame (all objects at once) and store it."""
+        st = self.state
+        p = st.pending
+        if p is None:
+            return
+        st.pending = None
+        mem = self.model.encode_memory(p.image, p.probs[:, 1:], depth=p.depth, query=p.query)
+        permanent = p.introduced or p.frame % self.config.mem_every == 0
+        st.memory.add(mem.key, mem.value, p.frame, permanent=permanent, protected=p.introduced)
+
+    def _prior(self, a: int, b: int) -> Tensor | None:
+        if not self.spatial_prior:
+            return None
+        prev = self.state.prev_probs
+        if self.config.hard_prior:
+            hard = F.one_hot(prev.argmax(1), prev.shape[1]).permute(0, 3, 1, 2).to(prev.dtype)
+            return hard[:, 1 + a : 1 + b]
+        return prev[:, 1 + a : 1 + b]
+
+    def _predict(self, query: Any, size: tuple[int, int]) -> Tensor:
+        """Probabilities 1,K+1,Hp,Wp of the known objects (background only when there are none)."""
+        st = self.state
+        k = len(st.object_ids)
+        if k == 0:
+            return torch.ones(1, 1, *size, device=self.device)
+        groups = [g for g in st.groups if st.memory.has_frames_since(g.joined)]
+        outputs = []
+        for g in groups:
+            keys, values = st.memory.read(slice(g.start, g.stop), since=g.joined)
+            out = self.model.segment(query, keys, values, prev_mask=self._prior(g.start, g.stop))
+            outputs.append((g, out.probs.float()))
+        if len(outputs) == 1 and outputs[0][0].start == 0 and outputs[0][0].stop == k:
+            return outputs[0][1]
+        fg = torch.zeros(1, k, *size, device=self.device)
+        for g, p in outputs:
+            fg[:, g.start : g.stop] = p[:, 1:]
+        return torch.softmax(soft_aggregate(fg), dim=1)
+
+    def _apply_mask(self, probs: Tensor, mask: Tensor, objects: Sequence[int], new_ids: list[int]) -> Tensor:
+        """Overwrite the given objects with their ground truth; add channels for new objects."""
+        st = self.state
+        if new_ids:
+            start = len(st.object_ids)
+            st.object_ids.extend(new_ids)
+            st.groups.append(ObjectGroup(start, len(st.object_ids), st.frame))
+            extra = probs.new_zeros(1, len(new_ids), *probs.shape[-2:])
+            probs = torch.cat([probs, extra], dim=1)
+        fg = probs[:, 1:].clone()
+        given = torch.zeros(probs.shape[-2:], dtype=torch.bool, device=probs.device)
+        for obj in objects:
+            given |= mask == obj
+        fg *= (~given).to(fg.dtype)
+        for obj in objects:
+            fg[0, st.object_ids.index(obj)] = (mask == obj).to(fg.dtype)
+        bg = (1 - fg.sum(1, keepdim=True)).clamp_min(0)
+        return torch.cat([bg, fg], dim=1)
+
+
+def engine_config_from(options: Any) -> EngineConfig:
+    """An :class:`EngineConfig` from any object with matching attribute names."""
+    names = {f.name for f in dataclasses.fields(EngineConfig)}
+    return EngineConfig(**{n: getattr(options, n) for n in names if getattr(options, n, None) is not None})
