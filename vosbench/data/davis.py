@@ -103,6 +103,14 @@ class VideoSequence:
         return [int(i) for i in ids if i not in (0, VOID_ID)]
 
     @property
+    def first_appearance(self) -> dict[int, int]:
+        """Object id -> index of the frame whose annotation introduces it (always 0 in DAVIS).
+
+        YouTube-VOS sequences override this: there objects may first appear after frame 0.
+        """
+        return {i: 0 for i in self.object_ids}
+
+    @property
     def has_depth(self) -> bool:
         return self.depth_dir is not None and self.depth_dir.is_dir()
 

@@ -69,7 +69,7 @@ def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resoluti
         log.warning("%s: %d sequences are in no split file (%s)", source, len(unlisted), ", ".join(unlisted[:5]))
 
 
-def _read_sources(root: Path) -> list[dict]:
+def read_manifest_sources(root: Path) -> list[dict]:
     try:
         old = json.loads((root / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
@@ -126,7 +126,7 @@ def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resoluti
     with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
         _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
         merge_tree(tmp, root)
-    sources = [s for s in _read_sources(root) if s.get("archive") != Path(archive).name]
+    sources = [s for s in read_manifest_sources(root) if s.get("archive") != Path(archive).name]
     sources.append({"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin})
     progress.start("write manifest", total=1)
     manifest = build_manifest(root, resolution, splits=splits_at_resolution(root, resolution),

@@ -1,0 +1,312 @@
+"""The YouTube-VOS 2019 layout, read lazily, and `prepare youtube-vos`.
+
+::
+
+    ROOT/train/JPEGImages/<vid>/00000.jpg, 00005.jpg ...
+    ROOT/train/Annotations/<vid>/00000.png ...     palette PNGs on every frame
+    ROOT/train/meta.json
+    ROOT/valid/JPEGImages/<vid>/...
+    ROOT/valid/Annotations/<vid>/<stem>.png        only where an object first appears
+    ROOT/valid/meta.json
+
+``meta.json`` is ``{"videos": {vid: {"objects": {"1": {"category": "cat", "frames": ["00000", ...]}}}}}``.
+Objects may first appear after frame 0; :attr:`YouTubeSequence.first_appearance` gives the frame
+index that introduces each object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from vosbench.data.archive import extracted_zip, merge_tree
+from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files, write_manifest
+from vosbench.data.imageio import image_size, read_frame, read_mask
+from vosbench.data.prepare import MANIFEST_NAME, read_manifest_sources, relabel_problem
+from vosbench.errors import DataError
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+YOUTUBE_SPLITS = ("train", "valid")
+
+
+@dataclass(frozen=True)
+class YouTubeObject:
+    """One annotated object of a video, as listed in ``meta.json``."""
+
+    id: int
+    frames: tuple[str, ...]  # frame stems where the object is visible (meta.json order, sorted)
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class YouTubeSequence(VideoSequence):
+    """A :class:`VideoSequence` whose objects may first appear after frame 0."""
+
+    objects: dict[int, YouTubeObject] = field(default_factory=dict)
+
+    @cached_property
+    def object_ids(self) -> list[int]:
+        """Every object of the video (from ``meta.json``), not only those in the first frame."""
+        return sorted(self.objects)
+
+    @cached_property
+    def first_appearance(self) -> dict[int, int]:
+        """Object id -> index of the first frame it appears in (its annotation lives there)."""
+        index = {stem: i for i, stem in enumerate(self.frame_names)}
+        out = {}
+        for oid, obj in sorted(self.objects.items()):
+            first = obj.frames[0]
+            if first not in index:
+                raise DataError(f"sequence {self.name!r}: object {oid} first appears in frame {first}, which has no image")
+            out[oid] = index[first]
+        return out
+
+    def objects_starting_at(self, i: int) -> list[int]:
+        """Ids of the objects introduced by frame ``i``'s annotation."""
+        return [oid for oid, start in self.first_appearance.items() if start == i]
+
+    @property
+    def categories(self) -> dict[int, str | None]:
+        return {oid: obj.category for oid, obj in self.objects.items()}
+
+
+def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
+    """Read ``meta.json`` into vid -> {object id -> YouTubeObject}, refusing malformed files."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: meta.json not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, dict):
+        raise DataError(f"{path}: expected an object with a \"videos\" mapping")
+    out: dict[str, dict[int, YouTubeObject]] = {}
+    for vid, entry in videos.items():
+        objects = entry.get("objects") if isinstance(entry, dict) else None
+        if not isinstance(objects, dict):
+            raise DataError(f"{path}: video {vid!r} has no \"objects\" mapping")
+        parsed = {}
+        for key, obj in objects.items():
+            try:
+                oid = int(key)
+                frames = tuple(sorted(str(f) for f in obj["frames"]))
+            except (TypeError, ValueError, KeyError):
+                raise DataError(f"{path}: video {vid!r} object {key!r}: expected an integer id with a \"frames\" list") from None
+            if not 0 < oid < 255:
+                raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
+            if not frames:
+                raise DataError(f"{path}: video {vid!r} object {oid} lists no frames")
+            parsed[oid] = YouTubeObject(oid, frames, obj.get("category"))
+        out[str(vid)] = parsed
+    return out
+
+
+class YouTubeVOS:
+    """One split (``train`` or ``valid``) of a YouTube-VOS 2019 root."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train"):
+        self.root = Path(root)
+        self.split = split
+        if split not in YOUTUBE_SPLITS:
+            raise DataError(f"unknown YouTube-VOS split {split!r}; expected one of {', '.join(YOUTUBE_SPLITS)}")
+        self.split_dir = self.root / split
+        self.meta_path = self.split_dir / "meta.json"
+        if not self.split_dir.is_dir():
+            raise DataError(f"{self.split_dir}: YouTube-VOS split folder not found")
+
+    @cached_property
+    def meta(self) -> dict[str, dict[int, YouTubeObject]]:
+        return _parse_meta(self.meta_path)
+
+    @property
+    def image_dir(self) -> Path:
+        return self.split_dir / "JPEGImages"
+
+    @property
+    def annotation_dir(self) -> Path:
+        return self.split_dir / "Annotations"
+
+    @cached_property
+    def sequence_names(self) -> list[str]:
+        if not self.meta:
+            raise DataError(f"{self.meta_path}: lists no videos")
+        return sorted(self.meta)
+
+    def __len__(self) -> int:
+        return len(self.sequence_names)
+
+    def __iter__(self) -> Iterator[YouTubeSequence]:
+        for name in self.sequence_names:
+            yield self.sequence(name)
+
+    def sequence(self, name: str) -> YouTubeSequence:
+        if name not in self.meta:
+            raise DataError(f"{self.meta_path}: no video {name!r}")
+        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        if not frames:
+            raise DataError(f"{self.image_dir / name}: no frames for video {name!r} listed in meta.json")
+        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        return YouTubeSequence(name=name, frame_paths=tuple(frames), annotation_paths=anns, objects=self.meta[name])
+
+    def _check_video(self, name: str, full: bool) -> list[str]:
+        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        if not frames:
+            return [f"{self.image_dir / name}: no frames for video {name!r}"]
+        problems: list[str] = []
+        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        stems = [p.stem for p in frames]
+        stray = sorted(set(anns) - set(stems))
+        if stray:
+            problems.append(f"{self.annotation_dir / name}: annotations without frames: {', '.join(stray[:5])}")
+        if self.split == "train" and len(anns) != len(frames):
+            problems.append(f"{self.annotation_dir / name}: {len(anns)} annotations for {len(frames)} frames")
+        starts: dict[str, list[int]] = {}
+        for oid, obj in sorted(self.meta[name].items()):
+            missing = sorted(set(obj.frames) - set(stems))
+            if missing:
+                problems.append(f"{self.meta_path}: video {name!r} object {oid} lists frames without images: {', '.join(missing[:5])}")
+                continue
+            if obj.frames[0] not in anns:
+                problems.append(f"{self.annotation_dir / name / (obj.frames[0] + '.png')}: annotation missing "
+                                f"for object {oid}'s first appearance")
+                continue
+            starts.setdefault(obj.frames[0], []).append(oid)
+        if problems:
+            return problems
+        try:
+            size = image_size(frames[0])
+            for stem, p in sorted(anns.items()):
+                if not (full or stem in starts):
+                    continue
+                m = read_mask(p)
+                if m.shape != size:
+                    problems.append(f"{p}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}")
+                    continue
+                absent = [oid for oid in starts.get(stem, []) if not np.any(m == oid)]
+                if absent:
+                    log.warning("%s: objects %s are listed as appearing here but have no pixels", p, absent)
+            if full:
+                for f in frames:
+                    fr = read_frame(f)
+                    if fr.shape[:2] != size:
+                        problems.append(f"{f}: frame size {fr.shape[1]}x{fr.shape[0]} differs from {size[1]}x{size[0]}")
+        except DataError as exc:
+            problems.append(str(exc))
+        return problems
+
+    def validate(self, *, full: bool = False, progress: Progress | None = None) -> list[str]:
+        """Check the split; return every problem found (empty list = valid).
+
+        Every video in ``meta.json`` has frames; every object's first-appearance frame has an image
+        and an annotation of the frame's size; in ``train`` every frame is annotated. With ``full``,
+        every frame and mask is decoded.
+        """
+        progress = ensure_progress(progress)
+        progress.start(f"validate {self.split}", total=len(self.sequence_names))
+        problems: list[str] = []
+        for name in self.sequence_names:
+            problems.extend(self._check_video(name, full))
+            progress.advance()
+        return problems
+
+
+def build_youtube_manifest(root: str | os.PathLike, *, extra: dict | None = None) -> dict:
+    """Describe every split of a YouTube-VOS root: videos, frame counts, sizes, objects, first appearances."""
+    root = Path(root)
+    manifest: dict = {"dataset": "youtube-vos-2019", "splits": {}, "sequences": {}}
+    for split in YOUTUBE_SPLITS:
+        if not (root / split / "meta.json").is_file():
+            continue
+        ds = YouTubeVOS(root, split)
+        manifest["splits"][split] = ds.sequence_names
+        for seq in ds:
+            h, w = seq.size
+            manifest["sequences"][seq.name] = {
+                "split": split,
+                "frames": seq.num_frames,
+                "annotated_frames": len(seq.annotation_paths),
+                "height": h,
+                "width": w,
+                "object_ids": seq.object_ids,
+                "first_appearance": {str(k): v for k, v in seq.first_appearance.items()},
+                "categories": {str(k): v for k, v in seq.categories.items()},
+            }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def _find_split_dirs(tmp: Path) -> dict[str, Path]:
+    """The train/valid folders of an extracted archive, at its top or one folder down."""
+    for base in [tmp, *sorted(p for p in tmp.iterdir() if p.is_dir())]:
+        found = {s: base / s for s in YOUTUBE_SPLITS if (base / s).is_dir()}
+        if found:
+            return found
+    return {}
+
+
+def prepare_youtube_vos(root: str | os.PathLike, archive: str | os.PathLike | Sequence[str | os.PathLike],
+                        progress: Progress | None = None, *, full: bool = True) -> dict:
+    """Extract YouTube-VOS 2019 ``train``/``valid`` zips into ``root``, validate, write the manifest.
+
+    Each archive is extracted beside ``root`` and validated (``full``: every frame and mask
+    decoded) before its split folder is merged into ``root``.
+    """
+    root = Path(root)
+    progress = ensure_progress(progress)
+    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
+    if not archives:
+        raise DataError("no YouTube-VOS archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+    for arc in archives:
+        with extracted_zip(arc, root.absolute().parent, progress=progress) as tmp:
+            found = _find_split_dirs(tmp)
+            if not found:
+                raise DataError(f"{arc}: no train/ or valid/ folder inside; is it a YouTube-VOS 2019 archive?")
+            for split, folder in found.items():
+                if not (folder / "meta.json").is_file():
+                    raise DataError(f"{arc}: {split}/meta.json missing")
+                try:
+                    problems = YouTubeVOS(folder.parent, split).validate(full=full, progress=progress)
+                except DataError as exc:
+                    problems = [str(exc)]
+                if problems:
+                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                    raise DataError(relabel_problem(problems[0], tmp, arc) + more)
+            for split, folder in found.items():
+                merge_tree(folder, root / split)
+        sources.append({"archive": arc.name, "splits": sorted(found)})
+    progress.start("write manifest", total=1)
+    manifest = build_youtube_manifest(root, extra={"sources": sources})
+    write_manifest(root / MANIFEST_NAME, manifest)
+    progress.advance()
+    return manifest
+
+
+def youtube_summary(manifest: dict) -> list[dict]:
+    """One row per split: videos, frames, annotated frames, objects, objects appearing after frame 0."""
+    rows = []
+    seqs = manifest.get("sequences", {})
+    for split, names in manifest.get("splits", {}).items():
+        info = [seqs[n] for n in names if n in seqs]
+        rows.append({
+            "split": split,
+            "videos": len(names),
+            "frames": sum(i["frames"] for i in info),
+            "annotated": sum(i["annotated_frames"] for i in info),
+            "objects": sum(len(i["object_ids"]) for i in info),
+            "late objects": sum(sum(1 for v in i["first_appearance"].values() if v > 0) for i in info),
+        })
+    return rows
