@@ -1,0 +1,148 @@
+"""visualize: overlay pixels, written files, frame counts and sizes, J/F plot values, CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.main import app
+from vosbench.data.imageio import DAVIS_PALETTE, read_mask, write_mask
+from vosbench.errors import DataError
+from vosbench.visualize import (
+    VisualizeOptions,
+    overlay_masks,
+    per_frame_scores,
+    visualize_results,
+)
+
+SEQS = {"alpha": (5, 2), "beta": (4, 1)}
+
+
+@pytest.fixture
+def davis_and_results(make_davis_root, tmp_path: Path) -> tuple[Path, Path]:
+    root = make_davis_root(SEQS, size=(48, 64))
+    results = tmp_path / "results"
+    shutil.copytree(root / "Annotations" / "480p", results)
+    return root, results
+
+
+def test_overlay_blends_davis_colours_and_outlines():
+    frame = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 10:25] = 1
+    mask[10:30, 35:50] = 2
+    out = overlay_masks(frame, mask, alpha=0.5, outline=False)
+    np.testing.assert_array_equal(out[0, 0], frame[0, 0])  # background untouched
+    for obj, (y, x) in ((1, (20, 17)), (2, (20, 42))):
+        expected = np.round(0.5 * 100 + 0.5 * DAVIS_PALETTE[obj].astype(float))
+        np.testing.assert_array_equal(out[y, x], expected)
+    outlined = overlay_masks(frame, mask, alpha=0.5, outline=True)
+    np.testing.assert_array_equal(outlined[10, 17], DAVIS_PALETTE[1])  # top edge of object 1
+    np.testing.assert_array_equal(outlined[29, 42], DAVIS_PALETTE[2])  # bottom edge of object 2
+    np.testing.assert_array_equal(outlined[20, 17], out[20, 17])  # interior is only blended
+    np.testing.assert_array_equal(outlined[0, 0], frame[0, 0])
+    with pytest.raises(DataError, match="differs from frame size"):
+        overlay_masks(frame, mask[:-1])
+
+
+def test_per_frame_scores_on_known_masks():
+    gt = [np.zeros((20, 20), np.uint8) for _ in range(4)]
+    for g in gt:
+        g[5:15, 5:15] = 1  # 100 px
+        g[0, 0] = 255  # void is background
+    pred = [g.copy() for g in gt]
+    pred[1][5:15, 5:10] = 0  # half of object 1 on frame 1 -> J = 0.5
+    pred[2][:] = 0  # object lost on frame 2 -> J = F = 0
+    scores = per_frame_scores(gt, pred, ["00000", "00001", "00002", "00003"])
+    assert scores.object_ids == (1,)
+    assert scores.frame_names == ("00001", "00002")  # first and last frames are not scored
+    np.testing.assert_allclose(scores.j, [[0.5, 0.0]])
+    assert scores.f[0, 1] == 0.0 and 0.0 < scores.f[0, 0] < 1.0
+    assert scores.j_mean == pytest.approx(0.25)
+
+
+def test_visualize_writes_frames_video_and_plot(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    # object 2 of alpha is lost from frame 2 on, so its J drops
+    for t in (2, 3, 4):
+        p = results / "alpha" / f"{t:05d}.png"
+        m = read_mask(p).copy()
+        m[m == 2] = 0
+        write_mask(p, m)
+    out = tmp_path / "vis"
+    written = visualize_results(results, root, "val", out_dir=out, options=VisualizeOptions(fps=5))
+    assert [v.name for v in written] == ["alpha", "beta"]
+    for v, (n_frames, n_obj) in zip(written, SEQS.values()):
+        pngs = sorted((out / v.name / "frames").glob("*.png"))
+        assert [p.name for p in pngs] == [f"{t:05d}.png" for t in range(n_frames)]
+        assert all(Image.open(p).size == (64, 48) and Image.open(p).mode == "RGB" for p in pngs)
+        cap = cv2.VideoCapture(str(out / v.name / f"{v.name}.mp4"))
+        try:
+            assert cap.isOpened()
+            assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64 and int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 48
+            count = 0
+            while cap.read()[0]:
+                count += 1
+        finally:
+            cap.release()
+        assert count == n_frames
+        assert v.plot == out / v.name / f"{v.name}_jf.png" and v.plot.is_file()
+        w, h = Image.open(v.plot).size
+        assert w > 400 and h > 300
+        assert v.scores is not None and v.scores.object_ids == tuple(range(1, n_obj + 1))
+    alpha, beta = written
+    np.testing.assert_allclose(alpha.scores.j[0], 1.0)
+    np.testing.assert_allclose(alpha.scores.j[1], [1.0, 0.0, 0.0])  # frames 1, 2, 3
+    np.testing.assert_allclose(beta.scores.j, 1.0)
+    assert not any(p.name.startswith(".") for p in out.iterdir())  # no temp folders left
+
+
+def test_visualize_one_sequence_without_ground_truth(make_davis_root, tmp_path):
+    root = make_davis_root({"gamma": (4, 1)}, split="test-dev", annotate="first")
+    results = tmp_path / "res"
+    for t in range(4):
+        write_mask(results / "gamma" / f"{t:05d}.png", np.zeros((48, 64), np.uint8))
+    written = visualize_results(results, root, "test-dev", sequences=["gamma"],
+                                options=VisualizeOptions(video=False))
+    (v,) = written
+    assert v.plot is None and v.scores is None and v.video is None
+    assert v.folder == tmp_path / "res-vis" / "gamma"
+    assert len(list((v.folder / "frames").glob("*.png"))) == 4
+
+
+def test_visualize_bad_input(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    with pytest.raises(DataError, match="'nope' is not in split"):
+        visualize_results(results, root, "val", sequences=["nope"], out_dir=tmp_path / "v")
+    with pytest.raises(DataError, match="inside the results folder"):
+        visualize_results(results, root, "val", out_dir=results / "vis")
+    (results / "beta" / "00002.png").unlink()
+    with pytest.raises(DataError, match="00002.png: predicted mask missing"):
+        visualize_results(results, root, "val", sequences=["beta"], out_dir=tmp_path / "v")
+    assert not (tmp_path / "v" / "beta").exists()
+    shutil.rmtree(results / "beta")
+    with pytest.raises(DataError, match="no results for sequence beta"):
+        visualize_results(results, root, "val", out_dir=tmp_path / "v")
+    with pytest.raises(DataError, match="alpha must lie"):
+        VisualizeOptions(alpha=1.5)
+
+
+def test_cli_visualize(davis_and_results, tmp_path):
+    root, results = davis_and_results
+    runner = CliRunner()
+    out = tmp_path / "v"
+    res = runner.invoke(app, ["visualize", "--results", str(results), "--data", str(root),
+                              "--seq", "beta", "--out", str(out), "--no-video"])
+    assert res.exit_code == 0, res.output
+    assert "beta" in res.output and "1.000" in res.output
+    assert sorted(p.name for p in (out / "beta").iterdir()) == ["beta_jf.png", "frames"]
+    assert not (out / "alpha").exists()
+    res = runner.invoke(app, ["visualize", "--results", str(tmp_path / "none"), "--data", str(root)])
+    assert res.exit_code == 1
+    assert "results folder not found" in res.output
