@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import DAVIS_PALETTE, VOID_ID, read_mask
@@ -135,7 +136,7 @@ def per_frame_scores(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray],
 
 def plot_frame_scores(path: str | os.PathLike, scores: FrameScores, title: str) -> None:
     """Write a PNG with J (top) and F (bottom) per object over the scored frames, atomically."""
-    fig = Figure(figsize=(9, 5.5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True)
     x = [int(n) if n.isdigit() else i for i, n in enumerate(scores.frame_names, start=1)]
@@ -150,8 +151,9 @@ def plot_frame_scores(path: str | os.PathLike, scores: FrameScores, title: str) 
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8, ncol=min(4, len(scores.object_ids) + 1))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     axes[1].set_xlabel("frame")
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"{title}: J&F {(scores.j_mean + scores.f_mean) / 2:.3f} "
                  f"(J {scores.j_mean:.3f}, F {scores.f_mean:.3f})")
     with atomic_path(path) as tmp:
