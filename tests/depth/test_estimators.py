@@ -85,3 +85,11 @@ def test_folder_estimator_missing_and_bad_files(tmp_path: Path) -> None:
     np.save(tmp_path / "s" / "v.npy", np.zeros((2, 3, 4), np.float32))
     with pytest.raises(DataError, match="v.npy: depth map must be a 2-D"):
         read_depth_file(tmp_path / "s" / "v.npy")
+
+
+def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_depth_model: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[depth\]'"):
+        make_estimator(tiny_depth_model)

@@ -17,7 +17,7 @@ fine resolution near the camera where the objects to segment usually are. Models
 from __future__ import annotations
 
 import inspect
-import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +30,6 @@ from PIL import Image
 from vosbench.data.imageio import _open_verified
 from vosbench.errors import CheckpointError, ConfigError, DataError
 
-log = logging.getLogger(__name__)
 
 DepthKind = Literal["auto", "disparity", "depth"]
 DEPTH_KINDS: tuple[str, ...] = ("auto", "disparity", "depth")
@@ -257,9 +256,9 @@ def read_depth_file(path: Path) -> np.ndarray:
     return arr
 
 
-def make_estimator(spec: str, *, device: str = "cpu", batch_size: int = 4, kind: DepthKind = "auto") -> DepthEstimator:
+def make_estimator(spec: str | os.PathLike, *, device: str = "cpu", batch_size: int = 4, kind: DepthKind = "auto") -> DepthEstimator:
     """Build an estimator from ``--estimator``: ``folder:PATH``, a model folder, or a hub id."""
-    spec = spec.strip()
+    spec = str(spec).strip()
     if not spec:
         raise ConfigError("empty --estimator; give a model folder, a hub id, or folder:PATH")
     if spec.startswith(FOLDER_PREFIX):
