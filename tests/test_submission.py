@@ -275,3 +275,29 @@ def test_zip_evaluates_like_the_folder(davis_and_results, tmp_path):
     folder = metrics.evaluate_results(root, results, split="val")
     zipped = metrics.evaluate_results(root, out, split="val")
     assert folder.global_row() == zipped.global_row()
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "submissions").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipes_load(path: Path):
+    recipe_mod = pytest.importorskip("vosbench.infer.recipe")
+    recipe = recipe_mod.load_recipe(path)
+    assert recipe.name == path.stem
+    runs = path.parent.parent / "runs"
+    for m in recipe.members:  # every member is a run folder's last.pt under <repo>/runs
+        assert m.checkpoint.name == "last.pt"
+        assert m.checkpoint.resolve().parent.parent == runs.resolve()
+    assert 1.0 in recipe.inference["scales"]
+
+
+def test_recipes_match_the_papers():
+    recipe_mod = pytest.importorskip("vosbench.infer.recipe")
+    folder = Path(__file__).resolve().parents[1] / "submissions"
+    scm = recipe_mod.load_recipe(folder / "scm-davis2020.toml")
+    assert len(scm.members) >= 2 and all("scm-r101" in str(m.checkpoint) for m in scm.members)
+    assert scm.inference["flip"] and len(scm.inference["scales"]) > 1 and scm.inference["finetune_steps"] > 0
+    dstm = recipe_mod.load_recipe(folder / "dstm-davis2020.toml")
+    assert [m.checkpoint.parent.name for m in dstm.members] == ["dstm-r50"]
+    assert len(dstm.inference["scales"]) > 1 and dstm.inference["finetune_steps"] == 0
