@@ -1,0 +1,68 @@
+"""Frame sampling bounds and the epoch schedules (skip curriculum, lr decay, prior switch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vosbench.train.config import CurriculumSection, OptimSection, TrainSection
+from vosbench.train.curriculum import lr_at, max_skip_at, use_own_prior
+from vosbench.train.datasets import sample_frame_indices
+
+
+@pytest.mark.parametrize("n,max_skip", [(3, 0), (10, 0), (10, 2), (50, 25), (4, 25)])
+def test_sampled_frames_are_ordered_and_within_skip(n: int, max_skip: int) -> None:
+    rng = np.random.default_rng(0)
+    gaps = set()
+    for _ in range(300):
+        idx = sample_frame_indices(rng, n, 3, max_skip)
+        assert len(idx) == 3 and 0 <= idx[0] and idx[-1] < n
+        for a, b in zip(idx, idx[1:]):
+            assert a < b, idx
+            assert b - a - 1 <= max_skip, idx
+            gaps.add(b - a - 1)
+    if max_skip == 0:
+        assert gaps == {0}
+    elif n >= 3 * (max_skip + 1):
+        assert max_skip in gaps  # the bound is reached
+
+
+def test_short_videos_repeat_frames_in_order() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        idx = sample_frame_indices(rng, 2, 3, 5)
+        assert idx[0] == 0 and idx == sorted(idx) and max(idx) <= 1
+    assert sample_frame_indices(rng, 1, 3, 5) == [0, 0, 0]
+
+
+def test_dstm_skip_grows_from_0_to_25() -> None:
+    cfg = CurriculumSection(start_skip=0, end_skip=25, ramp_epochs=100)
+    values = [max_skip_at(cfg, e, 150) for e in range(150)]
+    assert values[0] == 0 and values[50] == 12 or values[50] == 13
+    assert values[100] == 25 and values[-1] == 25
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+def test_scm_skip_drops_in_the_last_epochs() -> None:
+    cfg = CurriculumSection(start_skip=5, end_skip=25, ramp_epochs=10, final_skip=5, final_epochs=3)
+    assert max_skip_at(cfg, 0, 20) == 5
+    assert max_skip_at(cfg, 16, 20) == 25
+    assert [max_skip_at(cfg, e, 20) for e in (17, 18, 19)] == [5, 5, 5]
+
+
+def test_constant_skip_without_ramp() -> None:
+    assert max_skip_at(CurriculumSection(end_skip=7), 0, 10) == 7
+
+
+def test_lr_halves_after_decay_epochs() -> None:
+    cfg = OptimSection(lr=1e-5, lr_decay=0.5, lr_decay_epochs=[100])
+    assert lr_at(cfg, 99) == 1e-5
+    assert lr_at(cfg, 100) == 5e-6
+    cfg2 = OptimSection(lr=1.0, lr_decay=0.5, lr_decay_epochs=[1, 3])
+    assert [lr_at(cfg2, e) for e in range(4)] == [1.0, 0.5, 0.5, 0.25]
+
+
+def test_prior_switch_epoch() -> None:
+    assert not use_own_prior(TrainSection(prior_switch_epoch=-1), 1000)
+    t = TrainSection(prior_switch_epoch=3)
+    assert [use_own_prior(t, e) for e in range(5)] == [False, False, False, True, True]

@@ -1,0 +1,1 @@
+"""Training: configs, clip datasets, the loop, checkpoints/resume and DDP helpers."""

@@ -1,0 +1,81 @@
+"""Training checkpoints: model + config (via the models' ``save_checkpoint``) plus the training state.
+
+The extra state holds only tensors, numbers, strings, lists and dicts, so the file loads with
+``torch.load(weights_only=True)``. Writes are atomic: a failed save (e.g. a full disk) leaves the
+previous file untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vosbench.errors import CheckpointError
+from vosbench.fsutil import atomic_path
+
+CKPT_KIND = "vosbench-train-state-1"
+
+
+def capture_rng() -> dict[str, Any]:
+    """The global RNG states (torch CPU/CUDA, numpy, python) as weights_only-safe values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(py_version), "state": torch.tensor(py_state, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **state: Any) -> Path:
+    """Write model + config + ``state`` (step, optimizer, rng, ...) atomically to ``path``.
+
+    An ``OSError`` while writing (disk full, read-only folder) becomes a :class:`CheckpointError`;
+    whatever was at ``path`` before stays intact.
+    """
+    from vosbench.models import save_checkpoint
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            save_checkpoint(tmp, model, kind=CKPT_KIND, **state)
+    except OSError as exc:
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        kept = " (the previous checkpoint is intact)" if path.exists() else ""
+        raise CheckpointError(f"{path}: cannot save checkpoint: {reason}{kept}") from None
+    return path
+
+
+def load_training_checkpoint(path: str | os.PathLike, expect: Any = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a checkpoint written by :func:`save_training_checkpoint` (weights_only=True).
+
+    ``expect`` (a ModelConfig) makes an architecture mismatch a one-line :class:`CheckpointError`.
+    """
+    from vosbench.models import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    return load_checkpoint(path, map_location="cpu", expect=expect)

@@ -1,0 +1,352 @@
+"""Training configuration: TOML files read into dataclasses, dotted ``key=value`` overrides.
+
+A config has the sections ``[model]``, ``[data]`` (with optional ``[[data.sources]]`` for a
+weighted mix), ``[augment]``, ``[curriculum]``, ``[optim]`` and ``[train]``; every key has a default
+so a file only names what differs. Unknown keys raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vosbench.errors import ConfigError
+from vosbench.fsutil import atomic_write_text
+
+STAGES = ("static", "video")
+SOURCE_KINDS = ("davis", "youtube", "static")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class ModelSection:
+    """Which network: a preset name from :mod:`vosbench.models` plus field overrides."""
+
+    preset: str = "stm-tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceSection:
+    """One dataset in the weighted mix; empty ``root``/``split`` fall back to ``[data]``'s."""
+
+    kind: str = "davis"  # davis | youtube | static
+    root: str = ""
+    split: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class DataSection:
+    """Where samples come from and their shape."""
+
+    stage: str = "video"  # static (pretraining on deformed images) | video (main training)
+    root: str = ""  # default dataset root; `vosbench train --data` sets it
+    split: str = "train"
+    resolution: str = "480p"
+    sources: list[SourceSection] = field(default_factory=list)  # empty = one `davis` source at root
+    crop: tuple[int, int] = (384, 640)  # H, W of a training sample
+    short_side: tuple[int, int] = (384, 1080)  # random short-side resize range before cropping
+    max_objects: int = 3  # object slots per sample (padded, with `valid` flags)
+    clip_frames: int = 3
+    samples_per_epoch: int = 1000
+    workers: int = 0  # DataLoader worker processes
+
+
+@dataclass
+class AugmentSection:
+    """Random augmentation ranges (per-frame deformation, clip-level flip and colour)."""
+
+    flip: bool = True
+    rotate: float = 15.0
+    scale: tuple[float, float] = (0.95, 1.05)
+    shear: float = 10.0
+    translate: float = 0.0
+    elastic_alpha: float = 0.0  # pixels; static stage uses a few pixels
+    elastic_sigma: float = 8.0
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.02
+
+
+@dataclass
+class CurriculumSection:
+    """Maximum frame skip between sampled frames, as a function of the epoch.
+
+    Grows linearly from ``start_skip`` to ``end_skip`` over ``ramp_epochs`` (D-STM: 0 → 25), then
+    stays; in the last ``final_epochs`` epochs it drops to ``final_skip`` when that is ≥ 0 (SCM).
+    """
+
+    start_skip: int = 0
+    end_skip: int = 25
+    ramp_epochs: int = 0
+    final_skip: int = -1
+    final_epochs: int = 0
+
+
+@dataclass
+class OptimSection:
+    """Adam with a step decay of the learning rate at the given epochs."""
+
+    lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_decay: float = 0.5
+    lr_decay_epochs: list[int] = field(default_factory=list)
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+
+
+@dataclass
+class TrainSection:
+    """Length, batch, precision, checkpointing and the SCM training strategy."""
+
+    epochs: int = 150
+    batch_size: int = 4  # global (split across DDP workers)
+    seed: int = 0
+    amp: str = "bf16"  # CUDA autocast dtype (none | bf16 | fp16); CPU always runs fp32
+    prior_switch_epoch: int = -1  # from this epoch the spatial prior is the model's own previous prediction
+    init_checkpoint: str = ""  # start from these weights (e.g. the pretraining stage's last.pt)
+    save_every: int = 500  # steps between step-<N>.pt checkpoints
+    log_every: int = 10  # steps between rewrites of log.csv
+    tensorboard: bool = False
+    threads: int = 0  # torch CPU threads per process; 0 = torch's default
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    augment: AugmentSection = field(default_factory=AugmentSection)
+    curriculum: CurriculumSection = field(default_factory=CurriculumSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+
+    # ---------------------------------------------------------------- conversion
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, origin: str = "config") -> TrainConfig:
+        cfg = _build(cls, d, "", origin)
+        cfg.validate(origin)
+        return cfg
+
+    def validate(self, origin: str = "config") -> None:
+        """Check value ranges; raise :class:`ConfigError` naming the key."""
+
+        def bad(key: str, msg: str) -> ConfigError:
+            return ConfigError(f"{origin}: {key} {msg}")
+
+        if self.data.stage not in STAGES:
+            raise bad("data.stage", f"must be one of {', '.join(STAGES)}, got {self.data.stage!r}")
+        for i, s in enumerate(self.data.sources):
+            if s.kind not in SOURCE_KINDS:
+                raise bad(f"data.sources[{i}].kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {s.kind!r}")
+            if not (s.weight > 0 and math.isfinite(s.weight)):
+                raise bad(f"data.sources[{i}].weight", "must be > 0")
+        if self.train.amp not in AMP_MODES:
+            raise bad("train.amp", f"must be one of {', '.join(AMP_MODES)}, got {self.train.amp!r}")
+        if min(self.data.crop) < 16:
+            raise bad("data.crop", "must be at least 16x16")
+        if self.data.short_side[0] > self.data.short_side[1] or self.data.short_side[0] < 1:
+            raise bad("data.short_side", "must be [min, max] with 1 <= min <= max")
+        positive = {
+            "data.max_objects": self.data.max_objects,
+            "data.samples_per_epoch": self.data.samples_per_epoch,
+            "train.epochs": self.train.epochs,
+            "train.batch_size": self.train.batch_size,
+            "train.save_every": self.train.save_every,
+            "train.log_every": self.train.log_every,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise bad(key, "must be >= 1")
+        if self.data.clip_frames < 2:
+            raise bad("data.clip_frames", "must be >= 2")
+        if self.train.threads < 0:
+            raise bad("train.threads", "must be >= 0")
+        if self.data.workers < 0:
+            raise bad("data.workers", "must be >= 0")
+        if not self.optim.lr > 0:
+            raise bad("optim.lr", "must be > 0")
+        if self.curriculum.start_skip < 0 or self.curriculum.end_skip < 0:
+            raise bad("curriculum", "skips must be >= 0")
+
+    def to_toml(self) -> str:
+        return _to_toml(self.to_dict())
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a TOML config and apply ``key=value`` overrides (dotted keys, TOML values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw = apply_overrides(raw, overrides)
+    return TrainConfig.from_dict(raw, origin=str(path))
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``1e-4``, ``true``, ``[192, 320]``, ``"x"``); bare words are strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b.c=value`` set (unknown keys are caught later)."""
+    out = _deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. optim.lr=1e-4")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
+            node = nxt
+        node[parts[-1]] = parse_value(value.strip())
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str, origin: str) -> Any:
+    """Check/convert one value against a type hint."""
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {key} must be {expected}, got {value!r}")
+
+    org = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return _build(tp, value, key + ".", origin)
+    if org in (list,):
+        if not isinstance(value, list):
+            raise bad("a list")
+        return [_convert(args[0], v, f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    if org is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise bad(f"a list of {len(args)} values")
+        return tuple(_convert(a, v, f"{key}[{i}]", origin) for i, (a, v) in enumerate(zip(args, value)))
+    if org in (dict,):
+        if not isinstance(value, dict):
+            raise bad("a table")
+        return dict(value)
+    if org in (typing.Union, types.UnionType):
+        for a in args:
+            try:
+                return _convert(a, value, key, origin)
+            except ConfigError:
+                continue
+        raise bad(" or ".join(_type_name(a) for a in args))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str, origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in d:
+        if k not in names:
+            raise ConfigError(f"{origin}: unknown config key '{prefix}{k}' (known in this section: {', '.join(names)})")
+    kwargs = {k: _convert(hints[k], v, prefix + k, origin) for k, v in d.items()}
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def _to_toml(d: dict[str, Any]) -> str:
+    """Write the (two-level) config dict; lists of tables become ``[[section.key]]``."""
+    lines: list[str] = []
+    for section, body in d.items():
+        lines.append(f"[{section}]")
+        tables: list[tuple[str, Any]] = []
+        for k, v in body.items():
+            if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                tables.append((k, v))
+            else:
+                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, items in tables:
+            for item in items:
+                lines.append("")
+                lines.append(f"[[{section}.{k}]]")
+                lines.extend(f"{_toml_key(ik)} = {_toml_value(iv)}" for ik, iv in item.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_config(path: str | os.PathLike, cfg: TrainConfig) -> None:
+    """Write the resolved config as TOML, atomically."""
+    atomic_write_text(path, cfg.to_toml())

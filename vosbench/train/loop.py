@@ -1,0 +1,294 @@
+"""The training loop: clip forward (STM / SCM / D-STM), Adam, checkpoints, resume, DDP.
+
+One step takes a batch of 3-frame clips: frame 0 is encoded into memory with its ground-truth
+mask; frames 1 and 2 are predicted (losses on both); frame 1's predicted soft mask joins the memory
+for frame 2. Models with the SCM spatial prior get the previous frame's ground truth as the prior,
+and from ``train.prior_switch_epoch`` on their own previous prediction (SCM §2.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from vosbench.errors import CheckpointError, ConfigError, VosbenchError
+from vosbench.progress import Progress, ensure_progress
+from vosbench.train import curriculum
+from vosbench.train.checkpointing import capture_rng, load_training_checkpoint, restore_rng, save_training_checkpoint
+from vosbench.train.config import TrainConfig, write_config
+from vosbench.train.datasets import ClipDataset, open_sources
+from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
+from vosbench.train.optim import build_optimizer, set_lr
+from vosbench.train.trainlog import LossLog
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(VosbenchError):
+    """The loss became NaN or infinite; training stopped before the bad update."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    last_checkpoint: Path
+    step: int
+    total_steps: int
+    final_loss: float
+    seconds: float
+
+
+# --------------------------------------------------------------------------- one clip
+
+
+def _segmentation_loss(output: Any, target: torch.Tensor, loss_cfg: Any, valid: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    from vosbench.losses import segmentation_loss
+
+    return segmentation_loss(output, target, loss_cfg, valid=valid)
+
+
+def clip_forward(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], model_cfg: Any, *, own_prior: bool = False
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean loss over frames 1..T-1 of a batch of clips, and the mean of each loss part.
+
+    ``model`` may be DDP-wrapped; its ``module`` (or itself) provides the three API calls.
+    """
+    net = model.module if hasattr(model, "module") else model
+    images, masks, target, valid = batch["images"], batch["masks"], batch["target"], batch["valid"]
+    depth = batch.get("depth")
+    n_frames = images.shape[1]
+
+    def d(t: int) -> torch.Tensor | None:
+        return None if depth is None else depth[:, t]
+
+    q0 = net.encode_query(images[:, 0], d(0))
+    mem = net.encode_memory(images[:, 0], masks[:, 0], d(0), query=q0)
+    keys, values = [mem.key], [mem.value]
+    prev_pred = masks[:, 0]
+    total = images.new_zeros(())
+    parts_sum: dict[str, float] = {}
+    for t in range(1, n_frames):
+        q = net.encode_query(images[:, t], d(t))
+        mk, mv = torch.stack(keys, dim=3), torch.stack(values, dim=3)  # B,K,C,T,h,w
+        prior = None
+        if model_cfg.spatial_prior:
+            prior = prev_pred if own_prior else masks[:, t - 1]
+        out = net.segment(q, mk, mv, prev_mask=prior, valid=valid)
+        loss, parts = _segmentation_loss(out, target[:, t], model_cfg.loss, valid)
+        total = total + loss
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
+        prev_pred = out.probs[:, 1:].float()  # B,K,H,W soft masks of the real slots
+        if t < n_frames - 1:
+            m = net.encode_memory(images[:, t], prev_pred, d(t), query=q)
+            keys.append(m.key)
+            values.append(m.value)
+    n = n_frames - 1
+    return total / n, {k: v / n for k, v in parts_sum.items()}
+
+
+# --------------------------------------------------------------------------- set-up helpers
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: CUDA is not available on this machine")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"unknown device {device!r} (cpu, cuda or auto)")
+    return torch.device(device)
+
+
+def _build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
+    from vosbench.models import build_model, get_preset
+
+    model_cfg = get_preset(cfg.model.preset, **cfg.model.overrides)
+    torch.manual_seed(cfg.train.seed)
+    return build_model(model_cfg), model_cfg
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _epoch_loader(dataset: ClipDataset, ctx: DistContext, cfg: TrainConfig, epoch: int, skip_batches: int,
+                  per_rank: int, generator_seed: int) -> DataLoader:
+    """This rank's batches of ``epoch``; the first ``skip_batches`` are skipped (resume)."""
+    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+                                 seed=generator_seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    indices = list(sampler)[skip_batches * per_rank:]
+    return DataLoader(dataset, batch_size=per_rank, sampler=indices, num_workers=cfg.data.workers,
+                      drop_last=True, persistent_workers=False)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    max_steps: int | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train per ``cfg`` into ``out_dir`` (``last.pt``, ``step-<N>.pt``, ``log.csv``, ``config.toml``).
+
+    Under torchrun (WORLD_SIZE > 1) each process runs this function; rank 0 writes the outputs.
+    ``max_steps`` stops early without changing any schedule, so a later ``resume`` continues the
+    very same run.
+    """
+    dev = resolve_device(device)
+    ctx = init_distributed(dev.type)
+    try:
+        return _train(cfg, Path(out_dir), resume=resume, max_steps=max_steps, dev=dev, ctx=ctx,
+                      progress=ensure_progress(progress if ctx.is_main else None))
+    finally:
+        shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, dev: torch.device,
+           ctx: DistContext, progress: Progress) -> TrainResult:
+    t_start = time.perf_counter()
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    if dev.type == "cuda" and ctx.distributed:
+        dev = torch.device("cuda", ctx.local_rank)
+    if cfg.train.batch_size % ctx.world_size:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {ctx.world_size} workers")
+    per_rank = cfg.train.batch_size // ctx.world_size
+    last_path = out / "last.pt"
+    if not resume and last_path.exists():
+        raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
+
+    sources = open_sources(cfg.data)
+    model, model_cfg = _build_model(cfg)
+    dataset = ClipDataset(sources, cfg.data, cfg.augment, depth=bool(model_cfg.depth), seed=cfg.train.seed)
+    steps_per_epoch = cfg.data.samples_per_epoch // cfg.train.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"data.samples_per_epoch ({cfg.data.samples_per_epoch}) is smaller than train.batch_size ({cfg.train.batch_size})")
+    total_steps = cfg.train.epochs * steps_per_epoch
+    stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
+
+    optimizer = build_optimizer(model, cfg.optim)
+    amp = cfg.train.amp if dev.type == "cuda" else "none"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+    step = 0
+    if resume and last_path.exists():
+        loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
+        model.load_state_dict(loaded.state_dict())
+        optimizer.load_state_dict(extra["optimizer"])
+        if "scaler" in extra and extra["scaler"]:
+            scaler.load_state_dict(extra["scaler"])
+        restore_rng(extra["rng"])
+        step = int(extra["step"])
+    else:
+        if resume:
+            log.warning("%s: nothing to resume, starting a new run", last_path)
+        if cfg.train.init_checkpoint:
+            loaded, _ = load_training_checkpoint(cfg.train.init_checkpoint, expect=model_cfg)
+            model.load_state_dict(loaded.state_dict())
+    model.to(dev)
+    # optimizer state tensors follow the parameters' device
+    for st in optimizer.state.values():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                st[k] = v.to(dev)
+    model.train()
+    net: torch.nn.Module = model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    loss_log = LossLog(out / "log.csv", tensorboard_dir=out / "tensorboard" if cfg.train.tensorboard else None) if ctx.is_main else None
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_config(out / "config.toml", cfg)
+        if loss_log is not None and step > 0:
+            loss_log.load_until(step)
+
+    def save(path_step: int) -> None:
+        if not ctx.is_main:
+            return
+        state = {
+            "step": path_step,
+            "epoch": path_step // steps_per_epoch,
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            "rng": capture_rng(),
+            "train_config": cfg.to_dict(),
+        }
+        save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
+        save_training_checkpoint(last_path, model, **state)
+        if loss_log is not None:
+            loss_log.flush()
+
+    progress.start(f"train {cfg.model.preset}", total=stop_step)
+    if step:
+        progress.advance(step)
+    last_loss = math.nan
+    t_steps, n_timed = time.perf_counter(), 0
+    while step < stop_step:
+        epoch = step // steps_per_epoch
+        skip = step % steps_per_epoch
+        max_skip = curriculum.max_skip_at(cfg.curriculum, epoch, cfg.train.epochs)
+        own_prior = curriculum.use_own_prior(cfg.train, epoch)
+        lr = curriculum.lr_at(cfg.optim, epoch)
+        set_lr(optimizer, lr)
+        dataset.set_epoch(epoch, max_skip)
+        loader = _epoch_loader(dataset, ctx, cfg, epoch, skip, per_rank, cfg.train.seed)
+        for batch in loader:
+            batch = _to_device(batch, dev)
+            autocast = (torch.autocast("cuda", dtype=AMP_DTYPES[amp]) if amp != "none" else contextlib.nullcontext())
+            with autocast:
+                loss, parts = clip_forward(net, batch, model_cfg, own_prior=own_prior)
+            loss_value = float(mean_across(ctx, loss.detach()))
+            if not math.isfinite(loss_value):
+                last_good = f"; last good checkpoint: {last_path}" if last_path.exists() else "; no checkpoint was saved yet"
+                raise NonFiniteLossError(f"loss became {loss_value} at step {step + 1} (epoch {epoch}); training stopped{last_good}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            last_loss = loss_value
+            n_timed += 1
+            rate = n_timed / max(time.perf_counter() - t_steps, 1e-9)
+            if loss_log is not None:
+                row = {"step": step, "epoch": epoch, "loss": loss_value, "lr": lr, "max_skip": max_skip,
+                       "own_prior": int(own_prior), "seconds": round(time.perf_counter() - t_start, 3)}
+                row.update({k: float(v) for k, v in parts.items() if k != "total"})
+                loss_log.append(row)
+                if step % cfg.train.log_every == 0:
+                    loss_log.flush()
+            progress.update(f"epoch {epoch + 1}/{cfg.train.epochs} step {step}/{stop_step} "
+                            f"loss {loss_value:.4f} {rate:.2f} it/s")
+            progress.advance(1)
+            if step % cfg.train.save_every == 0 or step == stop_step:
+                save(step)
+            if step >= stop_step:
+                break
+    if step > 0 and not (out / f"step-{step}.pt").exists() and ctx.is_main:
+        save(step)  # a resumed run that had already finished still leaves last.pt current
+    if loss_log is not None:
+        loss_log.close()
+    barrier(ctx)
+    return TrainResult(out, last_path, step, total_steps, last_loss, time.perf_counter() - t_start)
