@@ -35,13 +35,27 @@ def summary_table(title: str, rows: list[dict]) -> Table:
 
 
 def davis2017(
-    root: Annotated[Path, typer.Option("--root", help="Dataset root to create or add to (DAVIS-2017 layout).")],
-    split: Annotated[ArchiveSplit, typer.Option("--split", help="Which official archive.")] = ArchiveSplit.trainval,
-    resolution: Annotated[Resolution, typer.Option("--resolution", help="Frame resolution of the archive.")] = Resolution.p480,
-    archive: Annotated[Path | None, typer.Option("--archive", help="Use this local zip instead of downloading.")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="Download from this URL instead of the official one.")] = None,
-    download_dir: Annotated[Path | None, typer.Option(
-        "--download-dir", help="Where the downloaded zip is kept (default: the folder holding ROOT).")] = None,
+    root: Annotated[
+        Path, typer.Option("--root", help="Dataset root to create or add to (DAVIS-2017 layout).")
+    ],
+    split: Annotated[
+        ArchiveSplit, typer.Option("--split", help="Which official archive.")
+    ] = ArchiveSplit.trainval,
+    resolution: Annotated[
+        Resolution, typer.Option("--resolution", help="Frame resolution of the archive.")
+    ] = Resolution.p480,
+    archive: Annotated[
+        Path | None, typer.Option("--archive", help="Use this local zip instead of downloading.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Download from this URL instead of the official one.")
+    ] = None,
+    download_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--download-dir", help="Where the downloaded zip is kept (default: the folder holding ROOT)."
+        ),
+    ] = None,
     sha256: Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 of the archive.")] = None,
 ) -> None:
     """Download (resumable), extract safely and validate a DAVIS-2017 archive; write ROOT/manifest.json.
@@ -53,8 +67,16 @@ def davis2017(
     Example (local zip): vosbench prepare davis2017 --root data/davis --split test-dev --archive DAVIS-2017-test-dev-480p.zip
     """
     with handle_errors(), progress_bar() as progress:
-        manifest = prepare_davis2017(root, split.value, resolution.value, archive=archive, url=url,
-                                     progress=progress, download_dir=download_dir, sha256=sha256)
+        manifest = prepare_davis2017(
+            root,
+            split.value,
+            resolution.value,
+            archive=archive,
+            url=url,
+            progress=progress,
+            download_dir=download_dir,
+            sha256=sha256,
+        )
     console.print(summary_table(f"DAVIS-2017 {resolution.value} in {root}", manifest_summary(manifest)))
     console.print(f"manifest: {root / 'manifest.json'}", highlight=False)
 

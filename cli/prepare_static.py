@@ -20,10 +20,17 @@ class StaticFormat(str, Enum):
 
 
 def static(
-    root: Annotated[Path, typer.Option("--root", help="Folder to create (replaced as a whole if it exists).")],
+    root: Annotated[
+        Path, typer.Option("--root", help="Folder to create (replaced as a whole if it exists).")
+    ],
     archive: Annotated[Path, typer.Option("--archive", help="The source zip.")],
-    format: Annotated[StaticFormat, typer.Option(
-        "--format", help="msra10k: jpg + binary png pairs; voc: JPEGImages + SegmentationObject; coco: instances json.")],
+    format: Annotated[
+        StaticFormat,
+        typer.Option(
+            "--format",
+            help="msra10k: jpg + binary png pairs; voc: JPEGImages + SegmentationObject; coco: instances json.",
+        ),
+    ],
 ) -> None:
     """Normalise a static image set into ROOT/images/*.jpg + ROOT/masks/*.png (palette instance ids 1..N, 255 void) for pretraining.
 

@@ -13,11 +13,19 @@ from vosbench.data.youtube import prepare_youtube_vos, youtube_summary
 
 
 def youtube_vos(
-    root: Annotated[Path, typer.Option("--root", help="Dataset root to create or add to (train/ and valid/ go here).")],
-    archive: Annotated[list[Path], typer.Option(
-        "--archive", help="A YouTube-VOS 2019 zip (train.zip or valid.zip); repeat for several.")],
-    quick: Annotated[bool, typer.Option(
-        "--quick", help="Decode only the first-appearance masks, not every frame and mask.")] = False,
+    root: Annotated[
+        Path, typer.Option("--root", help="Dataset root to create or add to (train/ and valid/ go here).")
+    ],
+    archive: Annotated[
+        list[Path],
+        typer.Option(
+            "--archive", help="A YouTube-VOS 2019 zip (train.zip or valid.zip); repeat for several."
+        ),
+    ],
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Decode only the first-appearance masks, not every frame and mask."),
+    ] = False,
 ) -> None:
     """Extract YouTube-VOS 2019 archives safely into ROOT/{train,valid}, validate them, write ROOT/manifest.json.
 

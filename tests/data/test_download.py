@@ -27,7 +27,10 @@ class Recorder:
 def test_official_archive_table():
     assert len(DAVIS_ARCHIVES) == 6
     spec = davis_archive("test-dev", "Full-Resolution")
-    assert spec.url == "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-Full-Resolution.zip"
+    assert (
+        spec.url
+        == "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-Full-Resolution.zip"
+    )
     assert spec.filename == "DAVIS-2017-test-dev-Full-Resolution.zip"
     with pytest.raises(DownloadError, match="no DAVIS-2017 archive"):
         davis_archive("val", "480p")
@@ -38,8 +41,14 @@ def test_download_with_checksum_and_progress(tmp_path):
     files = {"/f.bin": ServedFile(PAYLOAD)}
     rec = Recorder()
     with http_server(files) as base:
-        out = download(f"{base}/f.bin", tmp_path / "f.bin", sha256=hashlib.sha256(PAYLOAD).hexdigest(),
-                       expected_size=len(PAYLOAD), progress=rec, backoff=0)
+        out = download(
+            f"{base}/f.bin",
+            tmp_path / "f.bin",
+            sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+            expected_size=len(PAYLOAD),
+            progress=rec,
+            backoff=0,
+        )
     assert out.read_bytes() == PAYLOAD
     assert rec.totals == [len(PAYLOAD)] and rec.advanced == len(PAYLOAD)
     assert not (tmp_path / "f.bin.part").exists()

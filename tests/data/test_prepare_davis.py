@@ -37,7 +37,9 @@ def check_trainval(root, manifest):
     assert manifest["splits"]["train"] == ["bear", "cows"]
     assert manifest["sequences"]["dogs"]["frames"] == 5
     assert set(manifest["sequences"]["dogs"]["object_ids"]) <= {1, 2, 3}
-    assert manifest["sequences"]["dogs"]["object_ids"] == DavisDataset(root, "val").sequence("dogs").object_ids
+    assert (
+        manifest["sequences"]["dogs"]["object_ids"] == DavisDataset(root, "val").sequence("dogs").object_ids
+    )
     assert manifest["sequences"]["cows"]["height"] == 48 and manifest["sequences"]["cows"]["width"] == 64
     assert json.loads((root / "manifest.json").read_text()) == manifest
     assert not (root / "DAVIS").exists()
@@ -49,8 +51,15 @@ def test_download_with_dropped_connection_resumes(tmp_path, trainval_zip):
     files = {"/share/DAVIS-2017-trainval-480p.zip": ServedFile(data, drop_after=len(data) // 3)}
     root = tmp_path / "data" / "davis"
     with http_server(files) as base:
-        manifest = prepare_davis2017(root, "trainval", "480p", url=f"{base}/share/DAVIS-2017-trainval-480p.zip",
-                                     download_dir=tmp_path / "dl", retries=2, backoff=0)
+        manifest = prepare_davis2017(
+            root,
+            "trainval",
+            "480p",
+            url=f"{base}/share/DAVIS-2017-trainval-480p.zip",
+            download_dir=tmp_path / "dl",
+            retries=2,
+            backoff=0,
+        )
     assert files["/share/DAVIS-2017-trainval-480p.zip"].requests == [None, f"bytes={len(data) // 3}-"]
     assert (tmp_path / "dl" / "DAVIS-2017-trainval-480p.zip").read_bytes() == data
     assert not (tmp_path / "dl" / "DAVIS-2017-trainval-480p.zip.part").exists()
@@ -67,7 +76,9 @@ def test_trainval_and_testdev_merge(tmp_path, trainval_zip, testdev_zip):
     assert manifest["sequences"]["eel"]["annotated_frames"] == 1
     assert [s["split"] for s in manifest["sources"]] == ["trainval", "test-dev"]
     rows = {r["split"]: r for r in manifest_summary(manifest)}
-    assert rows["train"]["frames"] == 7 and rows["val"]["objects"] == len(manifest["sequences"]["dogs"]["object_ids"])
+    assert rows["train"]["frames"] == 7 and rows["val"]["objects"] == len(
+        manifest["sequences"]["dogs"]["object_ids"]
+    )
     # Preparing the same archive again is idempotent.
     again = prepare_davis2017(root, "trainval", archive=trainval_zip)
     assert again["sequences"] == manifest["sequences"] and len(again["sources"]) == 2
@@ -110,13 +121,32 @@ def _rgb_png(path_bytes: bytes) -> bytes:
 @pytest.mark.parametrize(
     "member, transform, expected",
     [
-        ("DAVIS/JPEGImages/480p/cows/00001.jpg", _truncate, r"JPEGImages/480p/cows/00001\.jpg: corrupt or truncated image"),
-        ("DAVIS/JPEGImages/480p/cows/00001.jpg", lambda b: b"\xff\xd8not a jpeg", r"cows/00001\.jpg: corrupt"),
-        ("DAVIS/Annotations/480p/dogs/00002.png", _truncate, r"Annotations/480p/dogs/00002\.png: corrupt or truncated"),
-        ("DAVIS/Annotations/480p/bear/00000.png", lambda b: encode_mask_png(np.zeros((40, 64), np.uint8)),
-         r"bear/00000\.png: mask size 64x40 differs from frame size 64x48"),
+        (
+            "DAVIS/JPEGImages/480p/cows/00001.jpg",
+            _truncate,
+            r"JPEGImages/480p/cows/00001\.jpg: corrupt or truncated image",
+        ),
+        (
+            "DAVIS/JPEGImages/480p/cows/00001.jpg",
+            lambda b: b"\xff\xd8not a jpeg",
+            r"cows/00001\.jpg: corrupt",
+        ),
+        (
+            "DAVIS/Annotations/480p/dogs/00002.png",
+            _truncate,
+            r"Annotations/480p/dogs/00002\.png: corrupt or truncated",
+        ),
+        (
+            "DAVIS/Annotations/480p/bear/00000.png",
+            lambda b: encode_mask_png(np.zeros((40, 64), np.uint8)),
+            r"bear/00000\.png: mask size 64x40 differs from frame size 64x48",
+        ),
         ("DAVIS/Annotations/480p/bear/00000.png", _rgb_png, r"bear/00000\.png: mask is RGB"),
-        ("DAVIS/ImageSets/2017/val.txt", lambda b: b"dogs\nghost\n", r"JPEGImages/480p/ghost: no frames for sequence 'ghost'"),
+        (
+            "DAVIS/ImageSets/2017/val.txt",
+            lambda b: b"dogs\nghost\n",
+            r"JPEGImages/480p/ghost: no frames for sequence 'ghost'",
+        ),
     ],
 )
 def test_cli_bad_files_inside_archive(tmp_path, trainval_zip, member, transform, expected):
@@ -149,11 +179,15 @@ def test_cli_missing_first_frame_annotation(tmp_path, trainval_zip):
     import zipfile
 
     with zipfile.ZipFile(trainval_zip) as zf:
-        items = [(i, zf.read(i)) for i in zf.infolist() if i.filename != "DAVIS/Annotations/480p/dogs/00000.png"]
+        items = [
+            (i, zf.read(i)) for i in zf.infolist() if i.filename != "DAVIS/Annotations/480p/dogs/00000.png"
+        ]
     with zipfile.ZipFile(trainval_zip, "w") as zf:
         for info, blob in items:
             zf.writestr(info, blob)
-    result = runner.invoke(app, ["prepare", "davis2017", "--root", str(tmp_path / "d"), "--archive", str(trainval_zip)])
+    result = runner.invoke(
+        app, ["prepare", "davis2017", "--root", str(tmp_path / "d"), "--archive", str(trainval_zip)]
+    )
     assert result.exit_code == 1
     assert "dogs/00000.png: first-frame annotation missing" in result.output
 
@@ -197,7 +231,16 @@ def test_cli_disk_full_leaves_nothing(tmp_path, trainval_zip, monkeypatch):
 
 def test_cli_download_404(tmp_path):
     with http_server({}) as base:
-        result = runner.invoke(app, ["prepare", "davis2017", "--root", str(tmp_path / "d"),
-                                     "--url", f"{base}/DAVIS-2017-trainval-480p.zip"])
+        result = runner.invoke(
+            app,
+            [
+                "prepare",
+                "davis2017",
+                "--root",
+                str(tmp_path / "d"),
+                "--url",
+                f"{base}/DAVIS-2017-trainval-480p.zip",
+            ],
+        )
     assert result.exit_code == 1 and "HTTP 404" in result.output
     assert not (tmp_path / "d").exists()

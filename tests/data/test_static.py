@@ -77,12 +77,15 @@ def test_voc_relabels_and_keeps_void(tmp_path):
     seg[2:10, 2:10] = 1
     seg[12:20, 12:30] = 3
     seg[10, :] = 255
-    z = write_zip(tmp_path / "voc.zip", {
-        "VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg": jpg(),
-        "VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg": jpg(),  # not in SegmentationObject: ignored
-        "VOCdevkit/VOC2012/SegmentationObject/2007_000032.png": png(seg, "P"),
-        "VOCdevkit/VOC2012/SegmentationClass/2007_000032.png": png(seg, "P"),
-    })
+    z = write_zip(
+        tmp_path / "voc.zip",
+        {
+            "VOCdevkit/VOC2012/JPEGImages/2007_000032.jpg": jpg(),
+            "VOCdevkit/VOC2012/JPEGImages/2007_000033.jpg": jpg(),  # not in SegmentationObject: ignored
+            "VOCdevkit/VOC2012/SegmentationObject/2007_000032.png": png(seg, "P"),
+            "VOCdevkit/VOC2012/SegmentationClass/2007_000032.png": png(seg, "P"),
+        },
+    )
     manifest = prepare_static(tmp_path / "voc", z, "voc")
     assert manifest["items"] == {"2007_000032": {"height": H, "width": W, "object_ids": [1, 2]}}
     m = StaticImageSet(tmp_path / "voc").mask(0)
@@ -90,11 +93,13 @@ def test_voc_relabels_and_keeps_void(tmp_path):
 
 
 def coco_json(images, annotations):
-    return json.dumps({
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": 1, "name": "thing", "supercategory": "x"}],
-    }).encode()
+    return json.dumps(
+        {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "thing", "supercategory": "x"}],
+        }
+    ).encode()
 
 
 def coco_members():
@@ -104,15 +109,38 @@ def coco_members():
     rle["counts"] = rle["counts"].decode()
     anns = [
         # a small box drawn on top of a large one: the small one must stay visible
-        {"id": 1, "image_id": 7, "category_id": 1, "iscrowd": 0, "area": 300.0, "bbox": [0, 0, 30, 20],
-         "segmentation": [[0, 0, 30, 0, 30, 20, 0, 20]]},
-        {"id": 2, "image_id": 7, "category_id": 1, "iscrowd": 0, "area": 25.0, "bbox": [10, 5, 5, 5],
-         "segmentation": [[10, 5, 15, 5, 15, 10, 10, 10]]},
-        {"id": 3, "image_id": 7, "category_id": 1, "iscrowd": 1, "area": 50.0, "bbox": [0, 25, 10, 5],
-         "segmentation": rle},
+        {
+            "id": 1,
+            "image_id": 7,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 300.0,
+            "bbox": [0, 0, 30, 20],
+            "segmentation": [[0, 0, 30, 0, 30, 20, 0, 20]],
+        },
+        {
+            "id": 2,
+            "image_id": 7,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 25.0,
+            "bbox": [10, 5, 5, 5],
+            "segmentation": [[10, 5, 15, 5, 15, 10, 10, 10]],
+        },
+        {
+            "id": 3,
+            "image_id": 7,
+            "category_id": 1,
+            "iscrowd": 1,
+            "area": 50.0,
+            "bbox": [0, 25, 10, 5],
+            "segmentation": rle,
+        },
     ]
-    images = [{"id": 7, "file_name": "000000000007.jpg", "height": H, "width": W},
-              {"id": 8, "file_name": "000000000008.jpg", "height": H, "width": W}]  # no annotations: skipped
+    images = [
+        {"id": 7, "file_name": "000000000007.jpg", "height": H, "width": W},
+        {"id": 8, "file_name": "000000000008.jpg", "height": H, "width": W},
+    ]  # no annotations: skipped
     return {
         "coco/annotations/instances_val2017.json": coco_json(images, anns),
         "coco/val2017/000000000007.jpg": jpg(),
@@ -131,18 +159,36 @@ def test_coco_instances(tmp_path):
 @pytest.mark.parametrize(
     "fmt, members, expected",
     [
-        ("msra10k", {**msra_members(), "MSRA10K_Imgs_GT/Imgs/102.png": png(square(255, h=20))},
-         r"msra\.zip:MSRA10K_Imgs_GT/Imgs/102\.png: mask size 40x20 differs from image size 40x30"),
-        ("msra10k", {**msra_members(), "MSRA10K_Imgs_GT/Imgs/101.jpg": jpg()[:200]},
-         r"msra\.zip:MSRA10K_Imgs_GT/Imgs/101\.jpg: corrupt or truncated image"),
-        ("voc", {"V/JPEGImages/a.jpg": jpg(), "V/SegmentationObject/a.png": png(square(1), "RGB")},
-         r"msra\.zip:V/SegmentationObject/a\.png: mask is RGB"),
-        ("voc", {"V/JPEGImages/a.jpg": jpg(), "V/SegmentationObject/b.png": png(square(1), "P")},
-         r"V/JPEGImages/b\.jpg: image missing for b\.png"),
-        ("coco", {**coco_members(), "coco/annotations/instances_val2017.json": b"{broken"},
-         r"instances_val2017\.json: not a COCO instances file"),
-        ("coco", {k: v for k, v in coco_members().items() if not k.endswith("07.jpg")},
-         r"image 000000000007\.jpg is not in the archive"),
+        (
+            "msra10k",
+            {**msra_members(), "MSRA10K_Imgs_GT/Imgs/102.png": png(square(255, h=20))},
+            r"msra\.zip:MSRA10K_Imgs_GT/Imgs/102\.png: mask size 40x20 differs from image size 40x30",
+        ),
+        (
+            "msra10k",
+            {**msra_members(), "MSRA10K_Imgs_GT/Imgs/101.jpg": jpg()[:200]},
+            r"msra\.zip:MSRA10K_Imgs_GT/Imgs/101\.jpg: corrupt or truncated image",
+        ),
+        (
+            "voc",
+            {"V/JPEGImages/a.jpg": jpg(), "V/SegmentationObject/a.png": png(square(1), "RGB")},
+            r"msra\.zip:V/SegmentationObject/a\.png: mask is RGB",
+        ),
+        (
+            "voc",
+            {"V/JPEGImages/a.jpg": jpg(), "V/SegmentationObject/b.png": png(square(1), "P")},
+            r"V/JPEGImages/b\.jpg: image missing for b\.png",
+        ),
+        (
+            "coco",
+            {**coco_members(), "coco/annotations/instances_val2017.json": b"{broken"},
+            r"instances_val2017\.json: not a COCO instances file",
+        ),
+        (
+            "coco",
+            {k: v for k, v in coco_members().items() if not k.endswith("07.jpg")},
+            r"image 000000000007\.jpg is not in the archive",
+        ),
         ("voc", msra_members(), r"no SegmentationObject/ folder"),
     ],
 )
@@ -156,12 +202,15 @@ def test_bad_inputs_leave_nothing(tmp_path, fmt, members, expected):
 
 def test_cli_static(tmp_path):
     z = write_zip(tmp_path / "msra.zip", msra_members())
-    result = runner.invoke(app, ["prepare", "static", "--root", str(tmp_path / "s"), "--archive", str(z),
-                                 "--format", "msra10k"])
+    result = runner.invoke(
+        app, ["prepare", "static", "--root", str(tmp_path / "s"), "--archive", str(z), "--format", "msra10k"]
+    )
     assert result.exit_code == 0, result.output
     assert "msra10k" in result.output and (tmp_path / "s/masks/102.png").is_file()
     bad = write_zip(tmp_path / "bad.zip", {"../x.jpg": jpg()})
-    result = runner.invoke(app, ["prepare", "static", "--root", str(tmp_path / "t"), "--archive", str(bad),
-                                 "--format", "msra10k"])
+    result = runner.invoke(
+        app,
+        ["prepare", "static", "--root", str(tmp_path / "t"), "--archive", str(bad), "--format", "msra10k"],
+    )
     assert result.exit_code == 1 and "points outside" in result.output and not (tmp_path / "t").exists()
     assert "Example" in runner.invoke(app, ["prepare", "static", "--help"]).output

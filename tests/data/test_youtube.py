@@ -24,7 +24,7 @@ def write_split(base, split, videos, *, annotate_all):
             m = np.zeros((H, W), np.uint8)
             for oid, start in starts.items():
                 if t >= start:
-                    m[4 * oid: 4 * oid + 6, 3 + 5 * t: 12 + 5 * t] = oid
+                    m[4 * oid : 4 * oid + 6, 3 + 5 * t : 12 + 5 * t] = oid
             img = np.full((H, W, 3), 30, np.uint8)
             img[m > 0] = 200
             write_frame(base / split / "JPEGImages" / vid / f"{stem}.jpg", img)
@@ -43,8 +43,9 @@ def yt_zips(tmp_path):
     src = tmp_path / "yt_src"
     write_split(src, "train", {"aa11": (4, {1: 0, 2: 2}), "bb22": (3, {1: 0})}, annotate_all=True)
     write_split(src, "valid", {"cc33": (5, {1: 0, 2: 1, 3: 3})}, annotate_all=False)
-    return zip_tree(src / "train", tmp_path / "train.zip", prefix="train"), \
-        zip_tree(src / "valid", tmp_path / "valid.zip", prefix="valid")
+    return zip_tree(src / "train", tmp_path / "train.zip", prefix="train"), zip_tree(
+        src / "valid", tmp_path / "valid.zip", prefix="valid"
+    )
 
 
 def test_reader_first_appearance(tmp_path):
@@ -84,8 +85,19 @@ def test_prepare_two_archives(tmp_path, yt_zips):
 
 def test_cli_success(tmp_path, yt_zips):
     root = tmp_path / "ytvos"
-    result = runner.invoke(app, ["prepare", "youtube-vos", "--root", str(root),
-                                 "--archive", str(yt_zips[0]), "--archive", str(yt_zips[1])])
+    result = runner.invoke(
+        app,
+        [
+            "prepare",
+            "youtube-vos",
+            "--root",
+            str(root),
+            "--archive",
+            str(yt_zips[0]),
+            "--archive",
+            str(yt_zips[1]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "late objects" in result.output and (root / "valid/meta.json").is_file()
 
@@ -93,8 +105,16 @@ def test_cli_success(tmp_path, yt_zips):
 @pytest.mark.parametrize(
     "member, data, expected",
     [
-        ("valid/Annotations/cc33/00015.png", None, r"valid\.zip:valid/Annotations/cc33/00015\.png: annotation missing for object 3"),
-        ("valid/Annotations/cc33/00005.png", encode_mask_png(np.zeros((10, 10), np.uint8)), r"00005\.png: mask size 10x10"),
+        (
+            "valid/Annotations/cc33/00015.png",
+            None,
+            r"valid\.zip:valid/Annotations/cc33/00015\.png: annotation missing for object 3",
+        ),
+        (
+            "valid/Annotations/cc33/00005.png",
+            encode_mask_png(np.zeros((10, 10), np.uint8)),
+            r"00005\.png: mask size 10x10",
+        ),
         ("valid/meta.json", b"{not json", r"valid\.zip:valid/meta\.json: not valid JSON"),
         ("valid/JPEGImages/cc33/00010.jpg", b"\xff\xd8\xff", None),
     ],

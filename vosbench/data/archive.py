@@ -59,7 +59,9 @@ def _clean_parts(archive: Path, name: str) -> tuple[str, ...]:
         raise DataError(f"{archive}: refused: member {name!r} has an absolute path; nothing was extracted")
     parts = tuple(p for p in re.split(r"[/\\]", name) if p not in ("", "."))
     if ".." in parts:
-        raise DataError(f"{archive}: refused: member {name!r} points outside the extraction folder; nothing was extracted")
+        raise DataError(
+            f"{archive}: refused: member {name!r} points outside the extraction folder; nothing was extracted"
+        )
     return parts
 
 
@@ -93,7 +95,9 @@ def plan_members(zf: zipfile.ZipFile, archive: Path, *, strip_top: str | None = 
         parts = _clean_parts(archive, info.filename)
         kind = _member_kind(info)
         if kind == "special":
-            raise DataError(f"{archive}: refused: member {info.filename!r} is not a regular file, folder or symlink")
+            raise DataError(
+                f"{archive}: refused: member {info.filename!r} is not a regular file, folder or symlink"
+            )
         if parts:
             raw.append((info, parts, kind))
     tops = {parts[0] for _, parts, _ in raw}
@@ -113,7 +117,9 @@ def plan_members(zf: zipfile.ZipFile, archive: Path, *, strip_top: str | None = 
                 continue
         for i in range(1, len(parts)):
             if parts[:i] in symlinks:
-                raise DataError(f"{archive}: refused: member {info.filename!r} lies under a symlink; nothing was extracted")
+                raise DataError(
+                    f"{archive}: refused: member {info.filename!r} lies under a symlink; nothing was extracted"
+                )
             dirs.add(parts[:i])
         link = None
         if kind == "symlink":
@@ -180,8 +186,13 @@ def _extract_member(zf: zipfile.ZipFile, archive: Path, m: Member, out: Path, pr
 
 
 @contextlib.contextmanager
-def extracted_zip(archive: str | os.PathLike, beside: str | os.PathLike, *, strip_top: str | None = None,
-                  progress: Progress | None = None) -> Iterator[Path]:
+def extracted_zip(
+    archive: str | os.PathLike,
+    beside: str | os.PathLike,
+    *,
+    strip_top: str | None = None,
+    progress: Progress | None = None,
+) -> Iterator[Path]:
     """Extract ``archive`` into a temp folder inside ``beside``; yield it, then delete what is left.
 
     The caller validates the temp folder and moves what it wants out of it (:func:`merge_tree`);
@@ -202,7 +213,9 @@ def extracted_zip(archive: str | os.PathLike, beside: str | os.PathLike, *, stri
                 try:
                     _extract_member(zf, archive, m, tmp, progress)
                 except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                    raise DataError(f"{archive}: corrupt member {m.info.filename!r} ({exc}); nothing was extracted") from None
+                    raise DataError(
+                        f"{archive}: corrupt member {m.info.filename!r} ({exc}); nothing was extracted"
+                    ) from None
                 except (NotImplementedError, RuntimeError) as exc:
                     raise DataError(f"{archive}: cannot extract member {m.info.filename!r} ({exc})") from None
                 except OSError as exc:
@@ -210,7 +223,9 @@ def extracted_zip(archive: str | os.PathLike, beside: str | os.PathLike, *, stri
                         raise DataError(
                             f"{archive}: disk full while extracting {m.info.filename!r} into {beside}; nothing was extracted"
                         ) from None
-                    raise DataError(f"{archive}: cannot extract {m.info.filename!r} ({exc.strerror or exc})") from None
+                    raise DataError(
+                        f"{archive}: cannot extract {m.info.filename!r} ({exc.strerror or exc})"
+                    ) from None
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -258,8 +273,13 @@ def merge_tree(src: str | os.PathLike, dest: str | os.PathLike) -> None:
     _merge_move(src, dest)
 
 
-def safe_extract_zip(archive: str | os.PathLike, dest: str | os.PathLike, *, strip_top: str | None = None,
-                     progress: Progress | None = None) -> Path:
+def safe_extract_zip(
+    archive: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    strip_top: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Extract ``archive`` into ``dest`` all-or-nothing (merging into an existing ``dest``)."""
     dest = Path(dest)
     with extracted_zip(archive, dest.parent, strip_top=strip_top, progress=progress) as tmp:

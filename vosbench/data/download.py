@@ -87,8 +87,9 @@ def file_digest(path: str | os.PathLike, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def verify_file(path: str | os.PathLike, *, size: int | None = None, sha256: str | None = None,
-                md5: str | None = None) -> None:
+def verify_file(
+    path: str | os.PathLike, *, size: int | None = None, sha256: str | None = None, md5: str | None = None
+) -> None:
     """Raise :class:`DownloadError` if ``path``'s size or checksums differ from those given."""
     path = Path(path)
     if size is not None and path.stat().st_size != size:
@@ -97,7 +98,9 @@ def verify_file(path: str | os.PathLike, *, size: int | None = None, sha256: str
         if expected is not None:
             got = file_digest(path, algorithm)
             if got.lower() != expected.lower():
-                raise DownloadError(f"{path}: {algorithm} {got} does not match the expected {expected.lower()}")
+                raise DownloadError(
+                    f"{path}: {algorithm} {got} does not match the expected {expected.lower()}"
+                )
 
 
 class _Transient(Exception):
@@ -118,8 +121,9 @@ def _total_from_response(resp: http.client.HTTPResponse, offset: int) -> int | N
     return int(length) if length is not None else None
 
 
-def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress, label: str,
-                expected_size: int | None) -> int | None:
+def _fetch_once(
+    url: str, part: Path, *, timeout: float, progress: Progress, label: str, expected_size: int | None
+) -> int | None:
     """Fetch (the rest of) ``url`` into ``part``; return the total size the server announced."""
     offset = part.stat().st_size if part.exists() else 0
     if expected_size is not None and offset > expected_size:
@@ -146,10 +150,12 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress, lab
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
-        if isinstance(reason, (socket.timeout, ConnectionError, OSError)) and not isinstance(reason, socket.gaierror):
+        if isinstance(reason, (socket.timeout, ConnectionError, OSError)) and not isinstance(
+            reason, socket.gaierror
+        ):
             raise _Transient(f"{reason}") from None
         raise DownloadError(f"{url}: cannot connect ({reason})") from None
-    except (ConnectionError, socket.timeout, http.client.HTTPException) as exc:
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Transient(str(exc) or type(exc).__name__) from None
 
     with contextlib.closing(resp):
@@ -173,7 +179,7 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress, lab
                     fh.write(block)
                     written += len(block)
                     progress.advance(len(block))
-        except (ConnectionError, socket.timeout, http.client.HTTPException) as exc:
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
             raise _Transient(f"connection lost after {written} bytes ({exc or type(exc).__name__})") from None
         except OSError as exc:
             raise DownloadError(f"{part}: cannot write ({exc.strerror or exc})") from None
@@ -185,9 +191,18 @@ def _fetch_once(url: str, part: Path, *, timeout: float, progress: Progress, lab
     return total if total is not None else written
 
 
-def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = None,
-             sha256: str | None = None, md5: str | None = None, progress: Progress | None = None,
-             retries: int = 5, timeout: float = 60.0, backoff: float = 2.0) -> Path:
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    expected_size: int | None = None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    progress: Progress | None = None,
+    retries: int = 5,
+    timeout: float = 60.0,
+    backoff: float = 2.0,
+) -> Path:
     """Download ``url`` to ``dest``, resuming a previous ``dest.part`` and verifying the result.
 
     A ``dest`` that already exists and verifies is kept as is. A dropped connection is retried up
@@ -211,7 +226,9 @@ def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = N
     last = ""
     for attempt in range(retries + 1):
         try:
-            _fetch_once(url, part, timeout=timeout, progress=progress, label=label, expected_size=expected_size)
+            _fetch_once(
+                url, part, timeout=timeout, progress=progress, label=label, expected_size=expected_size
+            )
             break
         except _Transient as exc:
             last = str(exc)
@@ -230,4 +247,3 @@ def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = N
         raise DownloadError(f"{exc}; the partial download was removed (source {url})") from None
     os.replace(part, dest)
     return dest
-

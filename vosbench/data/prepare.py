@@ -34,16 +34,33 @@ def relabel_problem(problem: str, tmp: Path, source: Path) -> str:
     return problem.replace(f"{tmp}{os.sep}", f"{source}:")
 
 
-def fetch_archive(url: str, download_dir: Path, *, sha256: str | None = None, md5: str | None = None,
-                  size: int | None = None, progress: Progress | None = None, retries: int = 5,
-                  backoff: float = 2.0) -> Path:
+def fetch_archive(
+    url: str,
+    download_dir: Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    progress: Progress | None = None,
+    retries: int = 5,
+    backoff: float = 2.0,
+) -> Path:
     """Download ``url`` into ``download_dir`` (resuming a partial download) and return the file."""
-    return download(url, download_dir / url_filename(url), expected_size=size, sha256=sha256, md5=md5,
-                    progress=progress, retries=retries, backoff=backoff)
+    return download(
+        url,
+        download_dir / url_filename(url),
+        expected_size=size,
+        sha256=sha256,
+        md5=md5,
+        progress=progress,
+        retries=retries,
+        backoff=backoff,
+    )
 
 
-def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resolution: str,
-                      progress: Progress) -> None:
+def _check_davis_tree(
+    tmp: Path, source: Path, splits: tuple[str, ...], resolution: str, progress: Progress
+) -> None:
     """Validate an extracted DAVIS archive (every frame and mask decoded); raise on the first problem."""
     images = tmp / "JPEGImages"
     if not (images / resolution).is_dir():
@@ -54,7 +71,9 @@ def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resoluti
     for split in splits:
         split_file = tmp / "ImageSets" / "2017" / f"{split}.txt"
         if not split_file.is_file():
-            raise DataError(f"{source}: ImageSets/2017/{split}.txt missing; the archive does not define split {split!r}")
+            raise DataError(
+                f"{source}: ImageSets/2017/{split}.txt missing; the archive does not define split {split!r}"
+            )
         ds = DavisDataset(tmp, split, resolution)
         try:
             listed.update(ds.sequence_names)
@@ -66,7 +85,9 @@ def _check_davis_tree(tmp: Path, source: Path, splits: tuple[str, ...], resoluti
             raise DataError(relabel_problem(problems[0], tmp, source) + more)
     unlisted = sorted(p.name for p in (images / resolution).iterdir() if p.is_dir() and p.name not in listed)
     if unlisted:
-        log.warning("%s: %d sequences are in no split file (%s)", source, len(unlisted), ", ".join(unlisted[:5]))
+        log.warning(
+            "%s: %d sequences are in no split file (%s)", source, len(unlisted), ", ".join(unlisted[:5])
+        )
 
 
 def read_manifest_sources(root: Path) -> list[dict]:
@@ -88,10 +109,19 @@ def splits_at_resolution(root: Path, resolution: str) -> list[str]:
     return keep
 
 
-def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resolution: str = "480p",
-                      archive: str | os.PathLike | None = None, url: str | None = None,
-                      progress: Progress | None = None, *, download_dir: str | os.PathLike | None = None,
-                      sha256: str | None = None, retries: int = 5, backoff: float = 2.0) -> dict:
+def prepare_davis2017(
+    root: str | os.PathLike,
+    split: str = "trainval",
+    resolution: str = "480p",
+    archive: str | os.PathLike | None = None,
+    url: str | None = None,
+    progress: Progress | None = None,
+    *,
+    download_dir: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    retries: int = 5,
+    backoff: float = 2.0,
+) -> dict:
     """Prepare one DAVIS-2017 archive into ``root`` and return the manifest written to ``root/manifest.json``.
 
     Without ``archive`` the official archive for ``split``/``resolution`` (or ``url``) is downloaded
@@ -115,9 +145,14 @@ def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resoluti
         source_url = url or spec.url
         official = url is None
         archive = fetch_archive(
-            source_url, Path(download_dir) if download_dir else root.absolute().parent,
-            sha256=sha256 or (spec.sha256 if official else None), md5=spec.md5 if official else None,
-            size=spec.size if official else None, progress=progress, retries=retries, backoff=backoff,
+            source_url,
+            Path(download_dir) if download_dir else root.absolute().parent,
+            sha256=sha256 or (spec.sha256 if official else None),
+            md5=spec.md5 if official else None,
+            size=spec.size if official else None,
+            progress=progress,
+            retries=retries,
+            backoff=backoff,
         )
         origin = source_url
     else:
@@ -127,10 +162,13 @@ def prepare_davis2017(root: str | os.PathLike, split: str = "trainval", resoluti
         _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
         merge_tree(tmp, root)
     sources = [s for s in read_manifest_sources(root) if s.get("archive") != Path(archive).name]
-    sources.append({"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin})
+    sources.append(
+        {"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin}
+    )
     progress.start("write manifest", total=1)
-    manifest = build_manifest(root, resolution, splits=splits_at_resolution(root, resolution),
-                              extra={"sources": sources})
+    manifest = build_manifest(
+        root, resolution, splits=splits_at_resolution(root, resolution), extra={"sources": sources}
+    )
     write_manifest(root / MANIFEST_NAME, manifest)
     progress.advance()
     return manifest
@@ -142,11 +180,13 @@ def manifest_summary(manifest: dict) -> list[dict]:
     seqs = manifest.get("sequences", {})
     for split, names in manifest.get("splits", {}).items():
         info = [seqs[n] for n in names if n in seqs]
-        rows.append({
-            "split": split,
-            "sequences": len(names),
-            "frames": sum(i.get("frames", 0) for i in info),
-            "annotated": sum(i.get("annotated_frames", 0) for i in info),
-            "objects": sum(len(i.get("object_ids", [])) for i in info),
-        })
+        rows.append(
+            {
+                "split": split,
+                "sequences": len(names),
+                "frames": sum(i.get("frames", 0) for i in info),
+                "annotated": sum(i.get("annotated_frames", 0) for i in info),
+                "objects": sum(len(i.get("object_ids", [])) for i in info),
+            }
+        )
     return rows

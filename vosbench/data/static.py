@@ -81,8 +81,13 @@ def _by_stem(paths: list[Path], archive: Path, tmp: Path, kind: str) -> dict[str
 
 
 def _files(tmp: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in tmp.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
-                  and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(tmp).parts))
+    return sorted(
+        p
+        for p in tmp.rglob("*")
+        if p.suffix.lower() in suffixes
+        and p.is_file()
+        and not any(part.startswith(".") or part == "__MACOSX" for part in p.relative_to(tmp).parts)
+    )
 
 
 def find_msra10k(tmp: Path, archive: Path) -> list[StaticItem]:
@@ -91,7 +96,9 @@ def find_msra10k(tmp: Path, archive: Path) -> list[StaticItem]:
     masks = _by_stem(_files(tmp, (".png",)), archive, tmp, "masks")
     unpaired = sorted(set(images) - set(masks))
     if unpaired:
-        log.warning("%s: %d images have no mask and are skipped (%s)", archive, len(unpaired), ", ".join(unpaired[:5]))
+        log.warning(
+            "%s: %d images have no mask and are skipped (%s)", archive, len(unpaired), ", ".join(unpaired[:5])
+        )
     orphans = sorted(set(masks) - set(images))
     if orphans:
         raise DataError(f"{relabel_problem(str(masks[orphans[0]]), tmp, archive)}: mask without an image")
@@ -101,9 +108,13 @@ def find_msra10k(tmp: Path, archive: Path) -> list[StaticItem]:
 def _one_dir(tmp: Path, archive: Path, name: str) -> Path:
     hits = sorted(p for p in tmp.rglob(name) if p.is_dir())
     if not hits:
-        raise DataError(f"{archive}: no {name}/ folder; is it a {'PASCAL VOC' if name != 'annotations' else 'COCO'} archive?")
+        raise DataError(
+            f"{archive}: no {name}/ folder; is it a {'PASCAL VOC' if name != 'annotations' else 'COCO'} archive?"
+        )
     if len(hits) > 1:
-        raise DataError(f"{archive}: several {name}/ folders ({', '.join(relabel_problem(str(h), tmp, archive) for h in hits[:3])})")
+        raise DataError(
+            f"{archive}: several {name}/ folders ({', '.join(relabel_problem(str(h), tmp, archive) for h in hits[:3])})"
+        )
     return hits[0]
 
 
@@ -112,7 +123,9 @@ def find_voc(tmp: Path, archive: Path) -> list[StaticItem]:
     seg = _one_dir(tmp, archive, "SegmentationObject")
     jpeg_dir = seg.parent / "JPEGImages"
     if not jpeg_dir.is_dir():
-        raise DataError(f"{relabel_problem(str(jpeg_dir), tmp, archive)}: folder missing beside SegmentationObject/")
+        raise DataError(
+            f"{relabel_problem(str(jpeg_dir), tmp, archive)}: folder missing beside SegmentationObject/"
+        )
     items = []
     for m in sorted(seg.glob("*.png")):
         img = jpeg_dir / f"{m.stem}.jpg"
@@ -154,7 +167,9 @@ class CocoIndex:
                     continue
                 path = self.images.get(Path(info["file_name"]).name)
                 if path is None:
-                    raise DataError(f"{relabel_problem(str(js), tmp, archive)}: image {info['file_name']} is not in the archive")
+                    raise DataError(
+                        f"{relabel_problem(str(js), tmp, archive)}: image {info['file_name']} is not in the archive"
+                    )
                 out.append((StaticItem(Path(info["file_name"]).stem, path, coco_image_id=img_id), coco))
         return out
 
@@ -167,7 +182,12 @@ def coco_instance_mask(coco, image_id: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
     instances = sorted((a for a in anns if not a.get("iscrowd")), key=lambda a: -float(a.get("area", 0)))
     if len(instances) > MAX_INSTANCES:
-        log.warning("image %s has %d instances; keeping the %d largest", info["file_name"], len(instances), MAX_INSTANCES)
+        log.warning(
+            "image %s has %d instances; keeping the %d largest",
+            info["file_name"],
+            len(instances),
+            MAX_INSTANCES,
+        )
         instances = instances[:MAX_INSTANCES]
     with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword DeprecationWarning
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -187,8 +207,9 @@ def _build_mask(item: StaticItem, fmt: str, coco) -> np.ndarray:
     return coco_instance_mask(coco, item.coco_image_id)
 
 
-def _convert(items: list[tuple[StaticItem, object]], fmt: str, out: Path, archive: Path, tmp: Path,
-             progress: Progress) -> dict:
+def _convert(
+    items: list[tuple[StaticItem, object]], fmt: str, out: Path, archive: Path, tmp: Path, progress: Progress
+) -> dict:
     (out / "images").mkdir()
     (out / "masks").mkdir()
     entries: dict[str, dict] = {}
@@ -204,12 +225,17 @@ def _convert(items: list[tuple[StaticItem, object]], fmt: str, out: Path, archiv
             continue
         if mask.shape != frame.shape[:2]:
             src = relabel_problem(str(item.mask or item.image), tmp, archive)
-            problems.append(f"{src}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
-                            f"{frame.shape[1]}x{frame.shape[0]}")
+            problems.append(
+                f"{src}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image size "
+                f"{frame.shape[1]}x{frame.shape[0]}"
+            )
             continue
         ids = [int(i) for i in np.unique(mask) if i not in (0, VOID_ID)]
         if not ids:
-            log.warning("%s: no object in the mask; skipped", relabel_problem(str(item.mask or item.image), tmp, archive))
+            log.warning(
+                "%s: no object in the mask; skipped",
+                relabel_problem(str(item.mask or item.image), tmp, archive),
+            )
             continue
         if item.image.suffix.lower() in (".jpg", ".jpeg"):
             shutil.copyfile(item.image, out / "images" / f"{item.name}.jpg")  # verified above; keep bytes
@@ -225,8 +251,9 @@ def _convert(items: list[tuple[StaticItem, object]], fmt: str, out: Path, archiv
     return entries
 
 
-def prepare_static(root: str | os.PathLike, archive: str | os.PathLike, format: str,
-                   progress: Progress | None = None) -> dict:
+def prepare_static(
+    root: str | os.PathLike, archive: str | os.PathLike, format: str, progress: Progress | None = None
+) -> dict:
     """Normalise a MSRA10K / VOC / COCO archive into ``root/images`` + ``root/masks``; return the manifest."""
     root = Path(root)
     archive = Path(archive)
@@ -266,7 +293,9 @@ class StaticImageSet:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if not (self.root / "masks").is_dir():
-            raise DataError(f"{self.root}: not a prepared static set (no masks/ folder); run `vosbench prepare static`")
+            raise DataError(
+                f"{self.root}: not a prepared static set (no masks/ folder); run `vosbench prepare static`"
+            )
 
     @cached_property
     def names(self) -> list[str]:
@@ -303,4 +332,3 @@ class StaticImageSet:
 def static_summary(manifest: dict) -> list[dict]:
     """One row for the CLI's table."""
     return [{"format": manifest["format"], "images": manifest["images"], "objects": manifest["objects"]}]
-

@@ -66,7 +66,9 @@ class YouTubeSequence(VideoSequence):
         for oid, obj in sorted(self.objects.items()):
             first = obj.frames[0]
             if first not in index:
-                raise DataError(f"sequence {self.name!r}: object {oid} first appears in frame {first}, which has no image")
+                raise DataError(
+                    f"sequence {self.name!r}: object {oid} first appears in frame {first}, which has no image"
+                )
             out[oid] = index[first]
         return out
 
@@ -89,19 +91,21 @@ def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     videos = meta.get("videos") if isinstance(meta, dict) else None
     if not isinstance(videos, dict):
-        raise DataError(f"{path}: expected an object with a \"videos\" mapping")
+        raise DataError(f'{path}: expected an object with a "videos" mapping')
     out: dict[str, dict[int, YouTubeObject]] = {}
     for vid, entry in videos.items():
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict):
-            raise DataError(f"{path}: video {vid!r} has no \"objects\" mapping")
+            raise DataError(f'{path}: video {vid!r} has no "objects" mapping')
         parsed = {}
         for key, obj in objects.items():
             try:
                 oid = int(key)
                 frames = tuple(sorted(str(f) for f in obj["frames"]))
             except (TypeError, ValueError, KeyError):
-                raise DataError(f"{path}: video {vid!r} object {key!r}: expected an integer id with a \"frames\" list") from None
+                raise DataError(
+                    f'{path}: video {vid!r} object {key!r}: expected an integer id with a "frames" list'
+                ) from None
             if not 0 < oid < 255:
                 raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
             if not frames:
@@ -118,7 +122,9 @@ class YouTubeVOS:
         self.root = Path(root)
         self.split = split
         if split not in YOUTUBE_SPLITS:
-            raise DataError(f"unknown YouTube-VOS split {split!r}; expected one of {', '.join(YOUTUBE_SPLITS)}")
+            raise DataError(
+                f"unknown YouTube-VOS split {split!r}; expected one of {', '.join(YOUTUBE_SPLITS)}"
+            )
         self.split_dir = self.root / split
         self.meta_path = self.split_dir / "meta.json"
         if not self.split_dir.is_dir():
@@ -156,7 +162,9 @@ class YouTubeVOS:
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for video {name!r} listed in meta.json")
         anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
-        return YouTubeSequence(name=name, frame_paths=tuple(frames), annotation_paths=anns, objects=self.meta[name])
+        return YouTubeSequence(
+            name=name, frame_paths=tuple(frames), annotation_paths=anns, objects=self.meta[name]
+        )
 
     def _check_video(self, name: str, full: bool) -> list[str]:
         frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
@@ -167,18 +175,24 @@ class YouTubeVOS:
         stems = [p.stem for p in frames]
         stray = sorted(set(anns) - set(stems))
         if stray:
-            problems.append(f"{self.annotation_dir / name}: annotations without frames: {', '.join(stray[:5])}")
+            problems.append(
+                f"{self.annotation_dir / name}: annotations without frames: {', '.join(stray[:5])}"
+            )
         if self.split == "train" and len(anns) != len(frames):
             problems.append(f"{self.annotation_dir / name}: {len(anns)} annotations for {len(frames)} frames")
         starts: dict[str, list[int]] = {}
         for oid, obj in sorted(self.meta[name].items()):
             missing = sorted(set(obj.frames) - set(stems))
             if missing:
-                problems.append(f"{self.meta_path}: video {name!r} object {oid} lists frames without images: {', '.join(missing[:5])}")
+                problems.append(
+                    f"{self.meta_path}: video {name!r} object {oid} lists frames without images: {', '.join(missing[:5])}"
+                )
                 continue
             if obj.frames[0] not in anns:
-                problems.append(f"{self.annotation_dir / name / (obj.frames[0] + '.png')}: annotation missing "
-                                f"for object {oid}'s first appearance")
+                problems.append(
+                    f"{self.annotation_dir / name / (obj.frames[0] + '.png')}: annotation missing "
+                    f"for object {oid}'s first appearance"
+                )
                 continue
             starts.setdefault(obj.frames[0], []).append(oid)
         if problems:
@@ -190,7 +204,9 @@ class YouTubeVOS:
                     continue
                 m = read_mask(p)
                 if m.shape != size:
-                    problems.append(f"{p}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}")
+                    problems.append(
+                        f"{p}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}"
+                    )
                     continue
                 absent = [oid for oid in starts.get(stem, []) if not np.any(m == oid)]
                 if absent:
@@ -199,7 +215,9 @@ class YouTubeVOS:
                 for f in frames:
                     fr = read_frame(f)
                     if fr.shape[:2] != size:
-                        problems.append(f"{f}: frame size {fr.shape[1]}x{fr.shape[0]} differs from {size[1]}x{size[0]}")
+                        problems.append(
+                            f"{f}: frame size {fr.shape[1]}x{fr.shape[0]} differs from {size[1]}x{size[0]}"
+                        )
         except DataError as exc:
             problems.append(str(exc))
         return problems
@@ -255,8 +273,13 @@ def _find_split_dirs(tmp: Path) -> dict[str, Path]:
     return {}
 
 
-def prepare_youtube_vos(root: str | os.PathLike, archive: str | os.PathLike | Sequence[str | os.PathLike],
-                        progress: Progress | None = None, *, full: bool = True) -> dict:
+def prepare_youtube_vos(
+    root: str | os.PathLike,
+    archive: str | os.PathLike | Sequence[str | os.PathLike],
+    progress: Progress | None = None,
+    *,
+    full: bool = True,
+) -> dict:
     """Extract YouTube-VOS 2019 ``train``/``valid`` zips into ``root``, validate, write the manifest.
 
     Each archive is extracted beside ``root`` and validated (``full``: every frame and mask
@@ -274,7 +297,9 @@ def prepare_youtube_vos(root: str | os.PathLike, archive: str | os.PathLike | Se
         with extracted_zip(arc, root.absolute().parent, progress=progress) as tmp:
             found = _find_split_dirs(tmp)
             if not found:
-                raise DataError(f"{arc}: no train/ or valid/ folder inside; is it a YouTube-VOS 2019 archive?")
+                raise DataError(
+                    f"{arc}: no train/ or valid/ folder inside; is it a YouTube-VOS 2019 archive?"
+                )
             for split, folder in found.items():
                 if not (folder / "meta.json").is_file():
                     raise DataError(f"{arc}: {split}/meta.json missing")
@@ -301,12 +326,14 @@ def youtube_summary(manifest: dict) -> list[dict]:
     seqs = manifest.get("sequences", {})
     for split, names in manifest.get("splits", {}).items():
         info = [seqs[n] for n in names if n in seqs]
-        rows.append({
-            "split": split,
-            "videos": len(names),
-            "frames": sum(i["frames"] for i in info),
-            "annotated": sum(i["annotated_frames"] for i in info),
-            "objects": sum(len(i["object_ids"]) for i in info),
-            "late objects": sum(sum(1 for v in i["first_appearance"].values() if v > 0) for i in info),
-        })
+        rows.append(
+            {
+                "split": split,
+                "videos": len(names),
+                "frames": sum(i["frames"] for i in info),
+                "annotated": sum(i["annotated_frames"] for i in info),
+                "objects": sum(len(i["object_ids"]) for i in info),
+                "late objects": sum(sum(1 for v in i["first_appearance"].values() if v > 0) for i in info),
+            }
+        )
     return rows
