@@ -27,7 +27,10 @@ def leftovers(folder):
 
 
 def test_extracts_and_strips_top_folder(tmp_path):
-    z = make_zip(tmp_path / "a.zip", {"DAVIS/x.txt": b"x", "DAVIS/sub/y.txt": b"yy", "DAVIS/sub/": b""})
+    z = make_zip(
+        tmp_path / "a.zip",
+        {"DAVIS/x.txt": b"x", "DAVIS/sub/y.txt": b"yy", "DAVIS/sub/": b"", "__MACOSX/DAVIS/._x.txt": b"fork"},
+    )
     out = safe_extract_zip(z, tmp_path / "out", strip_top="DAVIS")
     assert (out / "x.txt").read_bytes() == b"x" and (out / "sub/y.txt").read_bytes() == b"yy"
     assert leftovers(tmp_path) == ["a.zip", "out"]

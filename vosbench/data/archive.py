@@ -98,7 +98,7 @@ def plan_members(zf: zipfile.ZipFile, archive: Path, *, strip_top: str | None = 
             raise DataError(
                 f"{archive}: refused: member {info.filename!r} is not a regular file, folder or symlink"
             )
-        if parts:
+        if parts and parts[0] != "__MACOSX":  # macOS resource forks, never data
             raw.append((info, parts, kind))
     tops = {parts[0] for _, parts, _ in raw}
     strip = False
