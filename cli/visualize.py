@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
-from vosbench.visualize import VisualizeOptions, default_out_dir, visualize_results
+from vosbench.visualize import VisualizeOptions, default_out_dir, mean_jf, visualize_results
 
 
 def visualize_cmd(
@@ -41,9 +41,9 @@ def visualize_cmd(
     for col in ("sequence", "frames", "size", "J-Mean", "F-Mean", "video", "J/F plot"):
         table.add_column(col, justify="right" if col in ("frames", "J-Mean", "F-Mean") else "left")
     for v in written:
-        s = v.scores
+        j, f = mean_jf(v.scores) if v.scores is not None else (None, None)
         table.add_row(v.name, str(v.num_frames), f"{v.size[1]}x{v.size[0]}",
-                      f"{s.j_mean:.3f}" if s else "-", f"{s.f_mean:.3f}" if s else "-",
+                      f"{j:.3f}" if j is not None else "-", f"{f:.3f}" if f is not None else "-",
                       v.video.name if v.video else "-", v.plot.name if v.plot else "- (no GT)")
     console.print(table)
 

@@ -16,6 +16,7 @@ from vosbench.data.imageio import DAVIS_PALETTE, read_mask, write_mask
 from vosbench.errors import DataError
 from vosbench.visualize import (
     VisualizeOptions,
+    mean_jf,
     overlay_masks,
     per_frame_scores,
     visualize_results,
@@ -51,20 +52,25 @@ def test_overlay_blends_davis_colours_and_outlines():
         overlay_masks(frame, mask[:-1])
 
 
-def test_per_frame_scores_on_known_masks():
+def test_per_frame_scores_on_known_masks(tmp_path):
     gt = [np.zeros((20, 20), np.uint8) for _ in range(4)]
     for g in gt:
         g[5:15, 5:15] = 1  # 100 px
         g[0, 0] = 255  # void is background
+    paths = []
+    for t, g in enumerate(gt):
+        paths.append(tmp_path / f"{t:05d}.png")
+        write_mask(paths[-1], g)
     pred = [g.copy() for g in gt]
     pred[1][5:15, 5:10] = 0  # half of object 1 on frame 1 -> J = 0.5
     pred[2][:] = 0  # object lost on frame 2 -> J = F = 0
-    scores = per_frame_scores(gt, pred, ["00000", "00001", "00002", "00003"])
-    assert scores.object_ids == (1,)
-    assert scores.frame_names == ("00001", "00002")  # first and last frames are not scored
+    pred[1][19, 19] = 3  # an id the first frame lacks is ignored, not an error
+    scores = per_frame_scores("s", paths[::-1], {f"{t:05d}": p for t, p in enumerate(pred)})
+    assert scores.n_objects == 1
+    assert scores.frames == ["00001", "00002"]  # first and last frames are not scored
     np.testing.assert_allclose(scores.j, [[0.5, 0.0]])
     assert scores.f[0, 1] == 0.0 and 0.0 < scores.f[0, 0] < 1.0
-    assert scores.j_mean == pytest.approx(0.25)
+    assert mean_jf(scores)[0] == pytest.approx(0.25)
 
 
 def test_visualize_writes_frames_video_and_plot(davis_and_results, tmp_path):
@@ -95,7 +101,7 @@ def test_visualize_writes_frames_video_and_plot(davis_and_results, tmp_path):
         assert v.plot == out / v.name / f"{v.name}_jf.png" and v.plot.is_file()
         w, h = Image.open(v.plot).size
         assert w > 400 and h > 300
-        assert v.scores is not None and v.scores.object_ids == tuple(range(1, n_obj + 1))
+        assert v.scores is not None and v.scores.n_objects == n_obj
     alpha, beta = written
     np.testing.assert_allclose(alpha.scores.j[0], 1.0)
     np.testing.assert_allclose(alpha.scores.j[1], [1.0, 0.0, 0.0])  # frames 1, 2, 3

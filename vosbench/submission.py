@@ -18,13 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vosbench.data.davis import DavisDataset, VideoSequence
+from vosbench.data.davis import DAVIS_SPLITS, DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, encode_mask_png, has_davis_palette, image_size
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_path
+from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.progress import Progress, ensure_progress
 
 SUBMISSION_SPLITS = ("test-dev", "test-challenge", "val")
+# `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.
+EVALUATION_OUTPUTS = frozenset(name for split in DAVIS_SPLITS
+                               for name in (global_csv_name(split), per_sequence_csv_name(split)))
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -200,7 +204,7 @@ def validate_results(results_dir: str | os.PathLike, data_root: str | os.PathLik
 
     listed = set(names)
     for entry in sorted(results_dir.iterdir()):
-        if entry.name not in listed:
+        if entry.name not in listed and not (entry.is_file() and entry.name in EVALUATION_OUTPUTS):
             what = "folder" if entry.is_dir() else "file"
             report.error(entry, f"stray {what} (not a sequence of split {split!r})")
     progress.start(f"validating {results_dir.name}", total=report.frames)

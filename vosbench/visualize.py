@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +24,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
-from vosbench.data.imageio import DAVIS_PALETTE, VOID_ID, read_mask
+from vosbench.data.imageio import DAVIS_PALETTE, read_mask
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_dir, atomic_path
+from vosbench.metrics import ArrayResults, GroundTruth, SequenceScores, score_sequence
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -51,24 +52,6 @@ class VisualizeOptions:
 
 
 @dataclass(frozen=True)
-class FrameScores:
-    """Per-frame J and F of one sequence: ``j[k, t]`` and ``f[k, t]`` for object ``object_ids[k]``."""
-
-    object_ids: tuple[int, ...]
-    frame_names: tuple[str, ...]  # the scored frames
-    j: np.ndarray  # K, N
-    f: np.ndarray  # K, N
-
-    @property
-    def j_mean(self) -> float:
-        return float(np.mean(self.j.mean(axis=1))) if self.j.size else float("nan")
-
-    @property
-    def f_mean(self) -> float:
-        return float(np.mean(self.f.mean(axis=1))) if self.f.size else float("nan")
-
-
-@dataclass(frozen=True)
 class SequenceVisual:
     """What :func:`visualize_results` wrote for one sequence."""
 
@@ -79,7 +62,7 @@ class SequenceVisual:
     frames_dir: Path | None
     video: Path | None
     plot: Path | None
-    scores: FrameScores | None
+    scores: SequenceScores | None  # per-frame J and F (vosbench.metrics), None without ground truth
 
 
 def outline_thickness(size: tuple[int, int]) -> int:
@@ -108,44 +91,38 @@ def overlay_masks(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5, outli
     return out
 
 
-def per_frame_scores(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray],
-                     frame_names: Sequence[str]) -> FrameScores:
-    """J and F per object on the frames the DAVIS evaluation scores (all but the first and last).
+def mean_jf(scores: SequenceScores) -> tuple[float, float]:
+    """(J-Mean, F-Mean) of a sequence: the mean over objects of each object's mean over frames."""
+    if not scores.j.size:
+        return float("nan"), float("nan")
+    return float(scores.j.mean(axis=1).mean()), float(scores.f.mean(axis=1).mean())
 
-    Objects are the ids 1..max of the first ground-truth mask; void (255) in the ground truth
-    counts as background, as in the official toolkit. J and F come from :mod:`vosbench.metrics`.
+
+def per_frame_scores(name: str, annotation_paths: Sequence[Path], predictions: Mapping[str, np.ndarray]) -> SequenceScores:
+    """J and F per object on the frames the DAVIS evaluation scores (all annotated but first and last).
+
+    Computed by :func:`vosbench.metrics.score_sequence`, so the values are the ones `vosbench
+    evaluate` reports; ``predictions`` maps frame names to id masks. Object ids beyond the first
+    annotation's are ignored here (``package-submission`` warns about them).
     """
-    from vosbench.metrics.boundary import boundary_f_measure
-    from vosbench.metrics.jaccard import jaccard
-
-    first = np.asarray(gt[0])
-    ids = first[first != VOID_ID]
-    n_obj = int(ids.max()) if ids.size else 0
-    object_ids = tuple(range(1, n_obj + 1))
-    scored = range(1, len(gt) - 1)
-    j = np.zeros((n_obj, len(scored)))
-    f = np.zeros((n_obj, len(scored)))
-    for n, t in enumerate(scored):
-        g, p = np.asarray(gt[t]), np.asarray(pred[t])
-        for k, obj in enumerate(object_ids):
-            gk, pk = g == obj, p == obj
-            j[k, n] = jaccard(gk, pk)
-            f[k, n] = boundary_f_measure(gk, pk)
-    return FrameScores(object_ids, tuple(frame_names[t] for t in scored), j, f)
+    gt = GroundTruth(name, tuple(sorted(annotation_paths, key=lambda p: p.stem)))
+    return score_sequence(gt, ArrayResults({name: predictions}), ignore_extra_ids=True)
 
 
-def plot_frame_scores(path: str | os.PathLike, scores: FrameScores, title: str) -> None:
+def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: str) -> None:
     """Write a PNG with J (top) and F (bottom) per object over the scored frames, atomically."""
     fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True)
-    x = [int(n) if n.isdigit() else i for i, n in enumerate(scores.frame_names, start=1)]
-    for ax, values, label, mean in ((axes[0], scores.j, "J (region IoU)", scores.j_mean),
-                                    (axes[1], scores.f, "F (boundary)", scores.f_mean)):
-        for k, obj in enumerate(scores.object_ids):
+    x = [int(n) if n.isdigit() else i for i, n in enumerate(scores.frames, start=1)]
+    j_mean, f_mean = mean_jf(scores)
+    object_ids = range(1, scores.n_objects + 1)
+    for ax, values, label, mean in ((axes[0], scores.j, "J (region IoU)", j_mean),
+                                    (axes[1], scores.f, "F (boundary)", f_mean)):
+        for k, obj in enumerate(object_ids):
             colour = DAVIS_PALETTE[obj] / 255.0
             ax.plot(x, values[k], color=colour, linewidth=1.6, label=f"object {obj} ({values[k].mean():.3f})")
-        if len(scores.object_ids) > 1:
+        if scores.n_objects > 1:
             ax.plot(x, values.mean(axis=0), color="black", linestyle="--", linewidth=1.2,
                     label=f"mean ({mean:.3f})")
         ax.set_ylabel(label)
@@ -154,8 +131,7 @@ def plot_frame_scores(path: str | os.PathLike, scores: FrameScores, title: str) 
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     axes[1].set_xlabel("frame")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{title}: J&F {(scores.j_mean + scores.f_mean) / 2:.3f} "
-                 f"(J {scores.j_mean:.3f}, F {scores.f_mean:.3f})")
+    fig.suptitle(f"{title}: J&F {(j_mean + f_mean) / 2:.3f} (J {j_mean:.3f}, F {f_mean:.3f})")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -214,8 +190,8 @@ def _visualize_sequence(seq: VideoSequence, seq_results: Path, out: Path, option
         scores = None
         if options.plot:
             if all(seq.has_mask(i) for i in range(seq.num_frames)) and seq.num_frames >= 3:
-                gt = [seq.mask(i) for i in range(seq.num_frames)]
-                scores = per_frame_scores(gt, preds, seq.frame_names)
+                scores = per_frame_scores(seq.name, list(seq.annotation_paths.values()),
+                                          dict(zip(seq.frame_names, preds)))
                 plot_frame_scores(tmp / f"{seq.name}_jf.png", scores, seq.name)
             else:
                 log.info("%s: no ground truth on every frame (or under 3 frames); no J/F plot", seq.name)
