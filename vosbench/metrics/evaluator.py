@@ -1,0 +1,337 @@
+"""DAVIS-2017 semi-supervised evaluation: an evaluator protocol and a parallel driver.
+
+:class:`DavisEvaluator` follows detectron2's ``DatasetEvaluator``: ``reset()``, then
+``process(sequence, results)`` (or ``process_sequence(sequence, masks)`` for masks in memory) once
+per sequence, then ``evaluate()``. :func:`evaluate_results` scores a whole split from a results
+folder or zip with a process pool over sequences and writes the official CSVs.
+
+Semantics (the official toolkit's): the scored frames are the annotated frames except the first
+and the last; the objects are ids 1..max id of the first annotation (255 = void counts as
+background; an id missing in between is an always-empty object); a prediction lacking an object
+scores it as empty; predicted ids above the object count are refused (or dropped with
+``ignore_extra_ids``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vosbench.data.davis import DavisDataset
+from vosbench.data.imageio import VOID_ID, read_mask
+from vosbench.errors import DataError, VosbenchError
+from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
+from vosbench.metrics.frame import score_frame
+from vosbench.metrics.report import EvaluationResult, SequenceScores
+from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+MIN_ANNOTATED_FRAMES = 3  # the first and the last are not scored
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The annotation files of one sequence, sorted by name."""
+
+    name: str
+    paths: tuple[Path, ...]
+
+    @property
+    def scored_frames(self) -> list[str]:
+        return [p.stem for p in self.paths[1:-1]]
+
+
+def _list_pngs(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
+
+
+def _frame_count(folder: Path) -> int | None:
+    if not folder.is_dir():
+        return None
+    return sum(1 for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png") and not p.name.startswith("."))
+
+
+def _ground_truth_problem(dataset: DavisDataset, name: str, paths: list[Path]) -> str | None:
+    folder = dataset.annotation_dir / name
+    if not paths:
+        return f"{name}: no annotations in {folder}"
+    if len(paths) < MIN_ANNOTATED_FRAMES:
+        return f"{name}: {len(paths)} annotated frame(s) in {folder}, at least {MIN_ANNOTATED_FRAMES} needed (the first and last are not scored)"
+    n_frames = _frame_count(dataset.image_dir / name)
+    if n_frames is not None and n_frames != len(paths):
+        return f"{name}: {len(paths)} annotations for {n_frames} frames in {folder} (every frame needs ground truth)"
+    return None
+
+
+def _missing_predictions(gts: Iterable[GroundTruth], results: MaskReader) -> tuple[list[str], list[str]]:
+    """(missing sequences, missing ``seq/frame.png`` of the scored frames of present sequences)."""
+    available = results.sequences()
+    missing_seqs, missing_frames = [], []
+    for gt in gts:
+        if gt.name not in available:
+            missing_seqs.append(gt.name)
+            continue
+        have = results.frames(gt.name)
+        missing_frames += [f"{gt.name}/{f}.png" for f in gt.scored_frames if f not in have]
+    return missing_seqs, missing_frames
+
+
+def check_predictions(gts: list[GroundTruth], results: MaskReader, where: str) -> None:
+    """Raise one DataError listing every missing sequence and frame (scored frames only)."""
+    if not results.sequences():
+        raise DataError(f"{where}: no predictions found (expected <sequence>/<frame>.png masks)")
+    missing_seqs, missing_frames = _missing_predictions(gts, results)
+    parts = []
+    if missing_seqs:
+        parts.append(f"{len(missing_seqs)} sequence(s) missing: {', '.join(missing_seqs)}")
+    if missing_frames:
+        parts.append(f"{len(missing_frames)} frame(s) missing: {', '.join(missing_frames)}")
+    if parts:
+        raise DataError(f"{where}: " + "; ".join(parts))
+
+
+def score_sequence(
+    gt: GroundTruth,
+    results: MaskReader,
+    *,
+    ignore_extra_ids: bool = False,
+    bound_th: float = DEFAULT_BOUND_TH,
+) -> SequenceScores:
+    """Per-frame J and F of every object of one sequence; each PNG is decoded once."""
+    first = read_mask(gt.paths[0], allow_gray=True)
+    objects = first[first != VOID_ID]
+    n_objects = int(objects.max()) if objects.size else 0
+    frames = gt.scored_frames
+    j = np.empty((n_objects, len(frames)), dtype=np.float64)
+    f = np.empty((n_objects, len(frames)), dtype=np.float64)
+    if n_objects == 0:  # no logging here: this may run in a worker process
+        return SequenceScores(gt.name, frames, j, f)
+    footprint = disk_footprint(boundary_tolerance(first.shape, bound_th))
+    for t, path in enumerate(gt.paths[1:-1]):
+        gt_mask = read_mask(path, allow_gray=True)
+        if gt_mask.shape != first.shape:
+            raise DataError(f"{path}: annotation size {_size(gt_mask)} differs from the first frame's {_size(first)}")
+        pred = results.read(gt.name, path.stem)
+        if pred.shape != gt_mask.shape:
+            raise DataError(f"{results.describe(gt.name, path.stem)}: prediction size {_size(pred)} differs from the annotation's {_size(gt_mask)}")
+        if int(pred.max()) > n_objects:
+            if not ignore_extra_ids:
+                extra = ", ".join(str(int(i)) for i in np.unique(pred[pred > n_objects]))
+                raise DataError(
+                    f"{results.describe(gt.name, path.stem)}: predicted object id(s) {extra} but sequence {gt.name!r} "
+                    f"has {n_objects} object(s); drop them with --ignore-extra-ids"
+                )
+        j[:, t], f[:, t] = score_frame(gt_mask, pred, n_objects, footprint)
+    return SequenceScores(gt.name, frames, j, f)
+
+
+def _size(mask: np.ndarray) -> str:
+    return f"{mask.shape[1]}x{mask.shape[0]}"
+
+
+class DavisEvaluator:
+    """Streams per-sequence scores of one split into the official tables.
+
+    >>> ev = DavisEvaluator("data/davis", "val")
+    >>> ev.reset()
+    >>> for name in ev.sequence_names:
+    ...     ev.process(name, "runs/stm/val")
+    >>> result = ev.evaluate()
+    """
+
+    def __init__(
+        self,
+        data_root: str | os.PathLike,
+        split: str = "val",
+        resolution: str = "480p",
+        *,
+        ignore_extra_ids: bool = False,
+        bound_th: float = DEFAULT_BOUND_TH,
+    ):
+        self.dataset = DavisDataset(data_root, split, resolution)
+        self.ignore_extra_ids = ignore_extra_ids
+        self.bound_th = bound_th
+        self._scores: dict[str, SequenceScores] = {}
+
+    @property
+    def split(self) -> str:
+        return self.dataset.split
+
+    @property
+    def sequence_names(self) -> list[str]:
+        return self.dataset.sequence_names
+
+    def ground_truth(self, names: Iterable[str] | None = None) -> list[GroundTruth]:
+        """Annotation lists of ``names`` (default: the split); one DataError lists every problem."""
+        names = self.sequence_names if names is None else list(names)
+        gts, problems = [], []
+        for name in names:
+            paths = _list_pngs(self.dataset.annotation_dir / name)
+            problem = _ground_truth_problem(self.dataset, name, paths)
+            if problem:
+                problems.append(problem)
+            else:
+                gts.append(GroundTruth(name, tuple(paths)))
+        if problems:
+            raise DataError(f"ground truth of split {self.split!r} unusable: " + "; ".join(problems))
+        return gts
+
+    def reset(self) -> None:
+        """Forget every processed sequence."""
+        self._scores.clear()
+
+    def process(self, sequence_name: str, results: str | os.PathLike | MaskReader) -> SequenceScores:
+        """Score one sequence from a results folder/zip (path) or any :class:`MaskReader`."""
+        if isinstance(results, (str, os.PathLike)):
+            reader, where = open_results(results), str(results)
+        else:
+            reader, where = results, "predictions"
+        (gt,) = self.ground_truth([sequence_name])
+        check_predictions([gt], reader, where)
+        scores = score_sequence(gt, reader, ignore_extra_ids=self.ignore_extra_ids, bound_th=self.bound_th)
+        self.add(scores)
+        return scores
+
+    def process_sequence(self, sequence_name: str, masks: Mapping[str, np.ndarray]) -> SequenceScores:
+        """Score one sequence from in-memory ``{frame name: H,W id mask}`` predictions."""
+        return self.process(sequence_name, ArrayResults({sequence_name: masks}))
+
+    def add(self, scores: SequenceScores) -> None:
+        """Record scores computed elsewhere (e.g. in a worker process)."""
+        if scores.name not in self.sequence_names:
+            raise DataError(f"sequence {scores.name!r} is not in split {self.split!r}")
+        if scores.n_objects == 0:
+            log.warning("sequence %s has no objects in its first annotation; it adds no rows", scores.name)
+        self._scores[scores.name] = scores
+
+    def evaluate(self, *, require_all: bool = False) -> EvaluationResult:
+        """The tables over the processed sequences, in split order."""
+        missing = [n for n in self.sequence_names if n not in self._scores]
+        if require_all and missing:
+            raise DataError(f"sequences not evaluated: {', '.join(missing)}")
+        scores = [self._scores[n] for n in self.sequence_names if n in self._scores]
+        if not any(s.n_objects for s in scores):
+            raise DataError(f"nothing to evaluate in split {self.split!r}: no objects in the processed sequences")
+        return EvaluationResult.from_scores(self.split, self.dataset.resolution, scores)
+
+
+@dataclass(frozen=True)
+class _Task:
+    gt: GroundTruth
+    results: MaskReader
+    ignore_extra_ids: bool
+    bound_th: float
+
+
+def _run_task(task: _Task) -> SequenceScores:
+    return score_sequence(task.gt, task.results, ignore_extra_ids=task.ignore_extra_ids, bound_th=task.bound_th)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """fork on Linux, spawn elsewhere.
+
+    fork starts workers in milliseconds; spawn and forkserver re-import the caller's ``__main__``
+    in every worker (for the ``vosbench`` script: every verb module, torch included, seconds each).
+    """
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_init() -> None:
+    """Give a forked worker its own std streams.
+
+    A thread of the parent (the CLI's progress display) may have held a std stream's lock at the
+    moment of the fork; the worker would then block flushing it when it exits. Workers never log
+    or print; this only keeps their exit safe.
+    """
+    try:
+        sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115
+        sys.stderr = open(os.dup(2), "w", buffering=1, closefd=True)  # noqa: SIM115
+    except OSError:  # no std streams to duplicate: nothing to protect
+        pass
+
+
+def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[SequenceScores]:
+    """Score tasks in-process (workers <= 1) or in a process pool; errors propagate, never hang."""
+    if workers <= 1:
+        out = []
+        for task in tasks:
+            out.append(_run_task(task))
+            progress.advance(len(task.gt.scored_frames))
+        return out
+    by_name: dict[str, SequenceScores] = {}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init)
+    try:
+        # longest sequences first, for balance; results are put back in split order below
+        ordered = sorted(tasks, key=lambda t: -len(t.gt.paths))
+        pending = {pool.submit(_run_task, t): t for t in ordered}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task = pending.pop(fut)
+                try:
+                    by_name[task.gt.name] = fut.result()
+                except BrokenProcessPool:
+                    raise VosbenchError(
+                        "an evaluation worker process died unexpectedly (killed by the OS, e.g. out of memory?); "
+                        "rerun with --workers 1 to see the failure"
+                    ) from None
+                progress.advance(len(task.gt.scored_frames))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [by_name[t.gt.name] for t in tasks]
+
+
+def default_workers(n_sequences: int) -> int:
+    return max(1, min(os.cpu_count() or 1, n_sequences))
+
+
+def evaluate_results(
+    data: str | os.PathLike,
+    results: str | os.PathLike,
+    split: str = "val",
+    resolution: str = "480p",
+    *,
+    workers: int | None = None,
+    ignore_extra_ids: bool = False,
+    progress: Progress | None = None,
+    json_path: str | os.PathLike | None = None,
+    write_csv: bool = True,
+    bound_th: float = DEFAULT_BOUND_TH,
+) -> EvaluationResult:
+    """Evaluate a results folder or submission zip against split ``split`` of the DAVIS root ``data``.
+
+    Writes ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the
+    results folder (next to a zip), and with ``json_path`` the full-precision values. Always
+    recomputes. Every missing file is listed in one error before any scoring starts.
+    """
+    progress = ensure_progress(progress)
+    evaluator = DavisEvaluator(data, split, resolution, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
+    source = open_results(results)
+    gts = evaluator.ground_truth()
+    check_predictions(gts, source, str(results))
+    tasks = [_Task(gt, source, ignore_extra_ids, bound_th) for gt in gts]
+    n_workers = default_workers(len(tasks)) if workers is None else max(1, min(workers, len(tasks)))
+    progress.start(f"evaluating {len(tasks)} sequences", total=sum(len(gt.scored_frames) for gt in gts))
+    for scores in _score_all(tasks, n_workers, progress):
+        evaluator.add(scores)
+    result = evaluator.evaluate(require_all=True)
+    if write_csv:
+        result.write_csvs(source.output_dir)
+    if json_path is not None:
+        result.write_json(json_path)
+    return result

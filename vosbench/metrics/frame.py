@@ -1,0 +1,32 @@
+"""J and F of every object of one frame, from the decoded id masks (each decoded once)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vosbench.metrics.boundary import bounding_box, f_measure_in_box, union_box
+from vosbench.metrics.jaccard import jaccard_from_counts
+
+
+def score_frame(gt: np.ndarray, pred: np.ndarray, n_objects: int, footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-object J and F (each shape ``(n_objects,)``) of one frame.
+
+    ``gt`` and ``pred`` are ``H,W`` uint8 id masks of the same shape. Object ``k`` (1..n_objects)
+    is ``gt == k`` versus ``pred == k``; GT void (255) and predicted ids above ``n_objects`` are
+    therefore background (callers refuse or drop extra ids before). ``footprint`` is the matching
+    disk (:func:`~vosbench.metrics.boundary.disk_footprint`).
+    """
+    j = np.empty(n_objects, dtype=np.float64)
+    f = np.empty(n_objects, dtype=np.float64)
+    for i in range(n_objects):
+        g = gt == i + 1
+        p = pred == i + 1
+        box = union_box(bounding_box(g), bounding_box(p))
+        if box is None:  # both empty
+            j[i] = f[i] = 1.0
+            continue
+        y0, y1, x0, x1 = box
+        gw, pw = g[y0:y1, x0:x1], p[y0:y1, x0:x1]
+        j[i] = jaccard_from_counts(int(np.count_nonzero(gw & pw)), int(np.count_nonzero(gw | pw)))
+        f[i] = f_measure_in_box(g, p, box, footprint)
+    return j, f
