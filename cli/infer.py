@@ -1,0 +1,111 @@
+"""`vosbench infer`: propagate first-frame masks through a split with one checkpoint or an ensemble."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors, progress_bar
+
+EXAMPLE = (
+    "Example: vosbench infer --checkpoint runs/scm/last.pt --data data/DAVIS --split val "
+    "--out results/scm --flip --scales 0.75,1.0,1.25   |   "
+    "vosbench infer --ensemble submissions/scm-davis2020.toml --data data/DAVIS --split test-dev --out results/entry"
+)
+
+
+def _distributed(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device) from torchrun's environment; CUDA ranks use their local GPU."""
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return rank, world, device
+
+
+def infer_cmd(
+    *,
+    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks.")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
+    ensemble: Annotated[str | None, typer.Option(
+        "--ensemble",
+        help="Comma-separated checkpoints (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+             "probabilities are averaged (weighted) before the argmax.",
+    )] = None,
+    split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt).")] = "val",
+    resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Add horizontally flipped variants (TTA).")] = None,
+    scales: Annotated[str | None, typer.Option("--scales", help="TTA scales, e.g. 0.75,1.0,1.25 (default 1.0).")] = None,
+    finetune_steps: Annotated[int | None, typer.Option(
+        "--finetune-steps", min=0, help="Online finetuning steps per video on the first frame (default 0 = off).")] = None,
+    finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="Online finetuning learning rate (default 1e-5).")] = None,
+    mem_every: Annotated[int | None, typer.Option("--mem-every", min=1, help="Add every N-th frame to memory (default 5).")] = None,
+    max_mem_frames: Annotated[int | None, typer.Option(
+        "--max-mem-frames", min=2,
+        help="Most memory frames read at once, previous frame included; the oldest non-first frame is "
+             "evicted beyond it (default 24).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo sequences that are already finished.")] = False,
+    save_probs: Annotated[bool, typer.Option(
+        "--save-probs", help="Also save <out>/<seq>/probs/<frame>.npz (uint8 probabilities) for later ensembling.")] = False,
+    depth_estimator: Annotated[str | None, typer.Option(
+        "--depth-estimator",
+        help="For depth (D-STM) checkpoints on data without Depth/ maps: an estimator spec as in "
+             "`vosbench prepare depth --estimator`.")] = None,
+) -> None:
+    """Segment every sequence of a split from its first-frame masks (STM memory propagation).
+
+    Finished sequences are skipped on re-run; a sequence appears only once complete. Under
+    torchrun, sequences are shared across ranks.
+    """
+    with handle_errors():
+        from vosbench.errors import ConfigError
+        from vosbench.infer import InferOptions, infer_dataset, parse_ensemble, parse_scales
+
+        if (checkpoint is None) == (ensemble is None):
+            raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")
+        recipe = parse_ensemble(str(checkpoint) if checkpoint is not None else ensemble)  # type: ignore[arg-type]
+        rank, world, device = _distributed(device)
+        options = InferOptions.resolve(
+            recipe,
+            flip=flip,
+            scales=parse_scales(scales) if scales is not None else None,
+            finetune_steps=finetune_steps,
+            finetune_lr=finetune_lr,
+            mem_every=mem_every,
+            max_mem_frames=max_mem_frames,
+            device=device,
+            overwrite=overwrite,
+            save_probs=save_probs,
+            depth_estimator=depth_estimator,
+        )
+        with progress_bar() as progress:
+            summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
+
+    title = f"infer {split} -> {summary.out}" + (f" (rank {summary.rank}/{summary.world_size})" if world > 1 else "")
+    table = Table(title=title)
+    for col in ("sequence", "frames", "objects", "status", "frames/s"):
+        table.add_column(col, justify="left" if col in ("sequence", "status") else "right")
+    for s in summary.sequences:
+        table.add_row(s.name, str(s.frames), str(s.objects) if s.status == "written" else "", s.status,
+                      f"{s.fps:.2f}" if s.status == "written" else "")
+    console.print(table)
+    memory = f"peak RSS {summary.peak_rss_mb:.0f} MiB"
+    if summary.peak_cuda_mb is not None:
+        memory += f", peak CUDA {summary.peak_cuda_mb:.0f} MiB"
+    console.print(
+        f"models: {', '.join(summary.members)}\n"
+        f"{len(summary.written)} written ({summary.frames} frames, {summary.fps:.2f} frames/s), "
+        f"{len(summary.sequences) - len(summary.written)} skipped; {memory}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer", help=inspect.cleandoc(infer_cmd.__doc__ or "") + "\n\n" + EXAMPLE)(infer_cmd)
+

@@ -1,0 +1,114 @@
+"""Checkpoint ensembles: each member (any preset, SCM and D-STM mixed) runs its own engines.
+
+Per video, every member gets its own :class:`~vosbench.infer.tta.TTAInference` (optionally on
+an online-finetuned copy of its model); the per-object probabilities of the members are averaged
+with the recipe's normalised weights before the final argmax. An ensemble of one member returns
+that member's probabilities untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from vosbench.errors import CheckpointError
+from vosbench.infer.engine import EngineConfig, mask_to_tensor, model_flags, object_ids_in, prepare_model
+from vosbench.infer.finetune import FinetuneConfig, finetune_model
+from vosbench.infer.recipe import MemberSpec, Recipe
+from vosbench.infer.tta import TTAConfig, TTAInference
+from vosbench.models import load_checkpoint
+from vosbench.progress import Progress
+
+
+@dataclass
+class LoadedMember:
+    """A member's model, ready for inference, with its normalised weight."""
+
+    spec: MemberSpec
+    model: nn.Module
+    weight: float
+
+    @property
+    def preset(self) -> str:
+        return str(getattr(self.model.config, "name", "?"))
+
+    @property
+    def needs_depth(self) -> bool:
+        return model_flags(self.model)[1]
+
+
+def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None) -> list[LoadedMember]:
+    """Load every member checkpoint (weights-only) onto ``device``; missing files fail first."""
+    for spec in recipe.members:
+        if not spec.checkpoint.is_file():
+            raise CheckpointError(f"{spec.checkpoint}: checkpoint not found")
+    weights = recipe.normalised_weights()
+    members = []
+    for spec, w in zip(recipe.members, weights):
+        model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
+        members.append(LoadedMember(spec, prepare_model(model, device, engine), w))
+    return members
+
+
+class EnsembleInference:
+    """Weighted average of several per-video predictors (same ``step`` contract as the engine)."""
+
+    def __init__(self, predictors: Sequence[TTAInference], weights: Sequence[float]):
+        if not predictors or len(predictors) != len(weights):
+            raise ValueError("need one weight per predictor and at least one predictor")
+        self.predictors = list(predictors)
+        self.weights = [float(w) for w in weights]
+
+    @property
+    def object_ids(self) -> list[int]:
+        return self.predictors[0].object_ids
+
+    def reset(self) -> None:
+        for p in self.predictors:
+            p.reset()
+
+    @torch.inference_mode()
+    def step(
+        self,
+        image: Tensor,
+        mask: np.ndarray | Tensor | None = None,
+        objects: Sequence[int] | None = None,
+        depth: Sequence[Tensor | None] | Tensor | None = None,
+    ) -> Tensor:
+        """``depth``: one map for all members, or one per member (None for members without depth)."""
+        if mask is not None:
+            mask = mask_to_tensor(mask, image.device)
+            if objects is None:
+                objects = object_ids_in(mask)
+        depths = list(depth) if isinstance(depth, (list, tuple)) else [depth] * len(self.predictors)
+        if len(self.predictors) == 1:
+            return self.predictors[0].step(image, mask, objects, depths[0])
+        total = None
+        for pred, w, d in zip(self.predictors, self.weights, depths):
+            p = pred.step(image, mask, objects, d) * w
+            total = p if total is None else total.add_(p)
+        return total
+
+
+def video_predictor(
+    members: Sequence[LoadedMember],
+    engine: EngineConfig,
+    tta: TTAConfig,
+    finetune: FinetuneConfig | None = None,
+    first_frame: tuple[np.ndarray, np.ndarray, list[int], np.ndarray | None] | None = None,
+    progress: Progress | None = None,
+) -> EnsembleInference:
+    """The predictor for one video; with ``finetune.steps > 0`` each member is first fine-tuned
+    on ``first_frame`` = (image H,W,3 uint8, mask H,W ids, object ids, depth H,W or None)."""
+    predictors = []
+    for m in members:
+        model = m.model
+        if finetune is not None and finetune.steps > 0 and first_frame is not None:
+            image, mask, ids, depth = first_frame
+            model = finetune_model(model, image, mask, ids, finetune, depth if m.needs_depth else None, progress)
+        predictors.append(TTAInference(model, engine, tta))
+    return EnsembleInference(predictors, [m.weight for m in members])

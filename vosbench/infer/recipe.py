@@ -1,0 +1,140 @@
+"""Ensemble recipes: ``--ensemble a.pt,b.pt`` or a TOML file (format in docs/model-api.md).
+
+A recipe names its member checkpoints (with optional weights) and, optionally, inference
+settings (``[inference]``) that command-line flags override.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vosbench.errors import ConfigError
+
+# [inference] keys a recipe may set, with their types
+INFERENCE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "flip": bool,
+    "scales": list,
+    "finetune_steps": int,
+    "finetune_lr": (int, float),
+    "mem_every": int,
+    "max_mem_frames": int,
+}
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One ensemble member: a checkpoint path and its (unnormalised) weight."""
+
+    checkpoint: Path
+    weight: float = 1.0
+
+
+@dataclass
+class Recipe:
+    """What to ensemble and how to infer (``inference`` holds only the keys the recipe set)."""
+
+    members: list[MemberSpec]
+    name: str = ""
+    description: str = ""
+    inference: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def normalised_weights(self) -> list[float]:
+        total = sum(m.weight for m in self.members)
+        return [m.weight / total for m in self.members]
+
+
+def _weight(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: weight must be a number, got {value!r}")
+    if not value > 0:
+        raise ConfigError(f"{where}: weight must be > 0, got {value}")
+    return float(value)
+
+
+def load_recipe(path: str | os.PathLike) -> Recipe:
+    """Parse and validate a recipe TOML; relative checkpoints resolve against its folder."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: recipe not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read recipe ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    unknown = sorted(set(data) - {"recipe", "members", "inference"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section '{unknown[0]}' (expected recipe, members, inference)")
+    head = data.get("recipe", {})
+    if not isinstance(head, dict):
+        raise ConfigError(f"{path}: [recipe] must be a table")
+    raw_members = data.get("members")
+    if not isinstance(raw_members, list) or not raw_members:
+        raise ConfigError(f"{path}: needs at least one [[members]] entry with a checkpoint")
+    members = []
+    for i, entry in enumerate(raw_members):
+        where = f"{path}: members[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table")
+        extra = sorted(set(entry) - {"checkpoint", "weight", "name"})
+        if extra:
+            raise ConfigError(f"{where}: unknown key '{extra[0]}' (expected checkpoint, weight)")
+        ckpt = entry.get("checkpoint")
+        if not isinstance(ckpt, str) or not ckpt:
+            raise ConfigError(f"{where}: 'checkpoint' must be a path string")
+        ckpt_path = Path(ckpt).expanduser()
+        if not ckpt_path.is_absolute():
+            ckpt_path = path.parent / ckpt_path
+        members.append(MemberSpec(ckpt_path, _weight(entry.get("weight", 1.0), where)))
+    inference = data.get("inference", {})
+    if not isinstance(inference, dict):
+        raise ConfigError(f"{path}: [inference] must be a table")
+    for key, value in inference.items():
+        if key not in INFERENCE_KEYS:
+            raise ConfigError(f"{path}: unknown [inference] key '{key}' (expected {', '.join(INFERENCE_KEYS)})")
+        want = INFERENCE_KEYS[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if key == "scales" and ok:
+            ok = bool(value) and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in value)
+        if not ok:
+            raise ConfigError(f"{path}: [inference] {key} has the wrong type ({value!r})")
+    inference = dict(inference)
+    if "scales" in inference:
+        inference["scales"] = tuple(float(s) for s in inference["scales"])
+    if "finetune_lr" in inference:
+        inference["finetune_lr"] = float(inference["finetune_lr"])
+    return Recipe(
+        members=members,
+        name=str(head.get("name", path.stem)),
+        description=str(head.get("description", "")),
+        inference=inference,
+        source=path,
+    )
+
+
+def parse_ensemble(spec: str | os.PathLike) -> Recipe:
+    """A recipe from ``--ensemble``: a ``.toml`` recipe, or ``PATH[:WEIGHT],PATH[:WEIGHT],...``."""
+    text = str(spec).strip()
+    if text.lower().endswith(".toml"):
+        return load_recipe(text)
+    members = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        path, weight = part, 1.0
+        head, sep, tail = part.rpartition(":")
+        if sep and head:
+            try:
+                weight = _weight(float(tail), f"--ensemble {part}")
+                path = head
+            except ValueError:
+                pass
+        members.append(MemberSpec(Path(path).expanduser(), weight))
+    if not members:
+        raise ConfigError("--ensemble needs at least one checkpoint (a,b,... or a recipe .toml)")
+    return Recipe(members=members, name="ensemble" if len(members) > 1 else members[0].checkpoint.stem)

@@ -1,0 +1,312 @@
+"""``vosbench infer``: run an ensemble (one checkpoint or many) over a dataset split.
+
+Output: ``<out>/<seq>/<frame>.png`` DAVIS palette masks at the original resolution and frame
+names. Each sequence is built in a temp folder and renamed into place when complete, so finished
+sequences are skipped on re-run (``overwrite`` redoes them) and an interrupted one leaves
+nothing behind. With ``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft
+probabilities (``probs``: uint8 ``K+1,H,W`` = round(255 p); ``object_ids``) for later ensembling.
+
+Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vosbench.data.davis import DavisDataset, VideoSequence
+from vosbench.data.imageio import write_mask
+from vosbench.errors import ConfigError, DataError
+from vosbench.fsutil import atomic_dir
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig
+from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
+from vosbench.infer.finetune import FinetuneConfig
+from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
+from vosbench.infer.tta import TTAConfig
+from vosbench.progress import Progress, ensure_progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InferOptions:
+    """Inference settings (a recipe's ``[inference]`` table fills the ones the caller leaves None)."""
+
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-5
+    mem_every: int = 5
+    max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES
+    device: str = "cpu"
+    overwrite: bool = False
+    save_probs: bool = False
+    depth_estimator: str | None = None
+    amp: bool = True
+
+    @classmethod
+    def resolve(cls, recipe: Recipe | None = None, **given: object) -> InferOptions:
+        """Defaults <- recipe ``[inference]`` <- ``given`` (entries that are None are ignored)."""
+        values: dict[str, object] = dict(recipe.inference) if recipe else {}
+        values.update({k: v for k, v in given.items() if v is not None})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"unknown inference option '{unknown[0]}'")
+        if "scales" in values:
+            values["scales"] = tuple(float(s) for s in values["scales"])  # type: ignore[union-attr]
+        return cls(**values)  # type: ignore[arg-type]
+
+    def engine(self) -> EngineConfig:
+        return EngineConfig(mem_every=self.mem_every, max_mem_frames=self.max_mem_frames, amp=self.amp).validate()
+
+    def tta(self) -> TTAConfig:
+        return TTAConfig(flip=self.flip, scales=tuple(self.scales)).validate()
+
+    def finetune(self) -> FinetuneConfig:
+        return FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr).validate()
+
+
+@dataclass
+class SequenceResult:
+    name: str
+    frames: int
+    objects: int
+    status: str  # "written" | "skipped"
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class InferSummary:
+    out: Path
+    split: str
+    members: list[str]
+    rank: int = 0
+    world_size: int = 1
+    sequences: list[SequenceResult] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    peak_cuda_mb: float | None = None
+
+    @property
+    def written(self) -> list[SequenceResult]:
+        return [s for s in self.sequences if s.status == "written"]
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.written)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.written)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
+
+
+def _remove_stale_partials(out: Path, name: str) -> None:
+    """Remove temp folders an interrupted run left for sequence ``name``."""
+    for p in out.glob(f".{name}.*.partial"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+DepthSource = Callable[[int], np.ndarray]
+
+
+def _missing_depth(seq: VideoSequence) -> DataError:
+    hint = f" (`{seq.depth_hint}`)" if seq.depth_hint else ""
+    return DataError(
+        f"sequence {seq.name!r} has no depth maps for a depth (D-STM) checkpoint: "
+        f"prepare them{hint} or pass --depth-estimator SPEC"
+    )
+
+
+def _depth_source(seq: VideoSequence, estimator, scratch: Path, device_progress: Progress) -> DepthSource:
+    """Depth of frame i: the dataset's maps, else maps estimated now (normalised per video exactly
+    as ``vosbench prepare depth`` does, in a scratch folder)."""
+    if seq.has_depth:
+        return seq.depth
+    if estimator is None:
+        raise _missing_depth(seq)
+    from vosbench.data.imageio import read_depth
+    from vosbench.depth.prepare import PercentileNormalization, _prepare_sequence
+
+    folder = scratch / seq.name
+    _prepare_sequence(seq, folder, estimator, estimator.describe(), PercentileNormalization(), device_progress)
+    names = seq.frame_names
+    return lambda i: read_depth(folder / f"{names[i]}.png")
+
+
+def _make_estimator(spec: str | None, device: str):
+    if spec is None:
+        return None
+    try:
+        from vosbench.depth import make_estimator
+    except ImportError:
+        raise ConfigError("--depth-estimator needs the vosbench.depth module, which is not installed") from None
+    return make_estimator(spec, device=device, batch_size=4)
+
+
+def infer_sequence(
+    seq: VideoSequence,
+    members: Sequence[LoadedMember],
+    options: InferOptions,
+    folder: Path,
+    device: torch.device,
+    depth: DepthSource | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Propagate one sequence, writing its PNGs (and probabilities) into ``folder``; returns #objects."""
+    progress = ensure_progress(progress)
+    n = seq.num_frames
+    if n == 0:
+        raise DataError(f"sequence {seq.name!r} has no frames")
+    h, w = seq.size
+    first_mask = seq.first_mask()
+    ids = seq.object_ids
+    if not ids:
+        log.warning("%s: the first-frame mask has no objects; writing empty masks", seq.name)
+    needs_depth = any(m.needs_depth for m in members)
+    first = seq.frame(0)
+    first_depth = depth(0) if needs_depth and depth is not None else None
+    predictor = video_predictor(
+        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress
+    )
+    known = set(ids)
+    if options.save_probs:
+        (folder / "probs").mkdir()
+    for i, name in enumerate(seq.frame_names):
+        frame = first if i == 0 else seq.frame(i)
+        if frame.shape[:2] != (h, w):
+            raise DataError(
+                f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                f"sequence's {w}x{h}"
+            )
+        image = torch.from_numpy(frame).to(device).permute(2, 0, 1).float().div_(255)
+        mask, objects = None, None
+        if i == 0:
+            mask, objects = first_mask, ids
+        elif seq.has_mask(i):
+            later = seq.mask(i)
+            new = [int(o) for o in np.unique(later) if o not in (0, 255) and int(o) not in known]
+            if new:  # objects that first appear on this frame (YouTube-VOS)
+                mask, objects = later, new
+                known.update(new)
+        d = None
+        if needs_depth:
+            d_np = first_depth if i == 0 else depth(i)
+            d = torch.from_numpy(d_np).to(device)
+        probs = predictor.step(image, mask, objects, d)
+        labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
+        labels = labels_lut[probs.argmax(0).cpu().numpy()]
+        write_mask(folder / f"{name}.png", labels)
+        if options.save_probs:
+            q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
+        progress.advance(1)
+    return len(predictor.object_ids)
+
+
+def infer_dataset(
+    ensemble: str | os.PathLike | Recipe | Sequence[MemberSpec],
+    data: str | os.PathLike,
+    split: str = "val",
+    resolution: str = "480p",
+    out: str | os.PathLike = "results",
+    options: InferOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+) -> InferSummary:
+    """Segment every sequence of ``split`` (this rank's share) and write the results under ``out``.
+
+    ``ensemble``: a checkpoint path, ``"a.pt,b.pt"``, a recipe TOML path, a :class:`Recipe` or
+    member specs. Options the caller leaves at None in :meth:`InferOptions.resolve` come from the
+    recipe; pass a ready :class:`InferOptions` to use it as is.
+    """
+    if isinstance(ensemble, Recipe):
+        recipe = ensemble
+    elif isinstance(ensemble, (str, os.PathLike)):
+        recipe = parse_ensemble(ensemble)
+    else:
+        recipe = Recipe(members=list(ensemble))
+    options = options or InferOptions.resolve(recipe)
+    engine, _, _ = options.engine(), options.tta(), options.finetune()  # validate before any work
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank {rank} out of range for world size {world_size}")
+    progress = ensure_progress(progress)
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    dataset = DavisDataset(data, split, resolution)
+    names = dataset.sequence_names[rank::world_size]
+    out = Path(out)
+    members = load_members(recipe, device, engine)
+    summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
+                           rank, world_size)
+    needs_depth = any(m.needs_depth for m in members)
+    sequences = [dataset.sequence(n) for n in names]
+    estimator = None
+    if needs_depth:
+        missing = [s for s in sequences if not s.has_depth]
+        if missing and options.depth_estimator is None:
+            raise _missing_depth(missing[0])
+        if missing:
+            estimator = _make_estimator(options.depth_estimator, options.device)
+    _check_writable(out)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".depth-", dir=out))) if estimator else out
+        for seq in sequences:
+            target = out / seq.name
+            _remove_stale_partials(out, seq.name)
+            if target.is_dir() and not options.overwrite:
+                summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
+                continue
+            depth = _depth_source(seq, estimator, scratch, progress) if needs_depth else None
+            progress.start(seq.name, total=seq.num_frames + (options.finetune_steps * len(members)))
+            t0 = time.perf_counter()
+            try:
+                with atomic_dir(target) as tmp:
+                    k = infer_sequence(seq, members, options, tmp, device, depth, progress)
+            except OSError as exc:
+                raise DataError(f"{target}: cannot write results ({exc.strerror or exc})") from None
+            summary.sequences.append(SequenceResult(seq.name, seq.num_frames, k, "written", time.perf_counter() - t0))
+    summary.peak_rss_mb = peak_rss_mb()
+    if device.type == "cuda":
+        summary.peak_cuda_mb = torch.cuda.max_memory_allocated(device) / 1024**2
+    return summary
