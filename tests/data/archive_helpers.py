@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import threading
 import zipfile
@@ -104,3 +105,20 @@ def http_server(files: dict[str, ServedFile]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def fail_disk_after(monkeypatch, n_members: int) -> None:
+    """Make archive extraction hit "no space left on device" part-way through member ``n_members``."""
+    from vosbench.data import archive as archive_mod
+
+    real = archive_mod._copy_stream
+    calls = {"n": 0}
+
+    def failing_copy(src, dst, progress):
+        calls["n"] += 1
+        if calls["n"] == n_members:
+            dst.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst, progress)
+
+    monkeypatch.setattr(archive_mod, "_copy_stream", failing_copy)

@@ -1,9 +1,9 @@
-import errno
 import stat
 import zipfile
 
 import pytest
 
+from tests.data.archive_helpers import fail_disk_after
 from vosbench.data import archive as archive_mod
 from vosbench.data.archive import merge_tree, safe_extract_zip
 from vosbench.errors import DataError
@@ -128,17 +128,7 @@ def test_corrupt_member_crc(tmp_path):
 
 def test_disk_full_leaves_nothing(tmp_path, monkeypatch):
     z = make_zip(tmp_path / "big.zip", {f"DAVIS/f{i}.bin": b"x" * 1000 for i in range(6)})
-    real = archive_mod._copy_stream
-    calls = {"n": 0}
-
-    def failing_copy(src, dst, progress):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            dst.write(b"partial")
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(src, dst, progress)
-
-    monkeypatch.setattr(archive_mod, "_copy_stream", failing_copy)
+    fail_disk_after(monkeypatch, 4)
     (tmp_path / "root").mkdir()
     (tmp_path / "root/existing.txt").write_text("untouched")
     with pytest.raises(DataError, match=r"big\.zip: disk full while extracting 'DAVIS/f3\.bin'"):

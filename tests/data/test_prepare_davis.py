@@ -1,4 +1,3 @@
-import errno
 import json
 
 import numpy as np
@@ -7,8 +6,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.data.archive_helpers import ServedFile, http_server, replace_member, zip_tree
-from vosbench.data import archive as archive_mod
+from tests.data.archive_helpers import ServedFile, fail_disk_after, http_server, replace_member, zip_tree
 from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import encode_mask_png
 from vosbench.data.prepare import manifest_summary, prepare_davis2017
@@ -212,17 +210,7 @@ def test_cli_unsafe_or_broken_archive(tmp_path, trainval_zip, kind):
 
 
 def test_cli_disk_full_leaves_nothing(tmp_path, trainval_zip, monkeypatch):
-    real = archive_mod._copy_stream
-    calls = {"n": 0}
-
-    def failing_copy(src, dst, progress):
-        calls["n"] += 1
-        if calls["n"] == 7:
-            dst.write(b"half")
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(src, dst, progress)
-
-    monkeypatch.setattr(archive_mod, "_copy_stream", failing_copy)
+    fail_disk_after(monkeypatch, 7)
     root = tmp_path / "work" / "davis"
     result = runner.invoke(app, ["prepare", "davis2017", "--root", str(root), "--archive", str(trainval_zip)])
     assert result.exit_code == 1 and "disk full while extracting" in result.output

@@ -29,7 +29,7 @@ import numpy as np
 from vosbench.data.archive import extracted_zip, merge_tree
 from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files, write_manifest
 from vosbench.data.imageio import image_size, read_frame, read_mask
-from vosbench.data.prepare import MANIFEST_NAME, read_manifest_sources, relabel_problem
+from vosbench.data.prepare import MANIFEST_NAME, manifest_summary, read_manifest_sources, relabel_problem
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
@@ -322,18 +322,17 @@ def prepare_youtube_vos(
 
 def youtube_summary(manifest: dict) -> list[dict]:
     """One row per split: videos, frames, annotated frames, objects, objects appearing after frame 0."""
-    rows = []
     seqs = manifest.get("sequences", {})
-    for split, names in manifest.get("splits", {}).items():
-        info = [seqs[n] for n in names if n in seqs]
+    rows = []
+    for row in manifest_summary(manifest):
+        info = [seqs[n] for n in manifest["splits"][row["split"]] if n in seqs]
+        late = sum(sum(1 for v in i["first_appearance"].values() if v > 0) for i in info)
         rows.append(
             {
-                "split": split,
-                "videos": len(names),
-                "frames": sum(i["frames"] for i in info),
-                "annotated": sum(i["annotated_frames"] for i in info),
-                "objects": sum(len(i["object_ids"]) for i in info),
-                "late objects": sum(sum(1 for v in i["first_appearance"].values() if v > 0) for i in info),
+                "split": row["split"],
+                "videos": row["sequences"],
+                **{k: v for k, v in row.items() if k not in ("split", "sequences")},
+                "late objects": late,
             }
         )
     return rows
