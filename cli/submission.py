@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, handle_errors, progress_bar
@@ -31,8 +32,9 @@ def print_problems(problems: list[Problem], base: Path) -> None:
     """One line per problem: errors in red, warnings in yellow (on stderr)."""
     for p in problems:
         style, label = ("red", "error") if p.severity == "error" else ("yellow", "warning")
-        err_console.print(f"[{style}]{label}:[/] {_show(p, base)}", highlight=False, soft_wrap=True,
-                          markup=True)
+        err_console.print(
+            f"[{style}]{label}:[/] {escape(_show(p, base))}", highlight=False, soft_wrap=True, markup=True
+        )
 
 
 def _human_size(n: int) -> str:
@@ -45,9 +47,13 @@ def _human_size(n: int) -> str:
 
 
 def package_submission_cmd(
-    results: Annotated[Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")],
+    results: Annotated[
+        Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")
+    ],
     split: Annotated[SubmissionSplit, typer.Option("--split", help="Split the results are for.")],
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (frames and first-frame masks).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="DAVIS-layout dataset root (frames and first-frame masks).")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Zip file to write.")],
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
 ) -> None:
@@ -72,7 +78,9 @@ def package_submission_cmd(
                 f"[bold red]error:[/] {n} problem{'s' * (n != 1)} in {results} "
                 f"({report.sequences} sequences, {report.frames} frames expected for {split.value}); "
                 "no zip written",
-                highlight=False, soft_wrap=True)
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(code=1) from None
     print_problems(list(summary.warnings), results)
     table = Table(title=f"submission ({summary.split})", show_header=False)

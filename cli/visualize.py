@@ -13,7 +13,9 @@ from vosbench.visualize import VisualizeOptions, default_out_dir, mean_jf, visua
 
 
 def visualize_cmd(
-    results: Annotated[Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")],
+    results: Annotated[
+        Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")
+    ],
     data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (frames, ground truth).")],
     split: Annotated[str, typer.Option("--split", help="Split the results are for.")] = "val",
     seq: Annotated[list[str] | None, typer.Option("--seq", help="Only this sequence (repeatable).")] = None,
@@ -22,7 +24,9 @@ def visualize_cmd(
     alpha: Annotated[float, typer.Option("--alpha", help="Mask opacity over the frame, 0..1.")] = 0.5,
     fps: Annotated[float, typer.Option("--fps", help="Frame rate of the MP4.")] = 12.0,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write an MP4 per sequence.")] = True,
-    frames: Annotated[bool, typer.Option("--frames/--no-frames", help="Write the overlaid PNG frames.")] = True,
+    frames: Annotated[
+        bool, typer.Option("--frames/--no-frames", help="Write the overlaid PNG frames.")
+    ] = True,
 ) -> None:
     """Overlay predicted masks on the frames (DAVIS colours, object outlines) and plot per-frame J/F.
 
@@ -34,17 +38,33 @@ def visualize_cmd(
     with handle_errors():
         options = VisualizeOptions(alpha=alpha, fps=fps, video=video, frames=frames)
         with progress_bar(transient=True) as progress:
-            written = visualize_results(results, data, split, sequences=seq, out_dir=out,
-                                        resolution=resolution, options=options, progress=progress)
-    table = Table(title=f"visualized {len(written)} sequence{'s' * (len(written) != 1)} -> "
-                        f"{out or default_out_dir(results)}")
+            written = visualize_results(
+                results,
+                data,
+                split,
+                sequences=seq,
+                out_dir=out,
+                resolution=resolution,
+                options=options,
+                progress=progress,
+            )
+    table = Table(
+        title=f"visualized {len(written)} sequence{'s' * (len(written) != 1)} -> "
+        f"{out or default_out_dir(results)}"
+    )
     for col in ("sequence", "frames", "size", "J-Mean", "F-Mean", "video", "J/F plot"):
         table.add_column(col, justify="right" if col in ("frames", "J-Mean", "F-Mean") else "left")
     for v in written:
         j, f = mean_jf(v.scores) if v.scores is not None else (None, None)
-        table.add_row(v.name, str(v.num_frames), f"{v.size[1]}x{v.size[0]}",
-                      f"{j:.3f}" if j is not None else "-", f"{f:.3f}" if f is not None else "-",
-                      v.video.name if v.video else "-", v.plot.name if v.plot else "- (no GT)")
+        table.add_row(
+            v.name,
+            str(v.num_frames),
+            f"{v.size[1]}x{v.size[0]}",
+            f"{j:.3f}" if j is not None else "-",
+            f"{f:.3f}" if f is not None else "-",
+            v.video.name if v.video else "-",
+            v.plot.name if v.plot else "- (no GT)",
+        )
     console.print(table)
 
 

@@ -135,7 +135,9 @@ def test_missing_results_folder_and_split(davis_and_results, tmp_path):
 
 def _zip_masks(path: Path) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(path) as zf:
-        return {n: np.asarray(Image.open(io.BytesIO(zf.read(n)))) for n in zf.namelist() if not n.endswith("/")}
+        return {
+            n: np.asarray(Image.open(io.BytesIO(zf.read(n)))) for n in zf.namelist() if not n.endswith("/")
+        }
 
 
 def test_zip_layout_round_trip_and_metadata(davis_and_results, tmp_path):
@@ -214,7 +216,7 @@ def test_failure_mid_write_leaves_no_partial_zip(davis_and_results, tmp_path, mo
     root, results = davis_and_results
     out = tmp_path / "s.zip"
     out.write_bytes(b"previous zip")
-    import vosbench.submission as submission
+    from vosbench import submission
 
     calls = {"n": 0}
     real = submission.encode_mask_png
@@ -237,26 +239,64 @@ def test_cli_success_and_failure(davis_and_results, tmp_path):
     root, results = davis_and_results
     runner = CliRunner()
     out = tmp_path / "ok.zip"
-    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "val",
-                              "--data", str(root), "-o", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "package-submission",
+            "--results",
+            str(results),
+            "--split",
+            "val",
+            "--data",
+            str(root),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert out.is_file()
     assert "sequences" in res.output and "9" in res.output
 
     (results / "alpha" / "00001.png").unlink()
     Image.new("RGB", (64, 48)).save(results / "beta" / "00002.png")
+    (results / "[bold]notes.txt").write_text("rich markup in a name is printed as is")
     bad = tmp_path / "bad.zip"
-    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "val",
-                              "--data", str(root), "--out", str(bad)])
+    res = runner.invoke(
+        app,
+        [
+            "package-submission",
+            "--results",
+            str(results),
+            "--split",
+            "val",
+            "--data",
+            str(root),
+            "--out",
+            str(bad),
+        ],
+    )
     assert res.exit_code == 1
     text = " ".join(res.output.split())
     assert "alpha/00001.png: missing mask" in text
     assert "beta/00002.png: mask is RGB" in text
-    assert "2 problems" in text
+    assert "[bold]notes.txt: stray file" in text
+    assert "3 problems" in text
     assert not bad.exists()
 
-    res = runner.invoke(app, ["package-submission", "--results", str(results), "--split", "train",
-                              "--data", str(root), "-o", str(bad)])
+    res = runner.invoke(
+        app,
+        [
+            "package-submission",
+            "--results",
+            str(results),
+            "--split",
+            "train",
+            "--data",
+            str(root),
+            "-o",
+            str(bad),
+        ],
+    )
     assert res.exit_code != 0
 
 

@@ -91,7 +91,9 @@ def test_visualize_writes_frames_video_and_plot(davis_and_results, tmp_path):
         cap = cv2.VideoCapture(str(out / v.name / f"{v.name}.mp4"))
         try:
             assert cap.isOpened()
-            assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64 and int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 48
+            assert (
+                int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64 and int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 48
+            )
             count = 0
             while cap.read()[0]:
                 count += 1
@@ -114,8 +116,9 @@ def test_visualize_one_sequence_without_ground_truth(make_davis_root, tmp_path):
     results = tmp_path / "res"
     for t in range(4):
         write_mask(results / "gamma" / f"{t:05d}.png", np.zeros((48, 64), np.uint8))
-    written = visualize_results(results, root, "test-dev", sequences=["gamma"],
-                                options=VisualizeOptions(video=False))
+    written = visualize_results(
+        results, root, "test-dev", sequences=["gamma"], options=VisualizeOptions(video=False)
+    )
     (v,) = written
     assert v.plot is None and v.scores is None and v.video is None
     assert v.folder == tmp_path / "res-vis" / "gamma"
@@ -143,8 +146,21 @@ def test_cli_visualize(davis_and_results, tmp_path):
     root, results = davis_and_results
     runner = CliRunner()
     out = tmp_path / "v"
-    res = runner.invoke(app, ["visualize", "--results", str(results), "--data", str(root),
-                              "--seq", "beta", "--out", str(out), "--no-video"])
+    res = runner.invoke(
+        app,
+        [
+            "visualize",
+            "--results",
+            str(results),
+            "--data",
+            str(root),
+            "--seq",
+            "beta",
+            "--out",
+            str(out),
+            "--no-video",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "beta" in res.output and "1.000" in res.output
     assert sorted(p.name for p in (out / "beta").iterdir()) == ["beta_jf.png", "frames"]

@@ -27,8 +27,9 @@ from vosbench.progress import Progress, ensure_progress
 
 SUBMISSION_SPLITS = ("test-dev", "test-challenge", "val")
 # `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.
-EVALUATION_OUTPUTS = frozenset(name for split in DAVIS_SPLITS
-                               for name in (global_csv_name(split), per_sequence_csv_name(split)))
+EVALUATION_OUTPUTS = frozenset(
+    name for split in DAVIS_SPLITS for name in (global_csv_name(split), per_sequence_csv_name(split))
+)
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -43,8 +44,10 @@ class InvalidResultsError(DataError):
     def __init__(self, report: ValidationReport):
         n, w = len(report.errors), len(report.warnings)
         extra = f" and {w} warning{'s' * (w != 1)}" if w else ""
-        super().__init__(f"{report.results_dir}: {n} problem{'s' * (n != 1)}{extra} found "
-                         f"against split {report.split!r}; no zip written")
+        super().__init__(
+            f"{report.results_dir}: {n} problem{'s' * (n != 1)}{extra} found "
+            f"against split {report.split!r}; no zip written"
+        )
         self.report = report
 
 
@@ -131,7 +134,9 @@ def _check_mask(path: Path, size: tuple[int, int], report: ValidationReport) -> 
         report.error(path, f"mask is {kind}, expected a palette (P) PNG with the DAVIS palette")
         usable = False
     elif not has_davis_palette(path):
-        report.error(path, "palette PNG without the DAVIS palette (colours would not match the ids on the server)")
+        report.error(
+            path, "palette PNG without the DAVIS palette (colours would not match the ids on the server)"
+        )
     h, w = img.size[1], img.size[0]
     if (h, w) != size:
         report.error(path, f"mask size {w}x{h} differs from the frame size {size[1]}x{size[0]}")
@@ -141,8 +146,7 @@ def _check_mask(path: Path, size: tuple[int, int], report: ValidationReport) -> 
     return {int(i) for i in np.unique(np.asarray(img, dtype=np.uint8))}
 
 
-def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport,
-                    progress: Progress) -> None:
+def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": p for p in seq.frame_paths}
     for entry in sorted(seq_dir.iterdir()):
         if entry.name not in expected:
@@ -176,8 +180,13 @@ def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport,
         report.warn(seq_dir, f"{what} is not in the first-frame ids {sorted(allowed - {0})} (frames {shown})")
 
 
-def validate_results(results_dir: str | os.PathLike, data_root: str | os.PathLike, split: str,
-                     resolution: str = "480p", progress: Progress | None = None) -> ValidationReport:
+def validate_results(
+    results_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str,
+    resolution: str = "480p",
+    progress: Progress | None = None,
+) -> ValidationReport:
     """Check a results folder against ``split`` of the dataset at ``data_root``.
 
     Collects every problem rather than stopping at the first: missing sequences and frames, masks
@@ -266,9 +275,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def package_submission(results_dir: str | os.PathLike, data_root: str | os.PathLike, split: str,
-                       out_zip: str | os.PathLike, resolution: str = "480p",
-                       progress: Progress | None = None) -> SubmissionSummary:
+def package_submission(
+    results_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str,
+    out_zip: str | os.PathLike,
+    resolution: str = "480p",
+    progress: Progress | None = None,
+) -> SubmissionSummary:
     """Validate ``results_dir`` and write it as a DAVIS challenge zip at ``out_zip``.
 
     Raises :class:`InvalidResultsError` (a :class:`DataError` naming the number of problems and
@@ -278,7 +292,9 @@ def package_submission(results_dir: str | os.PathLike, data_root: str | os.PathL
     """
     results_dir, out_zip = Path(results_dir), Path(out_zip)
     if split not in SUBMISSION_SPLITS:
-        raise DataError(f"split {split!r} cannot be submitted; expected one of {', '.join(SUBMISSION_SPLITS)}")
+        raise DataError(
+            f"split {split!r} cannot be submitted; expected one of {', '.join(SUBMISSION_SPLITS)}"
+        )
     if out_zip.is_dir():
         raise DataError(f"{out_zip}: is a folder; give the path of the zip file to write")
     blocker = next((p for p in out_zip.parents if p.exists() and not p.is_dir()), None)
@@ -296,5 +312,12 @@ def package_submission(results_dir: str | os.PathLike, data_root: str | os.PathL
             digest = _sha256(tmp)
     except OSError as exc:
         raise DataError(f"{out_zip}: cannot write the zip ({exc.strerror or exc})") from None
-    return SubmissionSummary(path=out_zip, split=split, sequences=report.sequences, frames=frames,
-                             size_bytes=size, sha256=digest, warnings=tuple(report.warnings))
+    return SubmissionSummary(
+        path=out_zip,
+        split=split,
+        sequences=report.sequences,
+        frames=frames,
+        size_bytes=size,
+        sha256=digest,
+        warnings=tuple(report.warnings),
+    )

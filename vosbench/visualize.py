@@ -70,10 +70,14 @@ def outline_thickness(size: tuple[int, int]) -> int:
     return max(1, round(min(size) / 240))
 
 
-def overlay_masks(frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5, outline: bool = True) -> np.ndarray:
+def overlay_masks(
+    frame: np.ndarray, mask: np.ndarray, alpha: float = 0.5, outline: bool = True
+) -> np.ndarray:
     """Blend an id mask into an ``H,W,3`` uint8 RGB frame in DAVIS colours; outline each object."""
     if frame.shape[:2] != mask.shape:
-        raise DataError(f"mask size {mask.shape[1]}x{mask.shape[0]} differs from frame size {frame.shape[1]}x{frame.shape[0]}")
+        raise DataError(
+            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from frame size {frame.shape[1]}x{frame.shape[0]}"
+        )
     colours = DAVIS_PALETTE[mask]  # H,W,3
     fg = mask != 0
     out = frame.copy()
@@ -98,7 +102,9 @@ def mean_jf(scores: SequenceScores) -> tuple[float, float]:
     return float(scores.j.mean(axis=1).mean()), float(scores.f.mean(axis=1).mean())
 
 
-def per_frame_scores(name: str, annotation_paths: Sequence[Path], predictions: Mapping[str, np.ndarray]) -> SequenceScores:
+def per_frame_scores(
+    name: str, annotation_paths: Sequence[Path], predictions: Mapping[str, np.ndarray]
+) -> SequenceScores:
     """J and F per object on the frames the DAVIS evaluation scores (all annotated but first and last).
 
     Computed by :func:`vosbench.metrics.score_sequence`, so the values are the ones `vosbench
@@ -117,14 +123,22 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
     x = [int(n) if n.isdigit() else i for i, n in enumerate(scores.frames, start=1)]
     j_mean, f_mean = mean_jf(scores)
     object_ids = range(1, scores.n_objects + 1)
-    for ax, values, label, mean in ((axes[0], scores.j, "J (region IoU)", j_mean),
-                                    (axes[1], scores.f, "F (boundary)", f_mean)):
+    for ax, values, label, mean in (
+        (axes[0], scores.j, "J (region IoU)", j_mean),
+        (axes[1], scores.f, "F (boundary)", f_mean),
+    ):
         for k, obj in enumerate(object_ids):
             colour = DAVIS_PALETTE[obj] / 255.0
             ax.plot(x, values[k], color=colour, linewidth=1.6, label=f"object {obj} ({values[k].mean():.3f})")
         if scores.n_objects > 1:
-            ax.plot(x, values.mean(axis=0), color="black", linestyle="--", linewidth=1.2,
-                    label=f"mean ({mean:.3f})")
+            ax.plot(
+                x,
+                values.mean(axis=0),
+                color="black",
+                linestyle="--",
+                linewidth=1.2,
+                label=f"mean ({mean:.3f})",
+            )
         ax.set_ylabel(label)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(True, alpha=0.3)
@@ -161,12 +175,15 @@ def _read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
         raise DataError(f"{path}: predicted mask missing")
     m = read_mask(path, allow_gray=True)
     if m.shape != size:
-        raise DataError(f"{path}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}")
+        raise DataError(
+            f"{path}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}"
+        )
     return m
 
 
-def _visualize_sequence(seq: VideoSequence, seq_results: Path, out: Path, options: VisualizeOptions,
-                        progress: Progress) -> SequenceVisual:
+def _visualize_sequence(
+    seq: VideoSequence, seq_results: Path, out: Path, options: VisualizeOptions, progress: Progress
+) -> SequenceVisual:
     size = seq.size
     preds = [_read_prediction(seq_results / f"{name}.png", size) for name in seq.frame_names]
     progress.start(f"visualizing {seq.name}", total=seq.num_frames)
@@ -177,8 +194,10 @@ def _visualize_sequence(seq: VideoSequence, seq_results: Path, out: Path, option
         for i, (name, pred) in enumerate(zip(seq.frame_names, preds)):
             frame = seq.frame(i)
             if frame.shape[:2] != size:
-                raise DataError(f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs "
-                                f"from the sequence's {size[1]}x{size[0]}")
+                raise DataError(
+                    f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs "
+                    f"from the sequence's {size[1]}x{size[0]}"
+                )
             ov = overlay_masks(frame, pred, options.alpha, options.outline)
             if options.frames:
                 _write_png(tmp / "frames" / f"{name}.png", ov)
@@ -190,13 +209,17 @@ def _visualize_sequence(seq: VideoSequence, seq_results: Path, out: Path, option
         scores = None
         if options.plot:
             if all(seq.has_mask(i) for i in range(seq.num_frames)) and seq.num_frames >= 3:
-                scores = per_frame_scores(seq.name, list(seq.annotation_paths.values()),
-                                          dict(zip(seq.frame_names, preds)))
+                scores = per_frame_scores(
+                    seq.name, list(seq.annotation_paths.values()), dict(zip(seq.frame_names, preds))
+                )
                 plot_frame_scores(tmp / f"{seq.name}_jf.png", scores, seq.name)
             else:
                 log.info("%s: no ground truth on every frame (or under 3 frames); no J/F plot", seq.name)
     return SequenceVisual(
-        name=seq.name, folder=out, num_frames=seq.num_frames, size=size,
+        name=seq.name,
+        folder=out,
+        num_frames=seq.num_frames,
+        size=size,
         frames_dir=out / "frames" if options.frames else None,
         video=out / f"{seq.name}.mp4" if options.video else None,
         plot=out / f"{seq.name}_jf.png" if scores is not None else None,
@@ -210,10 +233,17 @@ def default_out_dir(results_dir: str | os.PathLike) -> Path:
     return results_dir.parent / f"{results_dir.name}-vis"
 
 
-def visualize_results(results_dir: str | os.PathLike, data_root: str | os.PathLike, split: str = "val",
-                      *, sequences: Sequence[str] | None = None, out_dir: str | os.PathLike | None = None,
-                      resolution: str = "480p", options: VisualizeOptions | None = None,
-                      progress: Progress | None = None) -> list[SequenceVisual]:
+def visualize_results(
+    results_dir: str | os.PathLike,
+    data_root: str | os.PathLike,
+    split: str = "val",
+    *,
+    sequences: Sequence[str] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resolution: str = "480p",
+    options: VisualizeOptions | None = None,
+    progress: Progress | None = None,
+) -> list[SequenceVisual]:
     """Write overlays, videos and J/F plots for ``sequences`` (default: every sequence of the split)."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -226,11 +256,17 @@ def visualize_results(results_dir: str | os.PathLike, data_root: str | os.PathLi
     names = list(dataset.sequence_names) if not sequences else list(sequences)
     unknown = [n for n in names if n not in dataset.sequence_names]
     if unknown:
-        raise DataError(f"sequence {unknown[0]!r} is not in split {split!r} of {dataset.root} "
-                        f"(it has {', '.join(dataset.sequence_names[:8])}{', ...' if len(dataset) > 8 else ''})")
+        raise DataError(
+            f"sequence {unknown[0]!r} is not in split {split!r} of {dataset.root} "
+            f"(it has {', '.join(dataset.sequence_names[:8])}{', ...' if len(dataset) > 8 else ''})"
+        )
     missing = [n for n in names if not (results_dir / n).is_dir()]
     if missing:
-        raise DataError(f"{results_dir}: no results for sequence{'s' * (len(missing) > 1)} {', '.join(missing)}")
+        raise DataError(
+            f"{results_dir}: no results for sequence{'s' * (len(missing) > 1)} {', '.join(missing)}"
+        )
     progress = ensure_progress(progress)
-    return [_visualize_sequence(dataset.sequence(n), results_dir / n, out_dir / n, options, progress)
-            for n in names]
+    return [
+        _visualize_sequence(dataset.sequence(n), results_dir / n, out_dir / n, options, progress)
+        for n in names
+    ]
