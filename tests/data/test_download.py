@@ -56,9 +56,13 @@ def test_download_with_checksum_and_progress(tmp_path):
 
 def test_dropped_connection_resumes_with_range(tmp_path):
     files = {"/f.bin": ServedFile(PAYLOAD, drop_after=100_000)}
+    rec = Recorder()
     with http_server(files) as base:
-        out = download(f"{base}/f.bin", tmp_path / "f.bin", md5=hashlib.md5(PAYLOAD).hexdigest(), backoff=0)
+        out = download(
+            f"{base}/f.bin", tmp_path / "f.bin", md5=hashlib.md5(PAYLOAD).hexdigest(), backoff=0, progress=rec
+        )
     assert out.read_bytes() == PAYLOAD
+    assert rec.totals == [len(PAYLOAD)] and rec.advanced == len(PAYLOAD)  # one bar across the retry
     assert files["/f.bin"].requests == [None, "bytes=100000-"]
 
 

@@ -103,6 +103,28 @@ def verify_file(
                 )
 
 
+class _ByteBar:
+    """One progress bar across retries; it restarts only when the download restarts from byte 0."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.progress, self.label = progress, label
+        self.shown = 0
+        self.started = False
+
+    def at(self, offset: int, total: int | None) -> None:
+        """A response starts delivering bytes from ``offset`` of ``total``."""
+        if not self.started or offset < self.shown:
+            self.progress.start(self.label, total=total)
+            self.started, self.shown = True, 0
+        if offset > self.shown:
+            self.progress.advance(offset - self.shown)
+            self.shown = offset
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(n)
+        self.shown += n
+
+
 class _Transient(Exception):
     """A failure worth retrying (connection dropped, timeout, 5xx)."""
 
@@ -122,7 +144,7 @@ def _total_from_response(resp: http.client.HTTPResponse, offset: int) -> int | N
 
 
 def _fetch_once(
-    url: str, part: Path, *, timeout: float, progress: Progress, label: str, expected_size: int | None
+    url: str, part: Path, *, timeout: float, bar: _ByteBar, expected_size: int | None
 ) -> int | None:
     """Fetch (the rest of) ``url`` into ``part``; return the total size the server announced."""
     offset = part.stat().st_size if part.exists() else 0
@@ -139,8 +161,7 @@ def _fetch_once(
             # The .part file already holds everything: the range past its end is empty.
             m = re.search(r"/(\d+)", exc.headers.get("Content-Range", "") if exc.headers else "")
             if m is None or int(m.group(1)) == offset:
-                progress.start(label, total=offset)
-                progress.advance(offset)
+                bar.at(offset, offset)
                 return offset
         if exc.code == 416:
             part.unlink(missing_ok=True)
@@ -166,9 +187,7 @@ def _fetch_once(
         total = _total_from_response(resp, offset) if status in (200, 206) else None
         if expected_size is not None and total is not None and total != expected_size:
             raise DownloadError(f"{url}: server reports {total} bytes, expected {expected_size}")
-        progress.start(label, total=total if total is not None else expected_size)
-        if offset:
-            progress.advance(offset)
+        bar.at(offset, total if total is not None else expected_size)
         written = offset
         try:
             with open(part, "ab" if offset else "wb") as fh:
@@ -178,7 +197,7 @@ def _fetch_once(
                         break
                     fh.write(block)
                     written += len(block)
-                    progress.advance(len(block))
+                    bar.advance(len(block))
         except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
             raise _Transient(f"connection lost after {written} bytes ({exc or type(exc).__name__})") from None
         except OSError as exc:
@@ -211,8 +230,7 @@ def download(
     a size/checksum mismatch removes the bad bytes so the next run starts clean.
     """
     dest = Path(dest)
-    progress = ensure_progress(progress)
-    label = f"download {dest.name}"
+    bar = _ByteBar(ensure_progress(progress), f"download {dest.name}")
     if dest.exists():
         try:
             verify_file(dest, size=expected_size, sha256=sha256, md5=md5)
@@ -223,20 +241,16 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     delay = backoff
-    last = ""
     for attempt in range(retries + 1):
         try:
-            _fetch_once(
-                url, part, timeout=timeout, progress=progress, label=label, expected_size=expected_size
-            )
+            _fetch_once(url, part, timeout=timeout, bar=bar, expected_size=expected_size)
             break
         except _Transient as exc:
-            last = str(exc)
             if attempt == retries:
                 raise DownloadError(
-                    f"{url}: download failed after {retries + 1} tries ({last}); run again to resume from {part}"
+                    f"{url}: download failed after {retries + 1} tries ({exc}); run again to resume from {part}"
                 ) from None
-            log.warning("%s: %s; retrying (%d/%d)", url, last, attempt + 1, retries)
+            log.warning("%s: %s; retrying (%d/%d)", url, exc, attempt + 1, retries)
             if delay > 0:
                 time.sleep(delay)
                 delay *= 2
