@@ -144,7 +144,7 @@ def test_archive_without_splits(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x/readme.txt").write_text("hi")
     z = zip_tree(tmp_path / "x", tmp_path / "x.zip", prefix="")
-    with pytest.raises(DataError, match="x.zip: no train/ or valid/ folder"):
+    with pytest.raises(DataError, match="x.zip: no train/, valid/ or test/ folder"):
         prepare_youtube_vos(tmp_path / "root", z)
 
 

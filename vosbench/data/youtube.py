@@ -8,6 +8,7 @@
     ROOT/valid/JPEGImages/<vid>/...
     ROOT/valid/Annotations/<vid>/<stem>.png        only where an object first appears
     ROOT/valid/meta.json
+    ROOT/test/...                                  as valid/ (challenge test set)
 
 ``meta.json`` is ``{"videos": {vid: {"objects": {"1": {"category": "cat", "frames": ["00000", ...]}}}}}``.
 Objects may first appear after frame 0; :attr:`YouTubeSequence.first_appearance` gives the frame
@@ -35,7 +36,7 @@ from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
 
-YOUTUBE_SPLITS = ("train", "valid")
+YOUTUBE_SPLITS = ("train", "valid", "test")  # valid and test: annotations only at first appearance
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def prepare_youtube_vos(
             found = _find_split_dirs(tmp)
             if not found:
                 raise DataError(
-                    f"{arc}: no train/ or valid/ folder inside; is it a YouTube-VOS 2019 archive?"
+                    f"{arc}: no train/, valid/ or test/ folder inside; is it a YouTube-VOS 2019 archive?"
                 )
             for split, folder in found.items():
                 if not (folder / "meta.json").is_file():
