@@ -37,6 +37,10 @@ def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match=r"empty.*no config.json"):
         make_estimator(str(tmp_path / "empty"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('{"model_type": "dpt"}')
+    with pytest.raises(CheckpointError, match=r"broken: cannot load depth model folder"):
+        make_estimator(str(tmp_path / "broken"))
 
 
 def test_bad_options_are_config_errors(tiny_depth_model: Path, tmp_path: Path) -> None:

@@ -111,8 +111,12 @@ class TransformersDepthEstimator(DepthEstimator):
             self.model = AutoModelForDepthEstimation.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = "folder" if Path(source).is_dir() else "Hugging Face hub id (needs internet or a cached copy)"
-            raise CheckpointError(f"cannot load depth model {model!r} as a {where}: {first}") from None
+            if Path(source).is_dir():
+                raise CheckpointError(f"{source}: cannot load depth model folder: {first}") from None
+            raise CheckpointError(
+                f"cannot load depth model {model!r} from the Hugging Face hub (needs internet or a cached copy; "
+                f"offline, pass a folder written by save_pretrained): {first}"
+            ) from None
         self.model.eval().to(self.device)
         config = self.model.config
         self.model_type = str(getattr(config, "model_type", "unknown"))
