@@ -63,8 +63,7 @@ def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **
             save_checkpoint(tmp, model, kind=CKPT_KIND, **state)
     except OSError as exc:
         reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        kept = " (the previous checkpoint is intact)" if path.exists() else ""
-        raise CheckpointError(f"{path}: cannot save checkpoint: {reason}{kept}") from None
+        raise CheckpointError(f"{path}: cannot save checkpoint: {reason}") from None
     return path
 
 

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from vosbench.data import augment as A
 from vosbench.data.davis import FRAME_SUFFIXES, DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, read_depth, read_frame, read_mask
+from vosbench.data.static import StaticImageSet
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection, SourceSection
 
@@ -117,15 +118,10 @@ class StaticSource:
 
     @classmethod
     def from_folder(cls, root: str | os.PathLike) -> StaticSource:
-        root = Path(root)
-        img_dir, mask_dir = root / "images", root / "masks"
-        if not img_dir.is_dir() or not mask_dir.is_dir():
-            raise DataError(f"{root}: not a static-image set (expected images/ and masks/; create it with `vosbench prepare static`)")
-        masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
-        items = []
-        for p in sorted(img_dir.iterdir()):
-            if p.suffix.lower() in FRAME_SUFFIXES and p.stem in masks:
-                items.append(StaticItem(p, masks[p.stem], root / "depth" / f"{p.stem}.png"))
+        """A set written by ``vosbench prepare static`` (depth maps, if any, in ``root/depth/``)."""
+        ds = StaticImageSet(root)
+        items = [StaticItem(ds.image_path(i), ds.mask_path(i), ds.root / "depth" / f"{ds.names[i]}.png")
+                 for i in range(len(ds))]
         return cls(items, str(root))
 
     def __len__(self) -> int:

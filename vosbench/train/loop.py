@@ -233,8 +233,12 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
         }
-        save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
-        save_training_checkpoint(last_path, model, **state)
+        try:
+            save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
+            save_training_checkpoint(last_path, model, **state)
+        except CheckpointError as exc:
+            kept = f"; the previous checkpoint {last_path} is intact" if last_path.exists() else ""
+            raise CheckpointError(f"{exc}{kept}") from None
         if loss_log is not None:
             loss_log.flush()
 

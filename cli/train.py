@@ -1,0 +1,99 @@
+"""`vosbench train`: two-stage STM / SCM / D-STM training from a TOML config (DDP via torchrun)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, fail, handle_errors, progress_bar
+from vosbench.errors import VosbenchError
+from vosbench.train.distributed import launch_command
+from vosbench.train.loop import TrainResult
+from vosbench.train.run import train_from_config
+
+
+def _summary(result: TrainResult) -> Table:
+    t = Table(title=f"training run in {result.out_dir}")
+    for col in ("steps", "final loss", "minutes", "checkpoint"):
+        t.add_column(col)
+    t.add_row(f"{result.step}/{result.total_steps}", f"{result.final_loss:.4f}", f"{result.seconds / 60:.1f}",
+              str(result.last_checkpoint))
+    return t
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", help="Training config (TOML), e.g. configs/stm-tiny.toml.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (sets data.root).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<config name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this global step (schedules unchanged).")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Local worker processes (DDP through torchrun).")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable).")] = None,
+) -> None:
+    """Train a model from a TOML config; writes OUT/last.pt, OUT/step-<N>.pt, OUT/log.csv and OUT/config.toml.
+
+    Example: vosbench train --config configs/stm-tiny.toml --data data/synthetic-small --out runs/stm-tiny
+    """
+    overrides = list(set_ or [])
+    if nproc > 1:
+        args = ["--config", str(config), "--device", device]
+        for flag, value in (("--data", data), ("--out", out), ("--max-steps", max_steps)):
+            if value is not None:
+                args += [flag, str(value)]
+        if resume:
+            args.append("--resume")
+        for item in overrides:
+            args += ["--set", item]
+        with handle_errors():
+            cmd = launch_command(nproc, args)
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        rc = subprocess.call(cmd, env=env)
+        if rc != 0:
+            raise fail(f"distributed training failed (torchrun exit code {rc}); see the workers' messages above")
+        console.print(f"training finished: {out or Path('runs') / config.stem}", highlight=False)
+        return
+    _run_worker(config, data, out, resume, max_steps, device, overrides)
+
+
+def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool, max_steps: int | None,
+                device: str, overrides: list[str]) -> None:
+    is_main = os.environ.get("RANK", "0") == "0"
+    if not is_main:  # other torchrun workers: rank 0 reports errors and progress
+        try:
+            train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps, device=device,
+                              overrides=overrides)
+        except VosbenchError:
+            raise typer.Exit(code=1) from None
+        return
+    with handle_errors(), progress_bar() as progress:
+        result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
+                                   device=device, overrides=overrides, progress=progress)
+    console.print(_summary(result))
+
+
+def _worker(
+    config: Annotated[Path, typer.Option("--config")],
+    data: Annotated[Path | None, typer.Option("--data")] = None,
+    out: Annotated[Path | None, typer.Option("--out")] = None,
+    resume: Annotated[bool, typer.Option("--resume")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+) -> None:
+    """One torchrun worker of `vosbench train` (same options, without --nproc)."""
+    _run_worker(config, data, out, resume, max_steps, device, list(set_ or []))
+
+
+worker_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+worker_app.command()(_worker)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

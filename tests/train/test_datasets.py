@@ -1,0 +1,117 @@
+"""Clip datasets: sample layout, determinism, object slots, static-image clips, weighted mix, depth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vosbench.data.imageio import write_depth, write_frame, write_mask
+from vosbench.errors import DataError
+from vosbench.train.config import AugmentSection, DataSection, SourceSection
+from vosbench.train.datasets import ClipDataset, open_sources, relabel, to_tensors
+from vosbench.data.augment import AugFrame
+
+
+def _data(root: Path, **kw) -> DataSection:
+    base = dict(root=str(root), split="train", crop=(32, 48), short_side=(48, 56), max_objects=3, samples_per_epoch=8)
+    base.update(kw)
+    return DataSection(**base)
+
+
+def test_video_samples_layout_and_determinism(make_davis_root: Callable[..., Path]) -> None:
+    root = make_davis_root({"a": (8, 2), "b": (6, 3)}, split="train", size=(48, 64))
+    data = _data(root)
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=3)
+    ds.set_epoch(0, 2)
+    s = ds[1]
+    assert s["images"].shape == (3, 3, 32, 48) and s["images"].dtype == torch.float32
+    assert 0.0 <= float(s["images"].min()) and float(s["images"].max()) <= 1.0
+    assert s["masks"].shape == (3, 3, 32, 48) and s["target"].shape == (3, 32, 48)
+    assert s["valid"].shape == (3,) and s["valid"].dtype == torch.bool
+    k = int(s["valid"].sum())
+    assert k >= 1
+    # one-hot masks agree with the id target; padded slots are empty; every valid object is in frame 0
+    for slot in range(3):
+        assert torch.equal(s["masks"][:, slot] > 0, s["target"] == slot + 1)
+        if slot >= k:
+            assert not s["masks"][:, slot].any()
+        else:
+            assert s["masks"][0, slot].any()
+    assert int(s["target"].max()) <= k
+    again = ds[1]
+    assert all(torch.equal(s[key], again[key]) for key in s)
+    ds.set_epoch(1, 2)
+    assert not torch.equal(ds[1]["images"], s["images"])
+
+
+def test_objects_absent_from_first_frame_become_background() -> None:
+    f0 = np.zeros((8, 8), np.uint8)
+    f0[:2, :2] = 1
+    f1 = f0.copy()
+    f1[5:, 5:] = 2  # object 2 appears only later
+    frames = [AugFrame(np.zeros((8, 8, 3), np.uint8), m) for m in (f0, f1, f1)]
+    s = to_tensors(frames, 3, depth=False)
+    assert s["valid"].tolist() == [True, False, False]
+    assert int(s["target"][1].max()) == 1
+    assert relabel(np.array([[3, 7, 255]], np.uint8), [7, 3]).tolist() == [[2, 1, 0]]
+
+
+def test_static_stage_deforms_one_image_into_a_clip(make_davis_root: Callable[..., Path]) -> None:
+    root = make_davis_root({"a": (2, 2)}, split="train", size=(48, 64))
+    data = _data(root, stage="static")
+    ds = ClipDataset(open_sources(data), data, AugmentSection(elastic_alpha=3.0, rotate=20), seed=0)
+    s = ds[0]
+    assert s["images"].shape[0] == 3
+    assert not torch.equal(s["target"][0], s["target"][1])  # independently deformed frames
+    assert s["valid"].any()
+
+
+def test_static_folder_source(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        m = np.zeros((40, 50), np.uint8)
+        m[10:30, 10 + i * 5:30 + i * 5] = 1
+        m[2:8, 2:8] = 2
+        write_frame(tmp_path / "static" / "images" / f"im{i}.jpg", rng.integers(0, 255, (40, 50, 3)).astype(np.uint8))
+        write_mask(tmp_path / "static" / "masks" / f"im{i}.png", m)
+    data = _data(tmp_path, stage="static", sources=[SourceSection(kind="static", root=str(tmp_path / "static"))])
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=0)
+    assert ds[0]["images"].shape == (3, 3, 32, 48)
+
+
+def test_weighted_mix_follows_weights(make_davis_root: Callable[..., Path], tmp_path: Path) -> None:
+    r1 = make_davis_root({"a": (4, 1)}, split="train", root=tmp_path / "one", seed=1)
+    r2 = make_davis_root({"b": (4, 1)}, split="train", root=tmp_path / "two", seed=2)
+    data = _data(tmp_path, sources=[SourceSection(root=str(r1), weight=3.0), SourceSection(root=str(r2), weight=1.0)],
+                 samples_per_epoch=400)
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=0)
+    assert np.allclose(ds.weights, [0.75, 0.25])
+    picks = [int(np.random.default_rng([0, 0, i]).choice(2, p=ds.weights)) for i in range(400)]
+    assert 0.65 < picks.count(0) / 400 < 0.85
+
+
+def test_depth_is_loaded_and_missing_depth_is_named(make_davis_root: Callable[..., Path]) -> None:
+    root = make_davis_root({"a": (4, 1)}, split="train", size=(48, 64))
+    data = _data(root)
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
+    with pytest.raises(DataError, match="depth"):
+        ds[0]
+    for t in range(4):
+        write_depth(root / "Depth" / "480p" / "a" / f"{t:05d}.png", np.full((48, 64), 0.5, np.float32))
+    s = ds[0]
+    assert s["depth"].shape == (3, 1, 32, 48)
+    assert float(s["depth"].max()) <= 1.0
+
+
+def test_missing_root_and_split_are_clear(make_davis_root: Callable[..., Path], tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="dataset root not found"):
+        open_sources(_data(tmp_path / "nope"))
+    root = make_davis_root({"a": (3, 1)}, split="val")
+    with pytest.raises(DataError, match="split file not found"):
+        open_sources(_data(root, split="train"))
+    with pytest.raises(DataError, match="no dataset root"):
+        open_sources(_data(""))

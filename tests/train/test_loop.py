@@ -1,0 +1,111 @@
+"""The training loop: learning, exact resume, NaN stop, full disk, architecture mismatch."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from vosbench.errors import CheckpointError
+from vosbench.models import load_checkpoint
+from vosbench.train import loop
+from vosbench.train.config import TrainConfig
+from vosbench.train.loop import NonFiniteLossError, train
+from vosbench.train.trainlog import read_log
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_checkpoint(path)
+    return model.state_dict()
+
+
+def test_training_reduces_loss_and_writes_outputs(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=4", "optim.lr=3e-4")
+    out = tmp_path / "run"
+    result = train(cfg, out, device="cpu")
+    rows = read_log(out / "log.csv")
+    assert result.step == 8 == len(rows) and [r["step"] for r in rows] == list(range(1, 9))
+    first = sum(r["loss"] for r in rows[:2]) / 2
+    last = sum(r["loss"] for r in rows[-2:]) / 2
+    assert last < 0.8 * first, (first, last)
+    for name in ("last.pt", "step-2.pt", "step-8.pt", "config.toml"):
+        assert (out / name).is_file(), name
+    model, extra = load_checkpoint(out / "last.pt", expect=None)
+    assert extra["step"] == 8 and model.config.name == "stm-tiny"
+    assert "optimizer" in extra and "rng" in extra
+    from vosbench.train.config import load_config
+
+    assert load_config(out / "config.toml") == cfg
+
+
+def test_resume_continues_the_same_run(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    cfg = tiny_config("train.epochs=2", "train.save_every=4")
+    full = train(cfg, tmp_path / "full", device="cpu")
+    part = train(cfg, tmp_path / "part", max_steps=3, device="cpu")
+    assert part.step == 3 and (tmp_path / "part" / "step-3.pt").is_file()
+    resumed = train(cfg, tmp_path / "part", resume=True, device="cpu")
+    assert full.step == resumed.step == 4
+    a, b = read_log(tmp_path / "full" / "log.csv"), read_log(tmp_path / "part" / "log.csv")
+    assert [r["step"] for r in b] == list(range(1, 5))
+    # same loss curve, bit for bit (CPU, same thread count)
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    wa, wb = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_existing_run_needs_resume(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    cfg = tiny_config()
+    train(cfg, tmp_path / "r", max_steps=1, device="cpu")
+    with pytest.raises(CheckpointError, match="--resume"):
+        train(cfg, tmp_path / "r", max_steps=1, device="cpu")
+
+
+def test_resume_with_another_architecture_is_refused(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    train(tiny_config(), tmp_path / "r", max_steps=1, device="cpu")
+    with pytest.raises(CheckpointError, match="differs"):
+        train(tiny_config("model.preset=scm-tiny"), tmp_path / "r", resume=True, device="cpu")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = loop._segmentation_loss
+
+    def poisoned(output, target, loss_cfg, valid):  # 2 frames per step: calls 5, 6 are step 3
+        calls["n"] += 1
+        total, parts = real(output, target, loss_cfg, valid)
+        if calls["n"] >= 5:
+            total = total * float("nan")
+        return total, parts
+
+    monkeypatch.setattr(loop, "_segmentation_loss", poisoned)
+    out = tmp_path / "r"
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 3 .*last good checkpoint"):
+        train(tiny_config(), out, device="cpu")
+    _, extra = load_checkpoint(out / "last.pt")
+    assert extra["step"] == 2
+    assert not (out / "step-3.pt").exists()
+    assert [r["step"] for r in read_log(out / "log.csv")] == [1, 2]
+
+
+def test_disk_full_on_save_keeps_previous_checkpoint(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r"
+    train(tiny_config(), out, max_steps=2, device="cpu")
+    before = (out / "last.pt").read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)  # writes the temp file, then the disk "fills up"
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="no space left on device.*previous checkpoint is intact"):
+        train(tiny_config(), out, resume=True, max_steps=4, device="cpu")
+    assert (out / "last.pt").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
