@@ -11,9 +11,9 @@ Per object, over its N scored frames (frames 1..T-2):
 Globally every object of every sequence weighs the same; J&F = (J-Mean + F-Mean) / 2.
 
 Difference from the official code, on purpose: ``davis2017/utils.py`` stores the bin edges as
-uint8, so with N >= 257 scored frames the last edges wrap around (N - 1 > 255) and the decay comes
-out as NaN or as a wrong number. Here the edges are int64, so the decay is right for any N. For
-N <= 256 the two agree exactly. Means are computed with the same pairwise summation as numpy's
+uint8. With N = 256 scored frames the last bin's end ``edges[4] + 1`` wraps to 0, and with
+N >= 257 the edges themselves wrap, so the decay comes out as NaN (or a wrong number). Here the
+edges are int64 and the decay is right for any N; for N <= 255 the two agree bit for bit. Means are computed with the same pairwise summation as numpy's
 ``nanmean`` (the official reducer), so the numbers agree to the last bit; per-frame values are
 never NaN (J of two empty masks is 1), so ``nanmean`` and ``mean`` coincide.
 """
