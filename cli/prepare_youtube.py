@@ -19,7 +19,7 @@ def youtube_vos(
     archive: Annotated[
         list[Path],
         typer.Option(
-            "--archive", help="A YouTube-VOS 2019 zip (train.zip or valid.zip); repeat for several."
+            "--archive", help="A YouTube-VOS 2019 zip (train.zip, valid.zip or test.zip); repeat for several."
         ),
     ],
     quick: Annotated[

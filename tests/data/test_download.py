@@ -123,6 +123,10 @@ def test_existing_verified_file_is_not_downloaded_again(tmp_path):
     assert files["/f.bin"].requests == []
 
 
-def test_unreachable_host(tmp_path):
-    with pytest.raises(DownloadError, match="127.0.0.1:9"):
-        download("http://127.0.0.1:9/x.zip", tmp_path / "x.zip", retries=1, backoff=0, timeout=2)
+def test_refused_connection_fails_without_retrying(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(DownloadError, match=r"127\.0\.0\.1:9/x\.zip: cannot connect"):
+        download("http://127.0.0.1:9/x.zip", tmp_path / "x.zip", retries=3, backoff=5, timeout=2)
+    assert time.perf_counter() - t0 < 4  # no backoff sleeps

@@ -232,3 +232,14 @@ def test_cli_download_404(tmp_path):
         )
     assert result.exit_code == 1 and "HTTP 404" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_downloaded_truncated_zip_says_delete_it(tmp_path, trainval_zip):
+    data = trainval_zip.read_bytes()[:-300]  # the server itself serves a damaged file
+    files = {"/DAVIS-2017-trainval-480p.zip": ServedFile(data)}
+    with http_server(files) as base:
+        with pytest.raises(DataError, match="truncated.*delete it to download it again"):
+            prepare_davis2017(
+                tmp_path / "d", url=f"{base}/DAVIS-2017-trainval-480p.zip", download_dir=tmp_path / "dl"
+            )
+    assert not (tmp_path / "d").exists()

@@ -30,6 +30,10 @@ CHUNK_SIZE = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
+class CorruptArchiveError(DataError):
+    """The zip itself is damaged (truncated, bad CRC): a fresh copy of the file may fix it."""
+
+
 @dataclass(frozen=True)
 class Member:
     """One archive member and where it goes, relative to the extraction root."""
@@ -149,7 +153,7 @@ def open_zip(archive: str | os.PathLike) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{archive}: not a zip archive, or truncated ({exc})") from None
+        raise CorruptArchiveError(f"{archive}: not a zip archive, or truncated ({exc})") from None
     except OSError as exc:
         raise DataError(f"{archive}: cannot read ({exc.strerror or exc})") from None
 
@@ -213,7 +217,7 @@ def extracted_zip(
                 try:
                     _extract_member(zf, archive, m, tmp, progress)
                 except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                    raise DataError(
+                    raise CorruptArchiveError(
                         f"{archive}: corrupt member {m.info.filename!r} ({exc}); nothing was extracted"
                     ) from None
                 except (NotImplementedError, RuntimeError) as exc:

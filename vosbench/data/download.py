@@ -171,9 +171,8 @@ def _fetch_once(
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
-        if isinstance(reason, (socket.timeout, ConnectionError, OSError)) and not isinstance(
-            reason, socket.gaierror
-        ):
+        # A refused connection or an unknown host will not fix itself; resets and timeouts may.
+        if isinstance(reason, OSError) and not isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
             raise _Transient(f"{reason}") from None
         raise DownloadError(f"{url}: cannot connect ({reason})") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:

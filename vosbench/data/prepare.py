@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from vosbench.data.archive import extracted_zip, merge_tree
+from vosbench.data.archive import CorruptArchiveError, extracted_zip, merge_tree
 from vosbench.data.davis import RESOLUTIONS, DavisDataset, build_manifest, list_splits, write_manifest
 from vosbench.data.download import davis_archive, download, url_filename
 from vosbench.errors import DataError
@@ -158,9 +158,14 @@ def prepare_davis2017(
     else:
         archive = Path(archive)
         origin = str(archive)
-    with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
-        _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
-        merge_tree(tmp, root)
+    try:
+        with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
+            _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
+            merge_tree(tmp, root)
+    except CorruptArchiveError as exc:
+        if origin == str(archive):
+            raise
+        raise CorruptArchiveError(f"{exc}; delete it to download it again") from None
     sources = [s for s in read_manifest_sources(root) if s.get("archive") != Path(archive).name]
     sources.append(
         {"split": split, "resolution": resolution, "archive": Path(archive).name, "origin": origin}
