@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vosbench.depth.estimators import (
@@ -48,6 +49,11 @@ def test_bad_options_are_config_errors(tiny_depth_model: Path, tmp_path: Path) -
         make_estimator(str(tiny_depth_model), batch_size=0)
     with pytest.raises(ConfigError, match="depth kind"):
         make_estimator(str(tiny_depth_model), kind="inverse")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown device"):
+        make_estimator(str(tiny_depth_model), device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            make_estimator(str(tiny_depth_model), device="cuda")
     with pytest.raises(ConfigError, match="needs a path"):
         make_estimator("folder:")
     with pytest.raises(DataError, match="depth folder not found"):

@@ -127,6 +127,13 @@ def test_corrupt_frame_names_it_and_leaves_nothing_partial(make_davis_root) -> N
     assert not (depth / "beta").exists()
     assert [p.name for p in depth.iterdir()] == ["alpha"]  # no temp folder, no partial PNG
     assert len(_pngs(depth / "alpha")) == 2
+    # --overwrite that fails keeps the previous, complete maps
+    before = {p.name: p.read_bytes() for p in (depth / "alpha").iterdir()}
+    (root / "JPEGImages" / "480p" / "alpha" / "00001.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"alpha/00001\.jpg"):
+        prepare_depth(root, "val", "480p", CountingEstimator(), overwrite=True)
+    assert {p.name: p.read_bytes() for p in (depth / "alpha").iterdir()} == before
+    assert [p.name for p in depth.iterdir()] == ["alpha"]
 
 
 def test_missing_depth_error_names_folder_and_command(make_davis_root) -> None:
