@@ -135,13 +135,28 @@ def _camera_effects(spec: VideoSpec, t: int, image: np.ndarray, noise_rng: np.ra
     """Illumination (gain, tint, moving light gradient), blur and sensor noise."""
     h, w = spec.height, spec.width
     gx, gy = (float(v) for v in spec.light_gradient[t])
-    ramp = (1.0 + gy * (np.arange(h, dtype=np.float32)[:, None] / h - 0.5)
-            + gx * (np.arange(w, dtype=np.float32)[None, :] / w - 0.5))
-    mult = ramp[:, :, None] * (float(spec.gain[t]) * spec.tint[t].astype(np.float32))
-    lit = np.clip(np.round(image.astype(np.float32) * mult), 0, 255).astype(np.uint8)
+    ramp = (np.float32(1.0) + np.float32(gy) * (np.arange(h, dtype=np.float32)[:, None] / np.float32(h) - 0.5)
+            + np.float32(gx) * (np.arange(w, dtype=np.float32)[None, :] / np.float32(w) - 0.5))
+    colour = (spec.gain[t] * spec.tint[t]).astype(np.float32)
+    mult = ramp[:, :, None] * colour  # H,W,3
+    lit = cv2.multiply(image, mult, dtype=cv2.CV_8U)  # rounds and saturates
     if spec.blur_sigma >= 0.3:
         lit = cv2.GaussianBlur(lit, (0, 0), spec.blur_sigma)
     if noise_rng is None or spec.noise_sigma <= 0:
         return lit
-    noise = noise_rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(spec.noise_sigma)
-    return np.clip(np.round(lit.astype(np.float32) + noise), 0, 255).astype(np.uint8)
+    # sensor noise: a window of a noise field drawn once per video, at a random offset per frame
+    field = _noise_field(spec, noise_rng)
+    dy = int(noise_rng.integers(0, field.shape[0] - h + 1))
+    dx = int(noise_rng.integers(0, field.shape[1] - w + 1))
+    noisy = lit.astype(np.int16) + field[dy:dy + h, dx:dx + w]
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def _noise_field(spec: VideoSpec, noise_rng: np.random.Generator) -> np.ndarray:
+    """Integer Gaussian noise, (H+pad),(W+pad),3 int16, drawn on first use for this video."""
+    if spec.noise_field is None:
+        pad = 32
+        shape = (spec.height + pad, spec.width + pad, 3)
+        noise = noise_rng.standard_normal(shape, dtype=np.float32) * np.float32(spec.noise_sigma)
+        spec.noise_field = np.round(noise).astype(np.int16)
+    return spec.noise_field

@@ -18,6 +18,8 @@ from vosbench.data.synthetic.textures import TextureBank, background_canvas, ran
 SHAPES = ("blob", "star", "ellipse", "rounded-rect", "polygon")
 OBJECT_DEPTH = (0.06, 0.56)  # objects are always nearer than the background
 BACKGROUND_DEPTH = (0.6, 1.0)
+STEP = 0.12  # largest move between two path knots, as a share of the frame's width / height
+MAX_SPEED = 0.02  # look-alikes' largest speed, share of the frame's larger side per frame
 
 
 @dataclass
@@ -76,6 +78,7 @@ class VideoSpec:
     noise_sigma: float
     jpeg_quality: int
     groups: list[list[int]] = field(default_factory=list)  # look-alike groups as object ids
+    noise_field: np.ndarray | None = None  # sensor noise, drawn by the renderer on first use
 
     @property
     def lookalike(self) -> bool:
@@ -172,11 +175,16 @@ def _random_path(rng: np.random.Generator, n: int, h: int, w: int, r: float, *, 
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Smooth path through random knots in the frame; with ``exit_out`` > 0 a middle stretch lies
     that far outside one border (the object leaves the frame and comes back)."""
-    k = _n_knots(n)
+    k = _n_knots(n, 12)
     lo_x, hi_x = min(r, w / 2), max(w - r, w / 2)
     lo_y, hi_y = min(r, h / 2), max(h - r, h / 2)
-    xs = rng.uniform(lo_x, hi_x, size=k)
-    ys = rng.uniform(lo_y, hi_y, size=k)
+    # a random walk of knots: each knot a bounded step from the previous one
+    steps = rng.uniform(-1.0, 1.0, size=(k, 2)) * [STEP * w, STEP * h]
+    xs, ys = np.empty(k), np.empty(k)
+    xs[0], ys[0] = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
+    for j in range(1, k):
+        xs[j] = np.clip(xs[j - 1] + steps[j, 0], lo_x, hi_x)
+        ys[j] = np.clip(ys[j - 1] + steps[j, 1], lo_y, hi_y)
     if exit_out > 0 and k >= 3:
         span = 1 if k < 6 else int(rng.integers(1, 3))
         j0 = int(rng.integers(1, k - span))
@@ -210,7 +218,7 @@ def _crossing_paths(rng: np.random.Generator, n: int, h: int, w: int, r: float, 
         back = _ray_to_border(cx, cy, -dx, -dy, w, h) - 1.1 * r
         vmax = max(0.5, back / tc)
         v = rng.uniform(0.65, 1.0) * vmax
-        v = min(v, 0.05 * max(h, w))  # pixels per frame: fast, but still a smooth motion
+        v = min(v, MAX_SPEED * max(h, w))  # pixels per frame
         off = rng.uniform(-0.35, 0.35) * r
         wig_a, wig_p = rng.uniform(0, 0.12) * r, rng.uniform(0.6, 1.4) * n
         perp = off + wig_a * np.sin(2 * np.pi * t / wig_p)
@@ -249,17 +257,17 @@ def sample_video_spec(rng: np.random.Generator, profile: SyntheticProfile, bank:
     weights /= weights.sum()
     n_obj = int(rng.choice(np.arange(1, max_obj + 1), p=weights))
     base = min(h, w)
-    radius_range = (0.10, 0.22) if n_obj <= 2 else (0.08, 0.17)
+    radius_range = (0.14, 0.3) if n_obj <= 2 else (0.1, 0.2)
 
     appearances: list[Appearance] = []
     objects: list[ObjectTrack] = []
     groups: list[list[int]] = []
 
     def scale_curve() -> np.ndarray:
-        return np.exp(smooth_curve(rng, n, _n_knots(n), -0.28, 0.28, start=0.0))
+        return np.exp(smooth_curve(rng, n, _n_knots(n), -0.2, 0.2, start=0.0))
 
     def angle_curve() -> np.ndarray:
-        omega = rng.uniform(-0.05, 0.05)
+        omega = rng.uniform(-0.025, 0.025)
         return rng.uniform(0, 2 * np.pi) + omega * np.arange(n) + smooth_curve(rng, n, _n_knots(n), -0.3, 0.3)
 
     next_id = 1
