@@ -85,6 +85,9 @@ def test_trainval_and_testdev_merge(tmp_path, trainval_zip, testdev_zip):
 def test_wrong_resolution_or_split_is_refused(tmp_path, trainval_zip):
     with pytest.raises(DataError, match="no JPEGImages/Full-Resolution folder .it has 480p"):
         prepare_davis2017(tmp_path / "r", "trainval", "Full-Resolution", archive=trainval_zip)
+    other = zip_tree(tmp_path / "src_trainval" / "ImageSets", tmp_path / "other.zip", prefix="stuff")
+    with pytest.raises(DataError, match=r"other\.zip: no JPEGImages/480p folder .*top level holds: stuff"):
+        prepare_davis2017(tmp_path / "r", "trainval", archive=other)
     with pytest.raises(DataError, match="ImageSets/2017/test-dev.txt missing"):
         prepare_davis2017(tmp_path / "r", "test-dev", "480p", archive=trainval_zip)
     assert not (tmp_path / "r").exists()

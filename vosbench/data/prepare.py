@@ -65,7 +65,12 @@ def _check_davis_tree(
     images = tmp / "JPEGImages"
     if not (images / resolution).is_dir():
         found = sorted(p.name for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
-        hint = f" (it has {', '.join(found)})" if found else " (is it a DAVIS-2017 archive?)"
+        top = sorted(p.name for p in tmp.iterdir())[:6]
+        hint = (
+            f" (it has {', '.join(found)})"
+            if found
+            else f" (is it a DAVIS-2017 archive? its top level holds: {', '.join(top) or 'nothing'})"
+        )
         raise DataError(f"{source}: no JPEGImages/{resolution} folder{hint}")
     listed: set[str] = set()
     for split in splits:
