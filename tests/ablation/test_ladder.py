@@ -49,6 +49,9 @@ class FakeRunner:
     def data_fingerprint(self) -> str:
         return "toy-data"
 
+    def check(self, rung) -> None:
+        pass
+
     def train(self, rung, work_dir: Path, progress) -> Path:
         self.calls["train"] += 1
         p = work_dir / "last.pt"

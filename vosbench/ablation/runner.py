@@ -37,6 +37,9 @@ class StepRunner(Protocol):
     def data_fingerprint(self) -> str:
         """A string that changes when the dataset changes."""
 
+    def check(self, rung: RungSpec) -> None:
+        """Raise a VosbenchError if the rung cannot run (unknown preset, bad key) — before any work."""
+
     def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
         """Train into ``work_dir`` (resuming if it holds a checkpoint); return the final checkpoint."""
 
@@ -104,6 +107,8 @@ def run_ladder(
     out.mkdir(parents=True, exist_ok=True)
     progress = ensure_progress(progress)
     data_fp = runner.data_fingerprint()
+    for rung in ladder.rungs:
+        runner.check(rung)
     results: list[RungResult] = []
     for rung in ladder.rungs:
         ran: dict[str, bool] = {}

@@ -1,0 +1,63 @@
+"""`vosbench ablate`: run an ablation ladder and print the papers' tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors, progress_bar
+
+
+def _render(df, title: str, index: bool = False) -> Table:
+    table = Table(title=title, title_justify="left")
+    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("", "Methods", "Rung") else "right")
+    for idx, row in df.iterrows():
+        cells = [str(idx)] if index else []
+        cells += ["–" if v is None or v != v else (f"{v:.1f}" if isinstance(v, float) else str(v)) for v in row.tolist()]
+        table.add_row(*cells)
+    return table
+
+
+def ablate(
+    config: Annotated[Path, typer.Option("--config", help="Ladder TOML (see ablations/).")],
+    *,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: the ladder file's data entry).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/ablate/<ladder name>).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the ladder's).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
+) -> None:
+    """Train, infer and evaluate every rung of a ladder (each step cached), then print the tables.
+
+    Example: vosbench ablate --config ablations/scm-cpu.toml --data runs/data/small
+    """
+    from vosbench.ablation import boost_table, checkmark_table, full_table, load_ladder, run_ladder, write_tables
+    from vosbench.ablation.steps import VosbenchSteps
+    from vosbench.errors import ConfigError
+
+    with handle_errors():
+        ladder = load_ladder(config)
+        root = data or ladder.data
+        if root is None:
+            raise ConfigError(f"{config}: no dataset root; pass --data ROOT or set [ladder].data")
+        out_dir = out or Path("runs") / "ablate" / ladder.name
+        steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers)
+        with progress_bar() as progress:
+            result = run_ladder(ladder, out_dir, steps, progress)
+        written = write_tables(result, out_dir)
+    console.print(_render(boost_table(result), f"{ladder.name}: Global Mean (J&F) and Boost"))
+    if any("look-alike" in r.subsets for r in result.rungs):
+        console.print(_render(boost_table(result, subset="look-alike"), "look-alike videos only"))
+    console.print(_render(checkmark_table(result), "components", index=True))
+    console.print(_render(full_table(result), "full table"))
+    cached = sum(1 for r in result.rungs for v in r.ran.values() if not v)
+    console.print(f"tables and chart in [bold]{out_dir}[/] ({', '.join(sorted(written))}); {cached} cached steps reused")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ablate")(ablate)

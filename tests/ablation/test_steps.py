@@ -1,0 +1,36 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from vosbench.ablation.steps import lookalike_sequences, toml_value
+from vosbench.train.config import parse_value
+
+
+@pytest.mark.parametrize("value", [True, False, 3, 1e-4, "scm-tiny", [192, 320], {"aspp": False, "key_dim": 32}])
+def test_override_values_round_trip_through_train_config_parser(value):
+    parsed = parse_value(toml_value(value))
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_lookalike_sequences_from_manifest(tmp_path):
+    assert lookalike_sequences(tmp_path) == set()
+    (tmp_path / "manifest.json").write_text(json.dumps({"sequences": {
+        "a": {"synthetic": {"lookalike": True}}, "b": {"synthetic": {"lookalike": False}}, "c": {}}}))
+    assert lookalike_sequences(tmp_path) == {"a"}
+
+
+def test_cli_unknown_preset_and_missing_data(tmp_path, make_davis_root):
+    (tmp_path / "t.toml").write_text("[model]\npreset = 'no-such-preset'\n")
+    (tmp_path / "l.toml").write_text("[[rungs]]\nname='a'\ntrain_config='t.toml'\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["ablate", "--config", str(tmp_path / "l.toml")])
+    assert res.exit_code == 1 and "no dataset root" in res.output
+    res = runner.invoke(app, ["ablate", "--config", str(tmp_path / "l.toml"), "--data", str(tmp_path / "nope")])
+    assert res.exit_code == 1 and "dataset root not found" in res.output
+    root = make_davis_root()
+    res = runner.invoke(app, ["ablate", "--config", str(tmp_path / "l.toml"), "--data", str(root),
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "rung 'a'" in res.output and "no-such-preset" in res.output
+    assert not (tmp_path / "out" / "train").exists(), "nothing trained before the ladder was checked"

@@ -1,0 +1,121 @@
+"""The real ladder steps: ``vosbench train`` → ``vosbench infer`` → ``vosbench evaluate`` as library calls."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vosbench.ablation.ladder import RungSpec
+from vosbench.errors import ConfigError, DataError
+from vosbench.progress import Progress
+
+
+def toml_value(value: Any) -> str:
+    """Format a Python value as a TOML value for a ``key=value`` override."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot express {value!r} as a TOML value")
+
+
+def lookalike_sequences(data: Path) -> set[str]:
+    """Sequences that the embedded dataset's manifest marks as look-alike videos (empty otherwise)."""
+    manifest = data / "manifest.json"
+    if not manifest.is_file():
+        return set()
+    seqs = json.loads(manifest.read_text()).get("sequences", {})
+    return {name for name, s in seqs.items() if s.get("synthetic", {}).get("lookalike")}
+
+
+class VosbenchSteps:
+    """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``."""
+
+    def __init__(self, data: str | os.PathLike, split: str = "val", resolution: str = "480p",
+                 device: str = "cpu", max_steps: int | None = None, workers: int | None = None):
+        self.data = Path(data)
+        if not self.data.is_dir():
+            raise DataError(f"{self.data}: dataset root not found")
+        self.split = split
+        self.resolution = resolution
+        self.device = device
+        self.max_steps = max_steps
+        self.workers = workers
+
+    def data_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        manifest = self.data / "manifest.json"
+        if manifest.is_file():
+            h.update(manifest.read_bytes())
+        else:
+            for p in sorted((self.data / "ImageSets").rglob("*.txt")):
+                h.update(p.name.encode() + p.read_bytes())
+        h.update(f"{self.split}/{self.resolution}/max_steps={self.max_steps}".encode())
+        return h.hexdigest()[:16]
+
+    def _overrides(self, rung: RungSpec) -> list[str]:
+        return [f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()]
+
+    def check(self, rung: RungSpec) -> None:
+        from vosbench.models import get_preset
+        from vosbench.train.run import resolve_run_config
+
+        if rung.checkpoint is not None:
+            if not rung.checkpoint.is_file():
+                raise DataError(f"rung {rung.name!r}: checkpoint {rung.checkpoint} not found")
+            return
+        assert rung.train_config is not None
+        cfg = resolve_run_config(rung.train_config, data=self.data, overrides=self._overrides(rung))
+        try:
+            get_preset(cfg.model.preset, **cfg.model.overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"rung {rung.name!r}: {exc}") from None
+
+    def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
+        from vosbench.train.run import train_from_config
+
+        assert rung.train_config is not None
+        result = train_from_config(
+            rung.train_config,
+            data=self.data,
+            out=work_dir,
+            resume=(work_dir / "last.pt").is_file(),
+            max_steps=self.max_steps,
+            device=self.device,
+            overrides=self._overrides(rung),
+            progress=progress,
+        )
+        return result.last_checkpoint
+
+    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress) -> None:
+        from vosbench.infer.run import InferOptions, infer_dataset
+
+        options = InferOptions.resolve(**{**rung.infer_options, "device": self.device, "overwrite": True})
+        infer_dataset(str(checkpoint), self.data, self.split, self.resolution, out_dir, options, progress)
+
+    def evaluate(self, rung: RungSpec, results_dir: Path, progress: Progress) -> dict[str, Any]:
+        from vosbench.metrics import evaluate_results
+        from vosbench.metrics.summary import summarize
+
+        result = evaluate_results(self.data, results_dir, self.split, self.resolution,
+                                  workers=self.workers, progress=progress)
+        out: dict[str, Any] = {"global": result.summary.as_dict(), "subsets": {}}
+        lookalike = lookalike_sequences(self.data)
+        groups = {
+            "look-alike": [o for o in result.objects if o.sequence in lookalike],
+            "other": [o for o in result.objects if o.sequence not in lookalike],
+        }
+        if lookalike:
+            for name, objs in groups.items():
+                if objs:
+                    out["subsets"][name] = summarize([o.j for o in objs], [o.f for o in objs]).as_dict()
+        return out
