@@ -143,7 +143,8 @@ def _check_mask(path: Path, size: tuple[int, int], report: ValidationReport) -> 
         usable = False
     if not usable:
         return None
-    return {int(i) for i in np.unique(np.asarray(img, dtype=np.uint8))}
+    counts = np.bincount(np.asarray(img, dtype=np.uint8).ravel(), minlength=256)  # ~10x faster than unique
+    return {int(i) for i in np.flatnonzero(counts)}
 
 
 def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:

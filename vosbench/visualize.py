@@ -78,11 +78,10 @@ def overlay_masks(
         raise DataError(
             f"mask size {mask.shape[1]}x{mask.shape[0]} differs from frame size {frame.shape[1]}x{frame.shape[0]}"
         )
+    frame = np.ascontiguousarray(frame, dtype=np.uint8)
     colours = DAVIS_PALETTE[mask]  # H,W,3
-    fg = mask != 0
-    out = frame.copy()
-    blend = (1.0 - alpha) * frame[fg].astype(np.float32) + alpha * colours[fg].astype(np.float32)
-    out[fg] = np.clip(np.round(blend), 0, 255).astype(np.uint8)
+    blend = cv2.addWeighted(frame, 1.0 - alpha, colours, alpha, 0.0)
+    out = np.where((mask != 0)[..., None], blend, frame)
     if outline:
         width = outline_thickness(mask.shape)
         for obj in np.unique(mask):
