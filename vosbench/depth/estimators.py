@@ -107,8 +107,14 @@ class TransformersDepthEstimator(DepthEstimator):
         self.device = _resolve_device(device, torch)
         source = _model_source(model)
         try:
-            self.processor = AutoImageProcessor.from_pretrained(source)
-            self.model = AutoModelForDepthEstimation.from_pretrained(source)
+            try:  # a hub id already in the cache loads without touching the network
+                self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
+                self.model = AutoModelForDepthEstimation.from_pretrained(source, local_files_only=True)
+            except OSError:
+                if Path(source).is_dir():
+                    raise
+                self.processor = AutoImageProcessor.from_pretrained(source)
+                self.model = AutoModelForDepthEstimation.from_pretrained(source)
         except (OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if Path(source).is_dir():
