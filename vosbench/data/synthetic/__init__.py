@@ -5,7 +5,7 @@
 :mod:`~vosbench.data.synthetic.render` for the rasteriser.
 """
 
-from vosbench.data.synthetic.generate import DATASET_NAME, generate_synthetic, plan_videos
+from vosbench.data.synthetic.generate import DATASET_NAME, generate_synthetic, plan_videos, summarise_manifest
 from vosbench.data.synthetic.profiles import PROFILES, SyntheticProfile, parse_size, resolve_profile
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "parse_size",
     "plan_videos",
     "resolve_profile",
+    "summarise_manifest",
 ]

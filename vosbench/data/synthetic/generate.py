@@ -240,3 +240,30 @@ def generate_synthetic(
     except OSError as exc:
         raise DataError(f"{root}: cannot write the dataset ({exc.strerror or exc})") from None
     return manifest
+
+
+def summarise_manifest(manifest: dict) -> list[dict]:
+    """One row per split of a synthetic manifest: videos, frames, objects and difficulty counts."""
+    rows = []
+    seqs = manifest.get("sequences", {})
+    splits = manifest.get("splits", {})
+    order = sorted(splits, key=lambda s: (SPLITS.index(s) if s in SPLITS else len(SPLITS), s))
+    for split in order:
+        names = splits[split]
+        entries = [seqs[n] for n in names if n in seqs]
+        syn = [e.get("synthetic", {}) for e in entries]
+        sizes = sorted({f"{e['height']}x{e['width']}" for e in entries})
+        frames = [e["frames"] for e in entries]
+        rows.append({
+            "split": split,
+            "videos": len(entries),
+            "frames": sum(frames),
+            "length": f"{min(frames)}-{max(frames)}" if frames else "-",
+            "size": ", ".join(sizes),
+            "objects": sum(len(e["object_ids"]) for e in entries),
+            "look-alike": sum(1 for s in syn if s.get("lookalike")),
+            "distractors": sum(len(s.get("distractors", [])) for s in syn),
+            "exits": sum(len(o.get("exits", [])) for s in syn for o in s.get("objects", [])),
+            "masks": "first" if syn and all(s.get("annotated") == "first" for s in syn) else "all",
+        })
+    return rows
