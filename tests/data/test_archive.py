@@ -34,6 +34,7 @@ def test_extracts_and_strips_top_folder(tmp_path):
     out = safe_extract_zip(z, tmp_path / "out", strip_top="DAVIS")
     assert (out / "x.txt").read_bytes() == b"x" and (out / "sub/y.txt").read_bytes() == b"yy"
     assert leftovers(tmp_path) == ["a.zip", "out"]
+    assert out.stat().st_mode & 0o777 == (out / "sub").stat().st_mode & 0o777  # not mkdtemp's private 0700
     # A different top folder is not stripped when a name is given, but "*" strips any.
     out2 = safe_extract_zip(z, tmp_path / "out2", strip_top="OTHER")
     assert (out2 / "DAVIS/x.txt").exists()

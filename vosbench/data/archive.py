@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from vosbench.errors import DataError
+from vosbench.fsutil import _give_default_mode
 from vosbench.progress import Progress, ensure_progress
 
 CHUNK_SIZE = 1 << 20
@@ -211,6 +212,7 @@ def extracted_zip(
         total = sum(m.info.file_size for m in members if m.kind == "file")
         _check_space(archive, beside, total)
         tmp = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", suffix=".extracting", dir=beside))
+        _give_default_mode(tmp, directory=True)  # it may be renamed onto the destination as is
         try:
             progress.start(f"extract {archive.name}", total=total)
             for m in members:
