@@ -92,3 +92,29 @@ def real_vos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{n}\n" for n in REAL_SEQUENCES))
     return root
+
+
+@pytest.fixture
+def davis_gt_results(make_davis_root, tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny DAVIS root (val: alpha 5 frames/2 objects, beta 4 frames/1 object, 48x64) and a
+    results folder holding copies of its ground-truth masks, as `vosbench infer` would lay them out."""
+    import shutil
+
+    root = make_davis_root({"alpha": (5, 2), "beta": (4, 1)}, size=(48, 64))
+    results = tmp_path / "results"
+    shutil.copytree(root / "Annotations" / "480p", results)
+    return root, results
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``tiny`` procedural dataset (seed 0), generated once per test session; treat it as read-only.
+
+    Splits train (3 videos), val (2) and test-dev (1, first-frame masks only); 8 frames of 96x160;
+    depth maps; manifest.json with look-alike groups.
+    """
+    from vosbench.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic") / "tiny"
+    generate_synthetic(root, "tiny", seed=0)
+    return root

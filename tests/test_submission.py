@@ -23,31 +23,20 @@ from vosbench.submission import (
     validate_results,
 )
 
-SEQS = {"alpha": (5, 2), "beta": (4, 1)}
-
-
-@pytest.fixture
-def davis_and_results(make_davis_root, tmp_path: Path) -> tuple[Path, Path]:
-    """A tiny DAVIS root and a results folder holding its ground-truth masks."""
-    root = make_davis_root(SEQS)
-    results = tmp_path / "results"
-    shutil.copytree(root / "Annotations" / "480p", results)
-    return root, results
-
 
 def _messages(report) -> list[str]:
     return [str(p) for p in report.problems]
 
 
-def test_clean_results_validate(davis_and_results):
-    root, results = davis_and_results
+def test_clean_results_validate(davis_gt_results):
+    root, results = davis_gt_results
     report = validate_results(results, root, "val")
     assert report.ok and report.problems == []
     assert (report.sequences, report.frames) == (2, 9)
 
 
-def test_every_problem_reported_at_once(davis_and_results):
-    root, results = davis_and_results
+def test_every_problem_reported_at_once(davis_gt_results):
+    root, results = davis_gt_results
     # missing sequence
     shutil.rmtree(results / "beta")
     # missing frame
@@ -85,8 +74,8 @@ def test_every_problem_reported_at_once(davis_and_results):
     assert len(report.errors) == 9
 
 
-def test_non_davis_palette_is_an_error(davis_and_results):
-    root, results = davis_and_results
+def test_non_davis_palette_is_an_error(davis_gt_results):
+    root, results = davis_gt_results
     path = results / "beta" / "00002.png"
     mask = read_mask(path)
     img = Image.fromarray(mask, mode="P")
@@ -97,8 +86,8 @@ def test_non_davis_palette_is_an_error(davis_and_results):
     assert "DAVIS palette" in report.errors[0].message
 
 
-def test_grayscale_png_is_an_error(davis_and_results):
-    root, results = davis_and_results
+def test_grayscale_png_is_an_error(davis_gt_results):
+    root, results = davis_gt_results
     path = results / "beta" / "00000.png"
     Image.fromarray(read_mask(path), mode="L").save(path)
     report = validate_results(results, root, "val")
@@ -106,8 +95,8 @@ def test_grayscale_png_is_an_error(davis_and_results):
     assert "mask is L" in report.errors[0].message
 
 
-def test_extra_object_ids_are_warnings(davis_and_results):
-    root, results = davis_and_results
+def test_extra_object_ids_are_warnings(davis_gt_results):
+    root, results = davis_gt_results
     for t in (1, 3):  # beta has one object; id 4 and void appear later
         path = results / "beta" / f"{t:05d}.png"
         m = read_mask(path).copy()
@@ -125,8 +114,8 @@ def test_extra_object_ids_are_warnings(davis_and_results):
     assert len(summary.warnings) == 2
 
 
-def test_missing_results_folder_and_split(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_missing_results_folder_and_split(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     with pytest.raises(DataError, match="results folder not found"):
         validate_results(tmp_path / "nope", root, "val")
     with pytest.raises(DataError, match="split file not found"):
@@ -140,8 +129,8 @@ def _zip_masks(path: Path) -> dict[str, np.ndarray]:
         }
 
 
-def test_zip_layout_round_trip_and_metadata(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_zip_layout_round_trip_and_metadata(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     out = tmp_path / "sub" / "submission.zip"
     summary = package_submission(results, root, "val", out)
     assert out.is_file() and summary.size_bytes == out.stat().st_size
@@ -163,8 +152,8 @@ def test_zip_layout_round_trip_and_metadata(davis_and_results, tmp_path):
             assert Image.open(io.BytesIO(zf.read(name))).getpalette() == DAVIS_PALETTE_FLAT
 
 
-def test_zip_bytes_are_deterministic(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_zip_bytes_are_deterministic(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     a = package_submission(results, root, "val", tmp_path / "a.zip")
     # same masks re-saved with different PNG encoder settings and newer file times
     for p in sorted(results.rglob("*.png")):
@@ -177,8 +166,8 @@ def test_zip_bytes_are_deterministic(davis_and_results, tmp_path):
     assert a.sha256 == b.sha256
 
 
-def test_invalid_results_write_no_zip(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_invalid_results_write_no_zip(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     (results / "alpha" / "00001.png").unlink()
     (results / "stray.txt").write_text("x")
     out = tmp_path / "s.zip"
@@ -189,8 +178,8 @@ def test_invalid_results_write_no_zip(davis_and_results, tmp_path):
     assert list(tmp_path.glob("*.zip*")) == [] and list(tmp_path.glob(".s.zip*")) == []
 
 
-def test_unwritable_output_leaves_nothing(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_unwritable_output_leaves_nothing(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     with pytest.raises(DataError, match="afile is a file, not a folder"):
@@ -212,8 +201,8 @@ def test_unwritable_output_leaves_nothing(davis_and_results, tmp_path):
         package_submission(results, root, "val", locked)
 
 
-def test_failure_mid_write_leaves_no_partial_zip(davis_and_results, tmp_path, monkeypatch):
-    root, results = davis_and_results
+def test_failure_mid_write_leaves_no_partial_zip(davis_gt_results, tmp_path, monkeypatch):
+    root, results = davis_gt_results
     out = tmp_path / "s.zip"
     out.write_bytes(b"previous zip")
     from vosbench import submission
@@ -235,24 +224,16 @@ def test_failure_mid_write_leaves_no_partial_zip(davis_and_results, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["davis", "results", "s.zip"]
 
 
-def test_cli_success_and_failure(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def _cli(runner: CliRunner, results: Path, root: Path, split: str, out_flag: str, out: Path):
+    args = ["package-submission", "--results", results, "--split", split, "--data", root, out_flag, out]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_cli_success_and_failure(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     runner = CliRunner()
     out = tmp_path / "ok.zip"
-    res = runner.invoke(
-        app,
-        [
-            "package-submission",
-            "--results",
-            str(results),
-            "--split",
-            "val",
-            "--data",
-            str(root),
-            "-o",
-            str(out),
-        ],
-    )
+    res = _cli(runner, results, root, "val", "-o", out)
     assert res.exit_code == 0, res.output
     assert out.is_file()
     assert "sequences" in res.output and "9" in res.output
@@ -261,20 +242,7 @@ def test_cli_success_and_failure(davis_and_results, tmp_path):
     Image.new("RGB", (64, 48)).save(results / "beta" / "00002.png")
     (results / "[bold]notes.txt").write_text("rich markup in a name is printed as is")
     bad = tmp_path / "bad.zip"
-    res = runner.invoke(
-        app,
-        [
-            "package-submission",
-            "--results",
-            str(results),
-            "--split",
-            "val",
-            "--data",
-            str(root),
-            "--out",
-            str(bad),
-        ],
-    )
+    res = _cli(runner, results, root, "val", "--out", bad)
     assert res.exit_code == 1
     text = " ".join(res.output.split())
     assert "alpha/00001.png: missing mask" in text
@@ -283,27 +251,14 @@ def test_cli_success_and_failure(davis_and_results, tmp_path):
     assert "3 problems" in text
     assert not bad.exists()
 
-    res = runner.invoke(
-        app,
-        [
-            "package-submission",
-            "--results",
-            str(results),
-            "--split",
-            "train",
-            "--data",
-            str(root),
-            "-o",
-            str(bad),
-        ],
-    )
-    assert res.exit_code != 0
+    res = _cli(runner, results, root, "train", "-o", bad)
+    assert res.exit_code != 0 and "train" in res.output
 
 
-def test_zip_evaluates_like_the_folder(davis_and_results, tmp_path):
+def test_zip_evaluates_like_the_folder(davis_gt_results, tmp_path):
     from vosbench.metrics import evaluate_results
 
-    root, results = davis_and_results
+    root, results = davis_gt_results
     # perturb the predictions so the scores are not all 1
     for i, p in enumerate(sorted((results / "alpha").glob("*.png"))[1:]):
         write_mask(p, np.roll(read_mask(p), 2 + i, axis=1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,15 +21,7 @@ from vosbench.visualize import (
     visualize_results,
 )
 
-SEQS = {"alpha": (5, 2), "beta": (4, 1)}
-
-
-@pytest.fixture
-def davis_and_results(make_davis_root, tmp_path: Path) -> tuple[Path, Path]:
-    root = make_davis_root(SEQS, size=(48, 64))
-    results = tmp_path / "results"
-    shutil.copytree(root / "Annotations" / "480p", results)
-    return root, results
+SEQS = {"alpha": (5, 2), "beta": (4, 1)}  # as the davis_gt_results fixture makes them
 
 
 def test_overlay_blends_davis_colours_and_outlines():
@@ -73,8 +64,8 @@ def test_per_frame_scores_on_known_masks(tmp_path):
     assert mean_jf(scores)[0] == pytest.approx(0.25)
 
 
-def test_visualize_writes_frames_video_and_plot(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_visualize_writes_frames_video_and_plot(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     # object 2 of alpha is lost from frame 2 on, so its J drops
     for t in (2, 3, 4):
         p = results / "alpha" / f"{t:05d}.png"
@@ -125,8 +116,8 @@ def test_visualize_one_sequence_without_ground_truth(make_davis_root, tmp_path):
     assert len(list((v.folder / "frames").glob("*.png"))) == 4
 
 
-def test_visualize_bad_input(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_visualize_bad_input(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     with pytest.raises(DataError, match="'nope' is not in split"):
         visualize_results(results, root, "val", sequences=["nope"], out_dir=tmp_path / "v")
     with pytest.raises(DataError, match="inside the results folder"):
@@ -142,8 +133,8 @@ def test_visualize_bad_input(davis_and_results, tmp_path):
         VisualizeOptions(alpha=1.5)
 
 
-def test_cli_visualize(davis_and_results, tmp_path):
-    root, results = davis_and_results
+def test_cli_visualize(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
     runner = CliRunner()
     out = tmp_path / "v"
     res = runner.invoke(

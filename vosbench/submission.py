@@ -8,7 +8,6 @@ errors: per-sequence folders at the zip root, the DAVIS palette, deterministic b
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import zipfile
@@ -21,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from vosbench.data.davis import DAVIS_SPLITS, DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, encode_mask_png, has_davis_palette, image_size
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path
+from vosbench.fsutil import atomic_path, sha256_file
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.progress import Progress, ensure_progress
 
@@ -268,14 +267,6 @@ def _write_zip(path: Path, results_dir: Path, dataset: DavisDataset, progress: P
     return written
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def package_submission(
     results_dir: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -310,7 +301,7 @@ def package_submission(
         with atomic_path(out_zip) as tmp:
             frames = _write_zip(tmp, results_dir, dataset, progress, report.frames)
             size = tmp.stat().st_size
-            digest = _sha256(tmp)
+            digest = sha256_file(tmp)
     except OSError as exc:
         raise DataError(f"{out_zip}: cannot write the zip ({exc.strerror or exc})") from None
     return SubmissionSummary(
