@@ -21,7 +21,7 @@ def jaccard_increments(gt_sorted: torch.Tensor) -> torch.Tensor:
     Taking the first i pixels as mispredicted: |M| = i and |{y=c} ∪ M| = |{y=c}| + #(non-c among
     the first i), so Δ_J = 1 − (|{y=c}| − #(c among the first i)) / (|{y=c}| + #(non-c among the first i)).
     """
-    gt = gt_sorted.float()
+    gt = gt_sorted.double()
     total = gt.sum()
     intersection = total - gt.cumsum(0)
     union = total + (1 - gt).cumsum(0)
@@ -36,7 +36,7 @@ def lovasz_extension(errors: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     if errors.numel() == 0:
         return errors.sum()
     errors_sorted, order = torch.sort(errors, descending=True)
-    return torch.dot(errors_sorted, jaccard_increments(gt[order]))
+    return torch.dot(errors_sorted, jaccard_increments(gt[order]).to(errors_sorted.dtype))
 
 
 def lovasz_softmax(

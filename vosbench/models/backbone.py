@@ -79,6 +79,17 @@ class Backbone(nn.Module):
                     f"needs {tuple(target.shape)}"
                 )
         missing = [k for k in own if k not in new and not k.endswith("num_batches_tracked")]
+        # Keys of stages the features-only trunk drops (layer4, fc) are expected; extra keys inside a
+        # stage it keeps mean another depth of network (e.g. resnet34 weights for resnet18).
+        kept_stages = {k.split(".")[0] for k in own}
+        foreign = [
+            k for k in state
+            if k not in own and k.split(".")[0] in kept_stages and not k.endswith("num_batches_tracked")
+        ]
+        if foreign and not missing:
+            raise CheckpointError(
+                f"{path}: not a '{self.name}' state_dict (unexpected weight '{foreign[0]}')"
+            )
         if missing:
             raise CheckpointError(
                 f"{path}: not a '{self.name}' state_dict ({len(missing)} backbone weights missing, "

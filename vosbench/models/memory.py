@@ -56,21 +56,22 @@ def memory_read(
 
 
 def _chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """Exact softmax attention over memory blocks with a running max and sum (float32 accumulators)."""
+    """Exact softmax attention over memory blocks with a running max and sum (>= float32 accumulators)."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     out_dtype = q.dtype
-    running_max = torch.full((*q.shape[:-1], 1), -math.inf, device=q.device, dtype=torch.float32)
+    acc_dtype = torch.promote_types(q.dtype, torch.float32)
+    running_max = torch.full((*q.shape[:-1], 1), -math.inf, device=q.device, dtype=acc_dtype)
     running_sum = torch.zeros_like(running_max)
-    acc = torch.zeros((*q.shape[:-1], v.shape[-1]), device=q.device, dtype=torch.float32)
+    acc = torch.zeros((*q.shape[:-1], v.shape[-1]), device=q.device, dtype=acc_dtype)
     for start in range(0, k.shape[2], chunk_size):
         kc = k[:, :, start : start + chunk_size]
         vc = v[:, :, start : start + chunk_size]
-        scores = torch.matmul(q, kc.transpose(-1, -2)).float() * scale  # B,K,L,c
+        scores = torch.matmul(q, kc.transpose(-1, -2)).to(acc_dtype) * scale  # B,K,L,c
         new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
         correction = torch.exp(running_max - new_max)
         weights = torch.exp(scores - new_max)
         running_sum = running_sum * correction + weights.sum(dim=-1, keepdim=True)
-        acc = acc * correction + torch.matmul(weights.to(vc.dtype), vc).float()
+        acc = acc * correction + torch.matmul(weights.to(vc.dtype), vc).to(acc_dtype)
         running_max = new_max
     return (acc / running_sum).to(out_dtype)
 

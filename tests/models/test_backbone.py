@@ -1,0 +1,81 @@
+import timm
+import torch
+
+import pytest
+from vosbench.errors import CheckpointError
+from vosbench.models import build_model
+from vosbench.models.backbone import Backbone
+
+
+@pytest.fixture(scope="module")
+def resnet18_weights(tmp_path_factory):
+    torch.manual_seed(3)
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    path = tmp_path_factory.mktemp("w") / "resnet18.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_backbone_weights_from_local_file(resnet18_weights):
+    path, state = resnet18_weights
+    model = build_model("dstm-tiny", backbone_weights=str(path))
+    rgb = state["conv1.weight"]
+    q = model.query_encoder.backbone.body.conv1.weight  # RGB + depth
+    m = model.memory_encoder.backbone.body.conv1.weight  # RGB + depth + mask + other mask
+    torch.testing.assert_close(q[:, :3], rgb)
+    torch.testing.assert_close(q[:, 3], rgb.mean(dim=1))
+    torch.testing.assert_close(m[:, :3], rgb)
+    torch.testing.assert_close(m[:, 3], rgb.mean(dim=1))
+    assert m[:, 4:].abs().max() == 0
+    torch.testing.assert_close(model.query_encoder.backbone.body.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
+    torch.testing.assert_close(model.memory_encoder.backbone.body.layer2[1].conv2.weight, state["layer2.1.conv2.weight"])
+    # Frozen BN takes the file's statistics.
+    bn = model.query_encoder.backbone.body.bn1
+    torch.testing.assert_close(bn.running_mean, state["bn1.running_mean"])
+
+
+def test_wrapped_state_dict_and_safetensors(tmp_path, resnet18_weights):
+    from safetensors.torch import save_file
+
+    _, state = resnet18_weights
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
+    st = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(st))
+    for path in (wrapped, st):
+        bb = Backbone("resnet18", ("zeros",))
+        bb.load_imagenet(path)
+        torch.testing.assert_close(bb.body.conv1.weight[:, :3], state["conv1.weight"])
+
+
+def test_bad_backbone_weights(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        build_model("stm-tiny", backbone_weights=str(tmp_path / "missing.pth"))
+    r34 = tmp_path / "resnet34.pth"
+    torch.save(timm.create_model("resnet34", pretrained=False).state_dict(), r34)
+    with pytest.raises(CheckpointError, match="resnet18"):
+        Backbone("resnet18").load_imagenet(r34)
+    junk = tmp_path / "junk.pth"
+    torch.save({"a": 1}, junk)
+    with pytest.raises(CheckpointError, match="state_dict"):
+        Backbone("resnet18").load_imagenet(junk)
+
+
+def test_frozen_bn_allows_batch1_train_on_1x1_maps():
+    # ResNeSt's split attention applies BN to a pooled 1x1 map: batch 1 in train mode needs frozen BN.
+    frozen = Backbone("resnest14d", ("zeros", "zeros")).train()
+    out = frozen(torch.rand(1, 5, 32, 32))
+    assert [o.shape[1] for o in out] == list(frozen.channels)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    live = Backbone("resnest14d", ("zeros", "zeros"), freeze_bn=False).train()
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        live(torch.rand(1, 5, 32, 32))
+
+
+def test_frozen_bn_statistics_do_not_move_in_train_mode():
+    model = build_model("stm-tiny").train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    assert before
+    model.encode_query(torch.rand(2, 3, 32, 32))
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
