@@ -103,3 +103,18 @@ def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setitem(sys.modules, "transformers", None)  # import now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[depth\]'"):
         make_estimator(tiny_depth_model)
+
+
+def test_depth_output_architecture_is_not_negated(tmp_path: Path) -> None:
+    """GLPN predicts depth (larger = farther): auto must keep its sign."""
+    from transformers import GLPNConfig, GLPNForDepthEstimation, GLPNImageProcessor
+
+    cfg = GLPNConfig(depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[8, 16, 16, 16],
+                     num_attention_heads=[1, 1, 1, 1], decoder_hidden_size=16, mlp_ratios=[2, 2, 2, 2])
+    torch.manual_seed(0)
+    GLPNForDepthEstimation(cfg).save_pretrained(tmp_path / "glpn")
+    GLPNImageProcessor().save_pretrained(tmp_path / "glpn")
+    est = make_estimator(tmp_path / "glpn")
+    assert isinstance(est, TransformersDepthEstimator) and est.kind == "depth"
+    (m,) = est.predict([np.full((37, 50, 3), 128, np.uint8)])
+    assert m.shape == (37, 50) and m.min() > 0  # GLPN's sigmoid head: positive depth, unchanged
