@@ -71,6 +71,27 @@ def background_depth(spec: VideoSpec, t: int) -> np.ndarray:
     return np.clip(d, *BACKGROUND_DEPTH).astype(np.float32)
 
 
+def footprint(polygon: np.ndarray, matrix: np.ndarray, height: int, width: int
+              ) -> tuple[int, int, np.ndarray] | None:
+    """Rasterise a unit polygon under ``matrix`` (2x3, unit -> image) clipped to the frame.
+
+    Returns ``(y0, x0, mask)`` with ``mask`` the bool pixels of the bounding box at (y0, x0), or
+    None when the polygon lies wholly outside the frame.
+    """
+    verts = polygon @ matrix[:, :2].T + matrix[:, 2]
+    x0 = max(0, int(np.floor(verts[:, 0].min())))
+    y0 = max(0, int(np.floor(verts[:, 1].min())))
+    x1 = min(width, int(np.ceil(verts[:, 0].max())) + 1)
+    y1 = min(height, int(np.ceil(verts[:, 1].max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    pts = np.round((verts - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+    region = mask.astype(bool)
+    return (y0, x0, region) if region.any() else None
+
+
 def render_frame(spec: VideoSpec, t: int, noise_rng: np.random.Generator | None = None, *,
                  with_image: bool = True) -> RenderedFrame:
     """Render frame ``t``. ``noise_rng`` draws the sensor noise (None = no noise)."""
@@ -93,21 +114,13 @@ def render_frame(spec: VideoSpec, t: int, noise_rng: np.random.Generator | None 
         obj = spec.objects[int(idx)]
         app = spec.appearances[obj.appearance]
         a = object_matrix(spec, obj, t)
-        verts = app.polygon @ a[:, :2].T + a[:, 2]
-        x0 = max(0, int(np.floor(verts[:, 0].min())))
-        y0 = max(0, int(np.floor(verts[:, 1].min())))
-        x1 = min(w, int(np.ceil(verts[:, 0].max())) + 1)
-        y1 = min(h, int(np.ceil(verts[:, 1].max())) + 1)
-        if x1 <= x0 or y1 <= y0:
+        fp = footprint(app.polygon, a, h, w)
+        if fp is None:
             continue
-        bw, bh = x1 - x0, y1 - y0
-        mask = np.zeros((bh, bw), dtype=np.uint8)
-        pts = np.round((verts - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
-        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=_SHIFT)
-        region = mask.astype(bool)
+        y0, x0, region = fp
+        bh, bw = region.shape
+        y1, x1 = y0 + bh, x0 + bw
         count = int(region.sum())
-        if count == 0:
-            continue
         in_frame[idx] = count
         instance[y0:y1, x0:x1][region] = idx
         depth[y0:y1, x0:x1][region] = np.float32(obj.depth[t])

@@ -292,7 +292,7 @@ def sample_video_spec(rng: np.random.Generator, profile: SyntheticProfile, bank:
     while next_id <= n_obj:
         appearances.append(random_appearance(rng, bank, profile.texture_size))
         r = base * rng.uniform(*radius_range)
-        will_exit = n >= 10 and rng.random() < 0.3
+        will_exit = n >= 8 and rng.random() < 0.3
         x, y = _random_path(rng, n, h, w, r, exit_out=(1.6 * r + 0.08 * max(h, w)) if will_exit else 0.0)
         depth = smooth_curve(rng, n, _n_knots(n), OBJECT_DEPTH[0], OBJECT_DEPTH[1])
         objects.append(ObjectTrack(obj_id=next_id, appearance=len(appearances) - 1, radius=r, x=x, y=y,
