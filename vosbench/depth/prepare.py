@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -207,8 +208,13 @@ def _prepare_sequence(
             progress.advance(len(frames))
         low, high = _video_range(np.concatenate(samples), norm)
         progress.update(f"{seq.name} (writing)")
-        for i, name in enumerate(names):
-            write_depth(tmp / f"{name}.png", normalize_depth(raw[i], low, high))
+
+        def write(i: int) -> None:
+            write_depth(tmp / f"{names[i]}.png", normalize_depth(raw[i], low, high))
+
+        # PNG encoding dominates once depth is predicted; zlib releases the GIL, so threads help.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(write, range(n)))
         del raw
         (tmp / _RAW_FILE).unlink()
         record = {
