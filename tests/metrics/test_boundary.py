@@ -135,7 +135,7 @@ def test_fast_f_equals_skimage_formulation_at_480p():
         assert boundary_f_measure(g, p) == reference_f(g, p)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(arrays(bool, st.tuples(st.integers(1, 16), st.integers(1, 16))), st.data())
 def test_window_and_edges_match_reference(seg, data):
     assert np.array_equal(seg2bmap(seg), reference_bmap(seg))
@@ -147,7 +147,7 @@ def test_window_and_edges_match_reference(seg, data):
     assert np.array_equal(window_bmap(seg, y0, y1, x0, x1), reference_bmap(seg)[y0:y1, x0:x1])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(arrays(bool, st.tuples(st.integers(1, 14), st.integers(1, 14))), st.data(), st.sampled_from([0.008, 1, 2, 3]))
 def test_f_symmetric_in_range_and_exact(g, data, th):
     p = data.draw(arrays(bool, g.shape))

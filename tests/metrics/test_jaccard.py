@@ -39,7 +39,7 @@ def test_shape_mismatch_raises():
 masks = arrays(bool, st.tuples(st.integers(1, 12), st.integers(1, 12)))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(masks, st.data())
 def test_j_in_unit_interval_symmetric_and_as_reference(g, data):
     p = data.draw(arrays(bool, g.shape))
