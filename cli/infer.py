@@ -61,8 +61,8 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
 
-    Finished sequences are skipped on re-run; a sequence appears only once complete. Under
-    torchrun, sequences are shared across ranks.
+    Finished sequences are skipped on re-run; a sequence appears only once complete.
+    Under torchrun, sequences are shared across ranks.
     """
     with handle_errors():
         from vosbench.errors import ConfigError

@@ -129,7 +129,7 @@ def model_flags(model: nn.Module) -> tuple[bool, bool]:
 def mask_to_tensor(mask: np.ndarray | Tensor, device: torch.device) -> Tensor:
     """An ``H,W`` id mask (uint8 numpy or integer tensor) as a long tensor on ``device``."""
     if isinstance(mask, np.ndarray):
-        mask = torch.from_numpy(np.ascontiguousarray(mask))
+        mask = torch.from_numpy(np.array(mask))  # a writable copy
     return mask.to(device=device, dtype=torch.long)
 
 

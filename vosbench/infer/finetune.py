@@ -50,7 +50,7 @@ class FinetuneConfig:
 
 def _tensors(frame: AugFrame, object_ids: Sequence[int], device: torch.device):
     """(image 1,3,H,W, one-hot masks 1,K,H,W, target 1,H,W, depth 1,1,H,W | None)."""
-    image = torch.from_numpy(frame.image).to(device).permute(2, 0, 1)[None].float() / 255
+    image = torch.from_numpy(np.array(frame.image)).to(device).permute(2, 0, 1)[None].float() / 255
     ids = torch.from_numpy(frame.mask.astype(np.int64)).to(device)
     target = torch.zeros_like(ids)
     for k, obj in enumerate(object_ids, start=1):
@@ -60,7 +60,7 @@ def _tensors(frame: AugFrame, object_ids: Sequence[int], device: torch.device):
     masks = onehot.permute(2, 0, 1)[None, 1:].float()
     depth = None
     if frame.depth is not None:
-        depth = torch.from_numpy(frame.depth).to(device)[None, None].float()
+        depth = torch.from_numpy(np.array(frame.depth)).to(device)[None, None].float()
     return image, masks, target[None], depth
 
 

@@ -214,7 +214,7 @@ def infer_sequence(
                 f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
                 f"sequence's {w}x{h}"
             )
-        image = torch.from_numpy(frame).to(device).permute(2, 0, 1).float().div_(255)
+        image = torch.from_numpy(np.array(frame)).to(device).permute(2, 0, 1).float().div_(255)
         mask, objects = None, None
         if i == 0:
             mask, objects = first_mask, ids
@@ -227,7 +227,7 @@ def infer_sequence(
         d = None
         if needs_depth:
             d_np = first_depth if i == 0 else depth(i)
-            d = torch.from_numpy(d_np).to(device)
+            d = torch.from_numpy(np.array(d_np, dtype=np.float32)).to(device)
         probs = predictor.step(image, mask, objects, d)
         labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
         labels = labels_lut[probs.argmax(0).cpu().numpy()]

@@ -1,0 +1,47 @@
+"""Online finetuning trains a copy; the source model's weights are untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vosbench.errors import ConfigError
+from vosbench.infer.finetune import FinetuneConfig, finetune_model
+from vosbench.models import build_model
+
+
+def _first_frame():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (32, 48, 3)).astype(np.uint8)
+    mask = np.zeros((32, 48), np.uint8)
+    mask[4:16, 4:20] = 1
+    mask[18:30, 24:44] = 4
+    mask[0, :] = 255  # void is ignored
+    return image, mask
+
+
+@pytest.mark.parametrize("preset", ["scm-tiny", pytest.param("dstm-tiny", marks=pytest.mark.slow)])
+def test_finetune_leaves_source_untouched(preset):
+    torch.manual_seed(0)
+    model = build_model(preset).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    image, mask = _first_frame()
+    depth = np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48) if model.config.depth else None
+    tuned = finetune_model(model, image, mask, [1, 4], FinetuneConfig(steps=1, lr=1e-3), depth=depth)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training and not tuned.training
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed  # the copy did learn
+    assert all(p.grad is None for p in tuned.parameters())
+
+
+def test_zero_steps_is_an_exact_copy_and_bad_config_fails():
+    model = build_model("stm-tiny")
+    image, mask = _first_frame()
+    copy = finetune_model(model, image, mask, [1, 4], FinetuneConfig(steps=0))
+    assert copy is not model
+    assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(ConfigError):
+        finetune_model(model, image, mask, [1], FinetuneConfig(steps=1, lr=0))

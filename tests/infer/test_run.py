@@ -1,0 +1,198 @@
+"""infer_dataset end to end with tiny random-init checkpoints on tiny DAVIS-layout folders."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vosbench.data.imageio import has_davis_palette, read_mask, write_depth, write_frame, write_mask
+from vosbench.errors import CheckpointError, ConfigError, DataError
+from vosbench.infer import InferOptions, MemberSpec, Recipe, infer_dataset
+from vosbench.progress import NullProgress
+
+SIZE = (32, 48)
+SEQS = {"alpha": (3, 2), "beta": (2, 1)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_checkpoint):
+    """One full run of stm-tiny on a two-sequence root (shared by the tests that compare to it)."""
+    root = tmp_path_factory.mktemp("ref")
+    data = _davis(root / "data")
+    out = root / "out"
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=out, options=InferOptions(save_probs=True))
+    return data, out, summary
+
+
+def _davis(root: Path, seqs=None, size=SIZE, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    h, w = size
+    seqs = seqs or SEQS
+    for name, (n, k) in seqs.items():
+        for t in range(n):
+            m = np.zeros((h, w), np.uint8)
+            for obj in range(1, k + 1):
+                y, x = 4 + 12 * (obj - 1) % (h - 12), 4 + 2 * t + 10 * obj
+                m[y : y + 10, x : x + 10] = obj
+            img = rng.integers(0, 80, (h, w, 3)).astype(np.uint8)
+            img[m > 0] = 200
+            write_frame(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", img)
+            write_mask(root / "Annotations" / "480p" / name / f"{t:05d}.png", m)
+    (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{n}\n" for n in seqs))
+    return root
+
+
+def _pngs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def test_outputs_palette_pngs_at_original_names_and_size(reference):
+    data, out, summary = reference
+    assert [s.status for s in summary.sequences] == ["written", "written"]
+    assert summary.frames == 5 and summary.fps > 0 and summary.peak_rss_mb > 0
+    for name, (n, k) in SEQS.items():
+        files = sorted(p.name for p in (out / name).glob("*.png"))
+        assert files == [f"{t:05d}.png" for t in range(n)]
+        first = read_mask(out / name / "00000.png")
+        assert np.array_equal(first, read_mask(data / "Annotations" / "480p" / name / "00000.png"))
+        for t in range(n):
+            m = read_mask(out / name / f"{t:05d}.png")
+            assert m.shape == SIZE and set(np.unique(m)) <= set(range(k + 1))
+        assert has_davis_palette(out / name / "00001.png")
+        probs = np.load(out / name / "probs" / f"{n - 1:05d}.npz")
+        assert probs["probs"].shape == (k + 1, *SIZE) and probs["probs"].dtype == np.uint8
+        assert list(probs["object_ids"]) == list(range(1, k + 1))
+        assert np.abs(probs["probs"].astype(int).sum(0) - 255).max() <= k + 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+class _StopAt(NullProgress):
+    """Interrupts the run when the given sequence starts (as a kill would)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if description == self.name:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_to_identical_output(reference, tiny_checkpoint, tmp_path):
+    data, ref_out, _ = reference
+    out = tmp_path / "out"
+    ckpt = str(tiny_checkpoint("stm-tiny"))
+    opts = InferOptions(save_probs=True)
+    with pytest.raises(KeyboardInterrupt):
+        infer_dataset(ckpt, data, out=out, options=opts, progress=_StopAt("beta"))
+    assert sorted(p.name for p in out.iterdir()) == ["alpha"]  # beta not half-written
+    stamp = (out / "alpha" / "00001.png").stat().st_mtime_ns
+    summary = infer_dataset(ckpt, data, out=out, options=opts)
+    assert [s.status for s in summary.sequences] == ["skipped", "written"]
+    assert (out / "alpha" / "00001.png").stat().st_mtime_ns == stamp
+    assert _pngs(out) == _pngs(ref_out)
+    again = infer_dataset(ckpt, data, out=out, options=InferOptions(overwrite=True))
+    assert [s.status for s in again.sequences] == ["written", "written"]
+    assert _pngs(out) == _pngs(ref_out)
+
+
+def test_ensemble_of_one_equals_the_checkpoint(reference, tiny_checkpoint, tmp_path):
+    data, ref_out, _ = reference
+    recipe = Recipe(members=[MemberSpec(tiny_checkpoint("stm-tiny"), weight=2.5)])
+    infer_dataset(recipe, data, out=tmp_path / "ens", options=InferOptions(save_probs=True))
+    assert _pngs(tmp_path / "ens") == _pngs(ref_out)
+    a = np.load(tmp_path / "ens" / "alpha" / "probs" / "00002.npz")["probs"]
+    b = np.load(ref_out / "alpha" / "probs" / "00002.npz")["probs"]
+    assert np.array_equal(a, b)
+
+
+def test_sharding_takes_every_world_size_th_sequence(reference, tiny_checkpoint, tmp_path):
+    data, ref_out, _ = reference
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path, rank=1, world_size=2)
+    assert [s.name for s in summary.sequences] == ["beta"]
+    assert _pngs(tmp_path) == {k: v for k, v in _pngs(ref_out).items() if k.startswith("beta/")}
+
+
+def test_late_object_joins_on_its_first_annotated_frame(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"late": (4, 2)})
+    ann = data / "Annotations" / "480p" / "late"
+    m0 = read_mask(ann / "00000.png")
+    write_mask(ann / "00000.png", np.where(m0 == 2, 0, m0).astype(np.uint8))
+    write_mask(ann / "00001.png", np.where(read_mask(ann / "00001.png") == 2, 0, 1).astype(np.uint8) * 0)
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out")
+    assert summary.sequences[0].objects == 2
+    out = tmp_path / "out" / "late"
+    assert 2 not in np.unique(read_mask(out / "00000.png"))
+    assert 2 not in np.unique(read_mask(out / "00001.png"))
+    # object 2 first appears in the annotation of frame 2: its ground truth is pasted there
+    assert np.array_equal(read_mask(out / "00002.png") == 2, read_mask(ann / "00002.png") == 2)
+
+
+def test_empty_first_mask_warns_and_writes_empty_masks(tiny_checkpoint, tmp_path, caplog):
+    data = _davis(tmp_path / "data", {"empty": (3, 1)})
+    for p in (data / "Annotations" / "480p" / "empty").glob("*.png"):
+        write_mask(p, np.zeros(SIZE, np.uint8))
+    with caplog.at_level(logging.WARNING):
+        infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out")
+    assert "no objects" in caplog.text
+    masks = [read_mask(p) for p in sorted((tmp_path / "out" / "empty").glob("*.png"))]
+    assert len(masks) == 3 and all(not m.any() for m in masks)
+
+
+def test_frame_of_another_size_fails_without_partial_output(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"odd": (3, 1)})
+    write_frame(data / "JPEGImages" / "480p" / "odd" / "00002.jpg", np.zeros((40, 48, 3), np.uint8))
+    with pytest.raises(DataError, match="00002.jpg: frame size 48x40 differs"):
+        infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_depth_checkpoint_needs_depth(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"d": (2, 1)})
+    with pytest.raises(DataError, match="no depth maps.*--depth-estimator"):
+        infer_dataset(str(tiny_checkpoint("dstm-tiny")), data, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_scm_and_dstm_ensemble_with_dataset_depth(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"d": (2, 2)})
+    for t in range(2):
+        write_depth(data / "Depth" / "480p" / "d" / f"{t:05d}.png", np.full(SIZE, t / 3, np.float32))
+    ens = f"{tiny_checkpoint('scm-tiny')}:2,{tiny_checkpoint('dstm-tiny')}"
+    summary = infer_dataset(ens, data, out=tmp_path / "out", options=InferOptions(save_probs=True))
+    assert summary.members[0].startswith("scm-tiny-0.pt (scm-tiny, w=0.667)")
+    p = np.load(tmp_path / "out" / "d" / "probs" / "00001.npz")
+    assert p["probs"].shape == (3, *SIZE)
+
+
+def test_bad_checkpoints_and_outputs(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"s": (2, 1)})
+    with pytest.raises(CheckpointError, match="not found"):
+        infer_dataset(str(tmp_path / "nope.pt"), data, out=tmp_path / "o1")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a vosbench checkpoint"):
+        infer_dataset(str(tmp_path / "junk.pt"), data, out=tmp_path / "o2")
+    obj = torch.load(tiny_checkpoint("stm-tiny"), weights_only=True)
+    obj["config"]["name"] = "stm-huge"
+    obj["config"]["bogus_part"] = True
+    torch.save(obj, tmp_path / "unknown.pt")
+    with pytest.raises(CheckpointError, match="unknown.pt"):
+        infer_dataset(str(tmp_path / "unknown.pt"), data, out=tmp_path / "o3")
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ConfigError, match="not writable"):
+            infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=locked / "out")
+    empty = _davis(tmp_path / "data2", {"s": (2, 1)})
+    shutil.rmtree(empty / "JPEGImages" / "480p" / "s")
+    (empty / "JPEGImages" / "480p" / "s").mkdir()
+    with pytest.raises(DataError, match="no frames"):
+        infer_dataset(str(tiny_checkpoint("stm-tiny")), empty, out=tmp_path / "o4")
+    assert not (tmp_path / "o4").exists()
