@@ -102,10 +102,10 @@ class TransformersDepthEstimator(DepthEstimator):
         except ImportError as exc:
             raise ConfigError(f"depth models need the `transformers` package ({exc}); install it with {INSTALL_HINT}") from None
 
-        self.model_ref = model
         self.batch_size = batch_size
         self.device = _resolve_device(device, torch)
         source = _model_source(model)
+        self.model_ref = str(Path(source).resolve()) if Path(source).is_dir() else model
         try:
             try:  # a hub id already in the cache loads without touching the network
                 self.processor = AutoImageProcessor.from_pretrained(source, local_files_only=True)
@@ -212,7 +212,7 @@ class FolderDepthEstimator(DepthEstimator):
     def __init__(self, root: str | Path, *, kind: DepthKind = "auto"):
         if kind not in DEPTH_KINDS:
             raise ConfigError(f"unknown depth kind {kind!r}; expected one of {', '.join(DEPTH_KINDS)}")
-        self.root = Path(root).expanduser()
+        self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise DataError(f"{self.root}: depth folder not found")
         self.kind = "depth" if kind == "auto" else kind
