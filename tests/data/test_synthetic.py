@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from vosbench.data.davis import DavisDataset
-from vosbench.data.imageio import has_davis_palette, read_depth, read_frame, read_mask
+from vosbench.data.imageio import has_davis_palette, read_frame, read_mask
 from vosbench.data.synthetic import generate_synthetic, plan_videos, resolve_profile
 from vosbench.data.synthetic import generate as gen
 from vosbench.data.synthetic.baselines import mean_j, swap_ids, write_baseline
