@@ -62,5 +62,5 @@ def test_infer_cli_bad_input_is_one_line(make_davis_root, tiny_checkpoint, tmp_p
     res = runner.invoke(app, args)
     assert res.exit_code == 1
     assert message in res.output
-    assert "Traceback" not in res.output and res.output.startswith("error:")
+    assert "Traceback" not in res.output and res.output.strip().startswith("error:")
     assert not (tmp_path / "out").exists()
