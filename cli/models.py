@@ -1,0 +1,48 @@
+"""`vosbench models`: the registered model presets, their parts and parameter counts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors
+from vosbench.models.registry import get_preset
+from vosbench.models.summary import summarize_presets
+
+
+def models(
+    names: Annotated[list[str] | None, typer.Argument(help="Presets to show (default: all).")] = None,
+    config: Annotated[bool, typer.Option("--config", help="Also print each preset's full config as JSON.")] = False,
+) -> None:
+    """List model presets (STM, SCM, D-STM, their ablation rungs and tiny CPU variants) with parameter counts.
+
+    Example: vosbench models            (all presets)
+             vosbench models scm-tiny --config
+    """
+    with handle_errors():
+        summaries = summarize_presets(names)
+        configs = [get_preset(s.name).to_dict() for s in summaries] if config else []
+    table = Table(title=f"{len(summaries)} model presets")
+    table.add_column("preset", no_wrap=True, style="bold")
+    table.add_column("backbone", no_wrap=True)
+    table.add_column("key/value", justify="right")
+    table.add_column("parts")
+    table.add_column("loss")
+    table.add_column("params", justify="right")
+    wide = console.width >= 140  # the description column only when it fits
+    if wide:
+        table.add_column("description")
+    for s in summaries:
+        row = [s.name, s.backbone, f"{s.key_dim}/{s.value_dim}", s.parts_text, "+".join(s.losses),
+               f"{s.parameters / 1e6:.1f}M"]
+        table.add_row(*row, *([s.description] if wide else []))
+    console.print(table)
+    for cfg in configs:
+        console.print_json(json.dumps(cfg))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
