@@ -154,3 +154,25 @@ def test_constant_depth_gives_zeros_and_bad_percentiles_refused(make_davis_root)
     assert DavisDataset(root, "val", "480p").sequence("alpha").depth(1).max() == 0.0
     with pytest.raises(ConfigError, match="percentiles"):
         PercentileNormalization(low=50, high=10)
+
+
+def test_maps_made_elsewhere_are_never_replaced_silently(make_davis_root) -> None:
+    root = make_davis_root({"alpha": (2, 1), "beta": (2, 1)}, size=(16, 16))
+    depth = root / "Depth" / "480p"
+    rendered = np.full((16, 16), 0.25, np.float32)
+    from vosbench.data.imageio import write_depth
+
+    for t in range(2):  # complete rendered depth for alpha (no normalization.json), half for beta
+        write_depth(depth / "alpha" / f"{t:05d}.png", rendered)
+    write_depth(depth / "beta" / "00000.png", rendered)
+    est = CountingEstimator()
+    with pytest.raises(DataError, match=r"beta: holds depth maps for only some frames.*--overwrite"):
+        prepare_depth(root, "val", "480p", est)
+    assert est.frames_seen == 0  # refused before any work
+    (depth / "beta" / "00000.png").unlink()
+    summary = prepare_depth(root, "val", "480p", est)
+    assert [s.status for s in summary.sequences] == ["skipped", "written"]
+    assert "without normalization.json" in summary.sequences[0].note
+    assert DavisDataset(root, "val", "480p").sequence("alpha").depth(0).max() == pytest.approx(0.25, abs=1e-4)
+    prepare_depth(root, "val", "480p", est, overwrite=True)
+    assert (depth / "alpha" / NORMALIZATION_FILE).is_file()

@@ -11,7 +11,9 @@ rather than min/max keep a few outlier pixels (sky, reflections) from squashing 
 
 The range is stored in ``normalization.json`` next to the maps (written last). A sequence is
 built in a temp folder and renamed into place, so a failure leaves nothing partial behind; a
-finished sequence (JSON plus every PNG) is skipped on re-run unless ``overwrite``.
+finished sequence (JSON plus every PNG) is skipped on re-run unless ``overwrite``. Maps this
+module did not write (no JSON, e.g. the synthetic dataset's rendered depth) are never replaced
+without ``overwrite``: complete ones are skipped, incomplete ones are an error.
 """
 
 from __future__ import annotations
@@ -140,9 +142,13 @@ def prepare_depth(
     dataset = DavisDataset(data, split, resolution)
     info = estimator.describe()
     summary = DepthPrepareSummary(dataset.root, split, resolution, dataset.depth_dir, info)
-    for seq in dataset:
+    sequences = list(dataset)
+    if not overwrite:
+        for seq in sequences:
+            _refuse_foreign_partial(dataset.depth_dir / seq.name, seq.frame_names)
+    for seq in sequences:
         out_dir = dataset.depth_dir / seq.name
-        if not overwrite and is_finished(out_dir, seq.frame_names):
+        if not overwrite and (is_finished(out_dir, seq.frame_names) or _is_foreign(out_dir, seq.frame_names)):
             summary.sequences.append(_skipped(seq, out_dir, info))
             continue
         progress.start(seq.name, total=seq.num_frames)
@@ -154,13 +160,29 @@ def prepare_depth(
     return summary
 
 
+def _is_foreign(seq_dir: Path, frame_names: list[str]) -> bool:
+    """Complete maps without ``normalization.json``: made by something else (e.g. a renderer)."""
+    return not (seq_dir / NORMALIZATION_FILE).exists() and all((seq_dir / f"{n}.png").is_file() for n in frame_names)
+
+
+def _refuse_foreign_partial(seq_dir: Path, frame_names: list[str]) -> None:
+    """Never silently replace maps we did not write: an incomplete foreign folder needs --overwrite."""
+    if not seq_dir.is_dir() or (seq_dir / NORMALIZATION_FILE).exists():
+        return
+    if any(p.suffix == ".png" for p in seq_dir.iterdir()) and not _is_foreign(seq_dir, frame_names):
+        raise DataError(f"{seq_dir}: holds depth maps for only some frames and no {NORMALIZATION_FILE} "
+                        "(not made by `vosbench prepare depth`); pass --overwrite to replace them")
+
+
 def _skipped(seq: VideoSequence, out_dir: Path, info: dict) -> SequenceDepthResult:
     note = ""
     try:
         stored = json.loads((out_dir / NORMALIZATION_FILE).read_text())
     except (OSError, ValueError):
         stored = {}
-    if stored.get("estimator") != info:
+    if not stored:
+        note = f"existing maps without {NORMALIZATION_FILE}; --overwrite to replace"
+    elif stored.get("estimator") != info:
         note = "made by another estimator; --overwrite to redo"
         log.warning("%s: depth maps were made by %s, not %s; pass --overwrite to redo",
                     out_dir, stored.get("estimator"), info)
