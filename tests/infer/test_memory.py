@@ -62,3 +62,13 @@ def test_objects_grow_and_read_since():
 def test_capacity_must_hold_first_and_previous():
     with pytest.raises(ValueError):
         MemoryBank(capacity=1)
+
+
+def test_uncapped_bank_grows_instead_of_preallocating():
+    bank = MemoryBank(capacity=10**6)
+    bank.add(*_kv(1, 0), 0, permanent=True, protected=True)
+    assert bank.keys.shape[3] == 8
+    for t in range(1, 30):
+        bank.add(*_kv(1, t), t, permanent=True)
+    assert bank.num_frames == 30 and bank.keys.shape[3] == 32
+    assert sorted(bank.read()[0][0, 0, 0, :, 0, 0].tolist()) == [float(t) for t in range(30)]

@@ -1,8 +1,8 @@
 """The space-time memory of one video: keys and values of past frames, bounded in size.
 
-Layout: one preallocated buffer per tensor, ``1,K,C,T,h,w`` (the layout ``VOSModel.segment``
-reads), so a frame's key/value is written once when it is memorised and reading the memory is a
-view, not a concatenation. Slots ``[0, n)`` hold the *permanent* memory frames (the first frame,
+Layout: one buffer per tensor, ``1,K,C,T,h,w`` (the layout ``VOSModel.segment`` reads), so a
+frame's key/value is written once when it is memorised and reading the memory is a view, not a
+concatenation. Buffers grow by doubling up to ``capacity`` slots and never beyond. Slots ``[0, n)`` hold the *permanent* memory frames (the first frame,
 frames that introduced objects, and every ``mem_every``-th frame); slot ``n`` holds the
 *temporary* memory (the previous frame) when it is not itself permanent.
 
@@ -74,20 +74,20 @@ class MemoryBank:
         self.evictions = 0
 
     # ---- writing ----------------------------------------------------------------------------
-    def _allocate(self, key: Tensor, value: Tensor) -> None:
-        """(Re)allocate buffers for ``key``'s object count, keeping what is stored."""
+    def _allocate(self, key: Tensor, value: Tensor, frames: int) -> None:
+        """(Re)allocate buffers for ``key``'s object count and ``frames`` slots, keeping what is stored."""
         _, k, ck, h, w = key.shape
         cv = value.shape[2]
-        new_k = key.new_zeros(1, k, ck, self.capacity, h, w)
-        new_v = value.new_zeros(1, k, cv, self.capacity, h, w)
+        new_k = key.new_zeros(1, k, ck, frames, h, w)
+        new_v = value.new_zeros(1, k, cv, frames, h, w)
         if self.keys is not None:
-            old = self.keys.shape[1]
-            if self.keys.shape[2:] != new_k.shape[2:] or self.values.shape[2:] != new_v.shape[2:]:
+            old_k, old_t = self.keys.shape[1], self.keys.shape[3]
+            if self.keys.shape[2] != ck or self.keys.shape[4:] != (h, w) or self.values.shape[2] != cv:
                 raise ValueError(
                     f"memory shape changed within a video: {tuple(self.keys.shape)} -> {tuple(new_k.shape)}"
                 )
-            new_k[:, :old] = self.keys
-            new_v[:, :old] = self.values
+            new_k[:, :old_k, :, :old_t] = self.keys
+            new_v[:, :old_k, :, :old_t] = self.values
         self.keys, self.values = new_k, new_v
 
     def _evict_slot(self) -> int | None:
@@ -108,10 +108,14 @@ class MemoryBank:
         """
         if key.dim() != 5 or value.dim() != 5 or key.shape[1] != value.shape[1]:
             raise ValueError(f"expected key 1,K,Ck,h,w and value 1,K,Cv,h,w, got {tuple(key.shape)}, {tuple(value.shape)}")
-        if self.keys is None or key.shape[1] != self.keys.shape[1]:
-            if self.keys is not None and key.shape[1] < self.keys.shape[1]:
-                raise ValueError("the number of objects in memory cannot shrink")
-            self._allocate(key, value)
+        if self.keys is not None and key.shape[1] < self.keys.shape[1]:
+            raise ValueError("the number of objects in memory cannot shrink")
+        # buffers grow by doubling up to the capacity (so an uncapped bank is not preallocated)
+        held = 0 if self.keys is None else self.keys.shape[3]
+        need = min(self.capacity, len(self.slots) + 1)
+        frames = held if need <= held else min(self.capacity, max(need, 2 * held, 8))
+        if self.keys is None or key.shape[1] != self.keys.shape[1] or frames != held:
+            self._allocate(key, value, frames)
         self.temp_frame = None
         slot: int | None
         if permanent:

@@ -1,0 +1,166 @@
+"""Speed and memory of the inference engine (`vosbench infer`).
+
+1. **Speed** — frames/s at 480p (480x854) for ``stm-r50`` (random init) with 3 objects: the
+   engine (:class:`vosbench.infer.InferenceCore`: one query encoding per frame, one memory encoding
+   of all objects per frame, keys/values written once into a preallocated bank, one batched memory
+   read and decoder call for all objects) against a naive reference written like the original STM
+   evaluation loop run object by object: the memory encoder and the read + decoder are re-run per
+   object (K=1 calls, soft aggregation afterwards), and the memory is a Python list concatenated
+   at every frame. Same weights, same schedule (first frame, every 5th, previous frame). The
+   naive memory encoder sees one object at a time (its "other objects" channel is empty), so the
+   two outputs are close but not identical; only the timings are compared.
+2. **Memory** — peak RSS of a 100-frame and a 1000-frame random video with ``stm-tiny`` (each in
+   a fresh process), with the default memory cap and, for reference, with no cap.
+
+    .venv/bin/python benchmarks/infer_speed.py [--frames 6] [--threads 2] [--long-size 120x216]
+    .venv/bin/python benchmarks/infer_speed.py --skip-speed      # memory part only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, pad_amounts
+from vosbench.models import build_model
+from vosbench.models.aggregate import soft_aggregate
+
+H, W = 480, 854
+
+
+def make_video(n: int, h: int, w: int, objects: int, seed: int = 0) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Random frames and a first-frame mask with ``objects`` rectangles."""
+    g = torch.Generator().manual_seed(seed)
+    frames = [torch.rand(3, h, w, generator=g) for _ in range(n)]
+    mask = np.zeros((h, w), np.uint8)
+    for k in range(objects):
+        y, x = (h // (objects + 1)) * (k + 1) - h // 8, (w // (objects + 1)) * (k + 1) - w // 10
+        mask[max(y, 0) : y + h // 4, max(x, 0) : x + w // 5] = k + 1
+    return frames, mask
+
+
+@torch.inference_mode()
+def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: int = 5) -> list[torch.Tensor]:
+    """The original STM evaluation loop, object by object (see the module docstring)."""
+    h, w = mask.shape
+    left, right, top, bottom = pad_amounts(h, w, 16)
+    pad = lambda x: torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")  # noqa: E731
+    ids = [int(i) for i in np.unique(mask) if i]
+    m = torch.from_numpy(mask).long()
+    probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]
+    probs = torch.nn.functional.pad(probs, (left, right, top, bottom))
+    keys: list[list[torch.Tensor]] = [[] for _ in ids]
+    values: list[list[torch.Tensor]] = [[] for _ in ids]
+    outs = []
+    for t in range(1, len(frames)):
+        prev = pad(frames[t - 1][None])
+        query = model.encode_query(pad(frames[t][None]))
+        fg = []
+        for k in range(len(ids)):
+            mem = model.encode_memory(prev, probs[:, 1 + k : 2 + k])  # one object at a time
+            k_now = torch.cat(keys[k] + [mem.key[:, :, :, None]], dim=3)  # re-concatenated every frame
+            v_now = torch.cat(values[k] + [mem.value[:, :, :, None]], dim=3)
+            out = model.segment(query, k_now, v_now)
+            fg.append(out.probs[:, 1])
+            if (t - 1) % mem_every == 0:
+                keys[k].append(mem.key[:, :, :, None])
+                values[k].append(mem.value[:, :, :, None])
+        probs = torch.softmax(soft_aggregate(torch.stack(fg, 1)), dim=1)
+        outs.append(probs[0, :, top : top + h, left : left + w])
+    return outs
+
+
+@torch.inference_mode()
+def engine_run(model, frames, mask, config: EngineConfig) -> list[torch.Tensor]:
+    core = InferenceCore(model, config)
+    out = [core.step(frames[0], mask)]
+    for f in frames[1:]:
+        out.append(core.step(f))
+    return out
+
+
+def speed(frames_n: int, objects: int) -> None:
+    torch.manual_seed(0)
+    model = build_model("stm-r50").eval()
+    frames, mask = make_video(frames_n, H, W, objects)
+    engine_run(model, frames[:2], mask, EngineConfig())  # warm-up (allocator, oneDNN kernels)
+    t0 = time.perf_counter()
+    fast = engine_run(model, frames, mask, EngineConfig())
+    t_engine = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    slow = naive_stm(model, frames, mask)
+    t_naive = time.perf_counter() - t0
+    propagated = frames_n - 1  # frame 0 is given
+    agree = float(np.mean([(a.argmax(0) == b.argmax(0)).float().mean().item() for a, b in zip(fast[1:], slow)]))
+    print(f"\nstm-r50, {W}x{H}, {objects} objects, {frames_n} frames ({propagated} propagated), "
+          f"{torch.get_num_threads()} CPU threads")
+    print(f"| {'implementation':<46} | {'seconds':>8} | {'frames/s':>8} |")
+    print(f"|{'-' * 48}|{'-' * 10}|{'-' * 10}|")
+    print(f"| {'naive STM loop (per object, cat memory)':<46} | {t_naive:8.1f} | {propagated / t_naive:8.3f} |")
+    print(f"| {'vosbench InferenceCore':<46} | {t_engine:8.1f} | {propagated / t_engine:8.3f} |")
+    print(f"speed-up: {t_naive / t_engine:.2f}x   (argmax agreement engine vs naive: {agree:.3f})")
+
+
+def memory_child(frames_n: int, h: int, w: int, cap: int) -> None:
+    """Runs in a fresh process: one video, prints JSON with peak RSS and bank size."""
+    import resource
+
+    torch.manual_seed(0)
+    model = build_model("stm-tiny").eval()
+    g = torch.Generator().manual_seed(0)
+    _, mask = make_video(1, h, w, 3)
+    core = InferenceCore(model, EngineConfig(max_mem_frames=cap))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        core.step(torch.rand(3, h, w, generator=g), mask)
+        for _ in range(frames_n - 1):
+            core.step(torch.rand(3, h, w, generator=g))
+    secs = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rss_mb": rss, "bank_mb": core.memory.nbytes() / 2**20,
+                      "mem_frames": core.memory.num_frames, "fps": frames_n / secs}))
+
+
+def memory(size: tuple[int, int], lengths: list[int], threads: int) -> None:
+    h, w = size
+    print(f"\nstm-tiny, {w}x{h} random frames, 3 objects, peak RSS per fresh process")
+    print(f"| {'frames':>6} | {'max_mem_frames':>14} | {'memory frames':>13} | {'bank MiB':>8} | {'peak RSS MiB':>12} | {'frames/s':>8} |")
+    print(f"|{'-' * 8}|{'-' * 16}|{'-' * 15}|{'-' * 10}|{'-' * 14}|{'-' * 10}|")
+    runs = [(n, DEFAULT_MAX_MEM_FRAMES) for n in lengths] + [(max(lengths), 10**6)]
+    for n, cap in runs:
+        cmd = [sys.executable, __file__, "--child", str(n), str(h), str(w), str(cap), "--threads", str(threads)]
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        cap_s = "none" if cap >= 10**6 else str(cap)
+        print(f"| {n:>6} | {cap_s:>14} | {res['mem_frames']:>13} | {res['bank_mb']:8.1f} | {res['rss_mb']:12.0f} | {res['fps']:8.1f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=6, help="frames of the 480p speed video")
+    ap.add_argument("--objects", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--long-size", default="120x216", help="HxW of the memory-test videos")
+    ap.add_argument("--lengths", default="100,1000", help="frame counts of the memory-test videos")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--child", nargs=4, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        memory_child(*args.child)
+        return
+    if not args.skip_speed:
+        speed(args.frames, args.objects)
+    if not args.skip_memory:
+        h, w = (int(v) for v in args.long_size.lower().split("x"))
+        memory((h, w), [int(v) for v in args.lengths.split(",")], args.threads)
+
+
+if __name__ == "__main__":
+    main()
