@@ -176,3 +176,16 @@ def test_maps_made_elsewhere_are_never_replaced_silently(make_davis_root) -> Non
     assert DavisDataset(root, "val", "480p").sequence("alpha").depth(0).max() == pytest.approx(0.25, abs=1e-4)
     prepare_depth(root, "val", "480p", est, overwrite=True)
     assert (depth / "alpha" / NORMALIZATION_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_real_davis_clips_with_tiny_model(real_vos_root: Path, tiny_depth_model: Path, tmp_path: Path) -> None:
+    root = tmp_path / "real"  # own root: the session-wide real_vos_root must stay without Depth/
+    root.mkdir()
+    for sub in ("JPEGImages", "ImageSets"):
+        (root / sub).symlink_to(real_vos_root / sub)
+    summary = prepare_depth(root, "val", "480p", make_estimator(str(tiny_depth_model), batch_size=8))
+    assert len(summary.written) == 5 and not (real_vos_root / "Depth").exists()
+    for seq in DavisDataset(root, "val", "480p"):
+        d = seq.depth(seq.num_frames - 1)
+        assert d.shape == seq.size and 0.0 <= d.min() < d.max() <= 1.0
