@@ -53,11 +53,14 @@ def test_every_problem_reported_at_once(davis_gt_results):
     (results / "gamma").mkdir()
     (results / "alpha" / "00099.png").write_bytes(data)
     (results / "alpha" / "sub").mkdir()
+    (results / ".DS_Store").write_text("x")  # hidden entries only warn: they are not zipped
+    (results / ".beta.x1y2.partial").mkdir()
 
     report = validate_results(results, root, "val")
     msgs = _messages(report)
     assert not report.ok
-    assert report.warnings == []
+    assert sorted(p.path.name for p in report.warnings) == [".DS_Store", ".beta.x1y2.partial"]
+    assert all("hidden" in p.message for p in report.warnings)
 
     def has(path: Path, text: str) -> bool:
         return any(m.startswith(f"{path}:") and text in m for m in msgs)

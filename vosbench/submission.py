@@ -146,12 +146,20 @@ def _check_mask(path: Path, size: tuple[int, int], report: ValidationReport) -> 
     return {int(i) for i in np.flatnonzero(counts)}
 
 
+def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
+    """A stray entry is an error; a hidden one (``.DS_Store``, a temp folder) only a warning: not zipped."""
+    what = "folder" if entry.is_dir() else "file"
+    if entry.name.startswith("."):
+        report.warn(entry, f"hidden {what} ignored (not zipped)")
+    else:
+        report.error(entry, f"stray {what} ({why})")
+
+
 def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": p for p in seq.frame_paths}
     for entry in sorted(seq_dir.iterdir()):
         if entry.name not in expected:
-            what = "folder" if entry.is_dir() else "file"
-            report.error(entry, f"stray {what} (no frame of {seq.name!r} is named {Path(entry.name).stem!r})")
+            _report_stray(report, entry, f"no frame of {seq.name!r} is named {Path(entry.name).stem!r}")
     try:
         allowed = set(seq.object_ids) | {0}
     except DataError as exc:
@@ -214,8 +222,7 @@ def validate_results(
     listed = set(names)
     for entry in sorted(results_dir.iterdir()):
         if entry.name not in listed and not (entry.is_file() and entry.name in EVALUATION_OUTPUTS):
-            what = "folder" if entry.is_dir() else "file"
-            report.error(entry, f"stray {what} (not a sequence of split {split!r})")
+            _report_stray(report, entry, f"not a sequence of split {split!r}")
     progress.start(f"validating {results_dir.name}", total=report.frames)
     for name, seq in sequences:
         seq_dir = results_dir / name
@@ -246,10 +253,12 @@ def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
-def _write_zip(path: Path, results_dir: Path, dataset: DavisDataset, progress: Progress, total: int) -> int:
+def _write_zip(
+    path: Path, results_dir: Path, dataset: DavisDataset, progress: Progress, total: int, label: str = ""
+) -> int:
     """Write the archive to ``path``; return the number of masks written."""
     written = 0
-    progress.start(f"writing {path.name}", total=total)
+    progress.start(f"writing {label or path.name}", total=total)
     with zipfile.ZipFile(path, "w", compression=ZIP_COMPRESSION) as zf:
         for name in sorted(dataset.sequence_names):
             seq = dataset.sequence(name)
@@ -299,7 +308,7 @@ def package_submission(
     dataset = DavisDataset(data_root, split, resolution)
     try:
         with atomic_path(out_zip) as tmp:
-            frames = _write_zip(tmp, results_dir, dataset, progress, report.frames)
+            frames = _write_zip(tmp, results_dir, dataset, progress, report.frames, out_zip.name)
             size = tmp.stat().st_size
             digest = sha256_file(tmp)
     except OSError as exc:
