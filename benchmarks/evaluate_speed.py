@@ -114,7 +114,8 @@ def prepare(work: Path, source: str, workers: int) -> tuple[Path, Path, str]:
         with ProcessPoolExecutor(workers) as ex:
             list(ex.map(_perturb_sequence, jobs))
         os.replace(tmp, results)
-    return root, results, (work / "source.txt").read_text()
+    source_file = work / "source.txt"
+    return root, results, source_file.read_text() if source_file.is_file() else "existing"
 
 
 # --- phases, each run in a fresh process so that its peak RSS is its own ---------------------------

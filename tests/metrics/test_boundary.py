@@ -135,6 +135,20 @@ def test_fast_f_equals_skimage_formulation_at_480p():
         assert boundary_f_measure(g, p) == reference_f(g, p)
 
 
+def test_scattered_false_positives_far_from_the_object():
+    # the prediction's box covers the frame (speckles) while the GT is compact: the windowed
+    # dilation must still count every boundary pixel exactly
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        g = np.zeros((120, 200), bool)
+        y, x = rng.integers(10, 90), rng.integers(10, 160)
+        g[y : y + 25, x : x + 30] = True
+        p = np.roll(g, tuple(rng.integers(-4, 5, size=2)), axis=(0, 1)) | (rng.random(g.shape) < 0.003)
+        for th in (0.008, 3, 8):
+            assert boundary_f_measure(g, p, th) == reference_f(g, p, th)
+            assert boundary_f_measure(p, g, th) == reference_f(p, g, th)
+
+
 @settings(max_examples=100, deadline=None)
 @given(arrays(bool, st.tuples(st.integers(1, 16), st.integers(1, 16))), st.data())
 def test_window_and_edges_match_reference(seg, data):

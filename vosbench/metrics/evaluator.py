@@ -172,7 +172,8 @@ class DavisEvaluator:
 
     @property
     def sequence_names(self) -> list[str]:
-        return self.dataset.sequence_names
+        """The split's sequences in file order, each once (the official toolkit keys them in a dict)."""
+        return list(dict.fromkeys(self.dataset.sequence_names))
 
     def ground_truth(self, names: Iterable[str] | None = None) -> list[GroundTruth]:
         """Annotation lists of ``names`` (default: the split); one DataError lists every problem."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vosbench.metrics.boundary import bounding_box, f_measure_in_box, union_box
+from vosbench.metrics.boundary import bounding_box, f_measure_boxes
 from vosbench.metrics.jaccard import jaccard_from_counts
 
 
@@ -21,12 +21,17 @@ def score_frame(gt: np.ndarray, pred: np.ndarray, n_objects: int, footprint: np.
     for i in range(n_objects):
         g = gt == i + 1
         p = pred == i + 1
-        box = union_box(bounding_box(g), bounding_box(p))
-        if box is None:  # both empty
+        g_box, p_box = bounding_box(g), bounding_box(p)
+        if g_box is None and p_box is None:  # both empty
             j[i] = f[i] = 1.0
             continue
-        y0, y1, x0, x1 = box
-        gw, pw = g[y0:y1, x0:x1], p[y0:y1, x0:x1]
-        j[i] = jaccard_from_counts(int(np.count_nonzero(gw & pw)), int(np.count_nonzero(gw | pw)))
-        f[i] = f_measure_in_box(g, p, box, footprint)
+        n_g = int(np.count_nonzero(g[g_box[0] : g_box[1], g_box[2] : g_box[3]])) if g_box else 0
+        n_p = int(np.count_nonzero(p[p_box[0] : p_box[1], p_box[2] : p_box[3]])) if p_box else 0
+        inter = 0
+        if g_box and p_box:
+            y0, y1, x0, x1 = max(g_box[0], p_box[0]), min(g_box[1], p_box[1]), max(g_box[2], p_box[2]), min(g_box[3], p_box[3])
+            if y0 < y1 and x0 < x1:
+                inter = int(np.count_nonzero(g[y0:y1, x0:x1] & p[y0:y1, x0:x1]))
+        j[i] = jaccard_from_counts(inter, n_g + n_p - inter)
+        f[i] = f_measure_boxes(g, p, g_box, p_box, footprint)
     return j, f
