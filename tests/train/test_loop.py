@@ -105,7 +105,7 @@ def test_disk_full_on_save_keeps_previous_checkpoint(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(CheckpointError, match="no space left on device.*previous checkpoint is intact"):
+    with pytest.raises(CheckpointError, match="no space left on device; the previous checkpoint .*last.pt is intact"):
         train(tiny_config(), out, resume=True, max_steps=4, device="cpu")
     assert (out / "last.pt").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left

@@ -24,9 +24,10 @@ import torch
 from torch.utils.data import Dataset
 
 from vosbench.data import augment as A
-from vosbench.data.davis import FRAME_SUFFIXES, DavisDataset, VideoSequence
+from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, read_depth, read_frame, read_mask
 from vosbench.data.static import StaticImageSet
+from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection, SourceSection
 
@@ -137,20 +138,6 @@ class StaticSource:
         return A.AugFrame(read_frame(item.image), read_mask(item.mask), d)
 
 
-def _youtube_sequences(root: Path, split: str) -> list[VideoSequence]:
-    """YouTube-VOS layout: ``root/<split>/JPEGImages/<vid>/*.jpg`` and ``root/<split>/Annotations/<vid>/*.png``."""
-    img_root, ann_root = root / split / "JPEGImages", root / split / "Annotations"
-    if not img_root.is_dir():
-        raise DataError(f"{img_root}: YouTube-VOS split not found")
-    seqs = []
-    for vid in sorted(p for p in img_root.iterdir() if p.is_dir()):
-        frames = tuple(sorted(p for p in vid.iterdir() if p.suffix.lower() in FRAME_SUFFIXES))
-        anns = {p.stem: p for p in (ann_root / vid.name).glob("*.png")}
-        if frames:
-            seqs.append(VideoSequence(vid.name, frames, anns, depth_dir=root / split / "Depth" / vid.name))
-    return seqs
-
-
 def open_sources(data: DataSection) -> list[tuple[VideoSource | StaticSource, float]]:
     """Open every configured source (a single ``davis`` source at ``data.root`` when none is listed)."""
     specs = data.sources or [SourceSection(kind="davis")]
@@ -165,7 +152,7 @@ def open_sources(data: DataSection) -> list[tuple[VideoSource | StaticSource, fl
         if spec.kind == "static":
             out.append((StaticSource.from_folder(root), spec.weight))
         elif spec.kind == "youtube":
-            out.append((VideoSource(_youtube_sequences(root, split), f"{root}/{split}"), spec.weight))
+            out.append((VideoSource(list(YouTubeVOS(root, split)), f"{root}/{split}"), spec.weight))
         else:
             ds = DavisDataset(root, split, data.resolution)
             out.append((VideoSource(list(ds), f"{root} ({split})"), spec.weight))

@@ -63,9 +63,9 @@ def clip_forward(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean loss over frames 1..T-1 of a batch of clips, and the mean of each loss part.
 
-    ``model`` may be DDP-wrapped; its ``module`` (or itself) provides the three API calls.
+    ``model`` provides the three API calls (``encode_query``, ``encode_memory``, ``segment``).
     """
-    net = model.module if hasattr(model, "module") else model
+    net = model
     images, masks, target, valid = batch["images"], batch["masks"], batch["target"], batch["valid"]
     depth = batch.get("depth")
     n_frames = images.shape[1]
@@ -97,6 +97,18 @@ def clip_forward(
             values.append(m.value)
     n = n_frames - 1
     return total / n, {k: v / n for k, v in parts_sum.items()}
+
+
+class ClipLoss(torch.nn.Module):
+    """Wraps a VOSModel so one ``forward`` call runs a whole clip (DDP syncs gradients through forward)."""
+
+    def __init__(self, model: torch.nn.Module, model_cfg: Any):
+        super().__init__()
+        self.model = model
+        self.model_cfg = model_cfg
+
+    def forward(self, batch: dict[str, torch.Tensor], own_prior: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+        return clip_forward(self.model, batch, self.model_cfg, own_prior=own_prior)
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -210,10 +222,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             if isinstance(v, torch.Tensor) and k != "step":
                 st[k] = v.to(dev)
     model.train()
-    net: torch.nn.Module = model
+    net: torch.nn.Module = ClipLoss(model, model_cfg)
     if ctx.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            net, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
 
     loss_log = LossLog(out / "log.csv", tensorboard_dir=out / "tensorboard" if cfg.train.tensorboard else None) if ctx.is_main else None
     if ctx.is_main:
@@ -260,7 +272,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             batch = _to_device(batch, dev)
             autocast = (torch.autocast("cuda", dtype=AMP_DTYPES[amp]) if amp != "none" else contextlib.nullcontext())
             with autocast:
-                loss, parts = clip_forward(net, batch, model_cfg, own_prior=own_prior)
+                loss, parts = net(batch, own_prior=own_prior)
             loss_value = float(mean_across(ctx, loss.detach()))
             if not math.isfinite(loss_value):
                 last_good = f"; last good checkpoint: {last_path}" if last_path.exists() else "; no checkpoint was saved yet"
