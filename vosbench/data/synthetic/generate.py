@@ -166,7 +166,7 @@ def write_video(root: Path, spec: VideoSpec, plan: VideoPlan) -> dict:
         if annotate_all or t == 0:
             # the whole dataset folder is renamed into place at the end, so a plain write suffices
             (ann_dir / f"{stem}.png").write_bytes(encode_mask_png(fr.labels))
-        write_depth(dep_dir / f"{stem}.png", fr.depth)
+        write_depth(dep_dir / f"{stem}.png", fr.depth, compress_level=3)
     return describe_video(spec, in_frame, visible, annotate_all)
 
 
