@@ -44,6 +44,17 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _best_time(fn, reps: int, device: str) -> float:
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def child_model(preset: str, objects: int, height: int, width: int, reps: int, device: str) -> dict:
     import torch
 
@@ -75,8 +86,18 @@ def child_model(preset: str, objects: int, height: int, width: int, reps: int, d
     return {"seconds": min(times), "peak_mb": _peak_mb(device), "base_mb": base_mb}
 
 
-def child_read(variant: str, frames: int, objects: int, h: int, w: int, key_dim: int, value_dim: int,
-               reps: int, device: str, chunk: int) -> dict:
+def child_read(
+    variant: str,
+    frames: int,
+    objects: int,
+    h: int,
+    w: int,
+    key_dim: int,
+    value_dim: int,
+    reps: int,
+    device: str,
+    chunk: int,
+) -> dict:
     import torch
 
     from vosbench.models.memory import memory_read, naive_memory_read
@@ -91,15 +112,9 @@ def child_read(variant: str, frames: int, objects: int, h: int, w: int, key_dim:
         "sdpa": lambda: memory_read(qk, mk, mv),
         "chunked": lambda: memory_read(qk, mk, mv, chunk_size=chunk),
     }[variant]
-    times = []
     with torch.inference_mode():
-        for _ in range(reps):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    return {"seconds": min(times), "peak_mb": _peak_mb(device), "base_mb": base_mb}
+        seconds = _best_time(fn, reps, device)
+    return {"seconds": seconds, "peak_mb": _peak_mb(device), "base_mb": base_mb}
 
 
 def run_child(args: argparse.Namespace, job: dict) -> dict:
@@ -115,7 +130,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS)
     parser.add_argument("--objects", nargs="+", type=int, default=[1, 3])
     parser.add_argument("--size", nargs=2, type=int, default=[480, 854], metavar=("H", "W"))
-    parser.add_argument("--frames", nargs="+", type=int, default=[10, 50, 100], help="memory frames for the read")
+    parser.add_argument(
+        "--frames", nargs="+", type=int, default=[10, 50, 100], help="memory frames for the read"
+    )
     parser.add_argument("--read-objects", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=8192, help="memory positions per block (chunked read)")
     parser.add_argument("--reps", type=int, default=1)
@@ -143,40 +160,88 @@ def main() -> None:
     h, w = args.size
     console.print(f"device={args.device} threads={args.threads} size={h}x{w} reps={args.reps} (best of reps)")
     if not args.skip_models:
-        table = Table(title=f"Per-frame propagation step at {h}x{w} (query + read of 2 memory frames + memory write)")
+        table = Table(
+            title=f"Per-frame propagation step at {h}x{w} (query + read of 2 memory frames + memory write)"
+        )
         for col in ("preset", "objects", "s/frame", "peak MB", "step MB"):
             table.add_column(col, justify="left" if col == "preset" else "right")
         for preset in args.presets:
             for k in args.objects:
-                r = run_child(args, dict(kind="model", preset=preset, objects=k, height=h, width=w,
-                                         reps=args.reps, device=args.device))
+                r = run_child(
+                    args,
+                    dict(
+                        kind="model",
+                        preset=preset,
+                        objects=k,
+                        height=h,
+                        width=w,
+                        reps=args.reps,
+                        device=args.device,
+                    ),
+                )
                 if "error" in r:
                     table.add_row(preset, str(k), "error", r["error"][:40], "")
                 else:
-                    table.add_row(preset, str(k), f"{r['seconds']:.2f}", f"{r['peak_mb']:.0f}",
-                                  f"{r['peak_mb'] - r['base_mb']:.0f}")
+                    table.add_row(
+                        preset,
+                        str(k),
+                        f"{r['seconds']:.2f}",
+                        f"{r['peak_mb']:.0f}",
+                        f"{r['peak_mb'] - r['base_mb']:.0f}",
+                    )
                 console.print(f"  {preset} K={k}: {r}")
         console.print(table)
     if not args.skip_read:
         hs, ws = (h + 15) // 16, (w + 15) // 16
-        table = Table(title=f"Memory read, {args.read_objects} objects, key 128 / value 512, {hs}x{ws} positions per frame")
-        for col in ("frames", "naive s", "sdpa s", f"chunked({args.chunk}) s", "naive/sdpa", "naive/chunked",
-                    "naive MB", "sdpa MB", "chunked MB"):
+        table = Table(
+            title=f"Memory read, {args.read_objects} objects, key 128 / value 512, {hs}x{ws} positions/frame"
+        )
+        for col in (
+            "frames",
+            "naive s",
+            "sdpa s",
+            f"chunked({args.chunk}) s",
+            "naive/sdpa",
+            "naive/chunked",
+            "naive MB",
+            "sdpa MB",
+            "chunked MB",
+        ):
             table.add_column(col, justify="right")
         for t in args.frames:
             res = {}
             for variant in ("naive", "sdpa", "chunked"):
-                res[variant] = run_child(args, dict(kind="read", variant=variant, frames=t, objects=args.read_objects,
-                                                    h=hs, w=ws, key_dim=128, value_dim=512, reps=args.reps,
-                                                    device=args.device, chunk=args.chunk))
+                res[variant] = run_child(
+                    args,
+                    dict(
+                        kind="read",
+                        variant=variant,
+                        frames=t,
+                        objects=args.read_objects,
+                        h=hs,
+                        w=ws,
+                        key_dim=128,
+                        value_dim=512,
+                        reps=args.reps,
+                        device=args.device,
+                        chunk=args.chunk,
+                    ),
+                )
                 console.print(f"  read T={t} {variant}: {res[variant]}")
             if any("error" in r for r in res.values()):
                 table.add_row(str(t), *["error"] * 8)
                 continue
             n, s, c = (res[v]["seconds"] for v in ("naive", "sdpa", "chunked"))
             mb = [res[v]["peak_mb"] - res[v]["base_mb"] for v in ("naive", "sdpa", "chunked")]
-            table.add_row(str(t), f"{n:.2f}", f"{s:.2f}", f"{c:.2f}", f"{n / s:.2f}x", f"{n / c:.2f}x",
-                          *(f"{m:.0f}" for m in mb))
+            table.add_row(
+                str(t),
+                f"{n:.2f}",
+                f"{s:.2f}",
+                f"{c:.2f}",
+                f"{n / s:.2f}x",
+                f"{n / c:.2f}x",
+                *(f"{m:.0f}" for m in mb),
+            )
         console.print(table)
 
 

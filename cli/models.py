@@ -15,7 +15,9 @@ from vosbench.models.summary import summarize_presets
 
 def models(
     names: Annotated[list[str] | None, typer.Argument(help="Presets to show (default: all).")] = None,
-    config: Annotated[bool, typer.Option("--config", help="Also print each preset's full config as JSON.")] = False,
+    config: Annotated[
+        bool, typer.Option("--config", help="Also print each preset's full config as JSON.")
+    ] = False,
 ) -> None:
     """List model presets (STM, SCM, D-STM, their ablation rungs and tiny CPU variants) with parameter counts.
 
@@ -36,8 +38,14 @@ def models(
     if wide:
         table.add_column("description")
     for s in summaries:
-        row = [s.name, s.backbone, f"{s.key_dim}/{s.value_dim}", s.parts_text, "+".join(s.losses),
-               f"{s.parameters / 1e6:.1f}M"]
+        row = [
+            s.name,
+            s.backbone,
+            f"{s.key_dim}/{s.value_dim}",
+            s.parts_text,
+            "+".join(s.losses),
+            f"{s.parameters / 1e6:.1f}M",
+        ]
         table.add_row(*row, *([s.description] if wide else []))
     console.print(table)
     for cfg in configs:

@@ -119,7 +119,9 @@ def segmentation_loss(
         parts["ce"] = cfg.ce * F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
     coarse = output.aux.get("coarse_logits")
     if cfg.coarse_ce > 0 and coarse is not None:
-        parts["coarse_ce"] = cfg.coarse_ce * F.cross_entropy(coarse.float(), target, ignore_index=cfg.ignore_index)
+        parts["coarse_ce"] = cfg.coarse_ce * F.cross_entropy(
+            coarse.float(), target, ignore_index=cfg.ignore_index
+        )
     if cfg.iou > 0:
         refined = output.aux.get("refine_logits", logits).float()
         parts["iou"] = cfg.iou * soft_iou_loss(torch.softmax(refined, 1), target, valid, cfg.ignore_index)
@@ -127,7 +129,9 @@ def segmentation_loss(
         classes = None
         if valid is not None:
             classes = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1).bool()
-        parts["lovasz"] = cfg.lovasz * lovasz_softmax(torch.softmax(logits, 1), target, classes, cfg.ignore_index)
+        parts["lovasz"] = cfg.lovasz * lovasz_softmax(
+            torch.softmax(logits, 1), target, classes, cfg.ignore_index
+        )
     if not parts:
         raise ValueError("loss config has every term switched off")
     total = torch.stack(list(parts.values())).sum()

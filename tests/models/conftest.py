@@ -8,7 +8,9 @@ import torch
 from vosbench.models import MemoryEncoding, VOSModel
 
 
-def make_inputs(model: VOSModel, batch: int = 1, objects: int = 2, size: tuple[int, int] = (64, 64), seed: int = 0):
+def make_inputs(
+    model: VOSModel, batch: int = 1, objects: int = 2, size: tuple[int, int] = (64, 64), seed: int = 0
+):
     """Random image/depth/masks for a query frame and one memory frame."""
     g = torch.Generator().manual_seed(seed)
     h, w = size
@@ -17,7 +19,9 @@ def make_inputs(model: VOSModel, batch: int = 1, objects: int = 2, size: tuple[i
     masks = (torch.rand(batch, objects, h, w, generator=g) > 0.7).float()
     depth = torch.rand(batch, 1, h, w, generator=g) if model.config.depth else None
     mem_depth = torch.rand(batch, 1, h, w, generator=g) if model.config.depth else None
-    prev = (torch.rand(batch, objects, h, w, generator=g) > 0.7).float() if model.config.spatial_prior else None
+    prev = (
+        (torch.rand(batch, objects, h, w, generator=g) > 0.7).float() if model.config.spatial_prior else None
+    )
     return dict(image=image, mem_image=mem_image, masks=masks, depth=depth, mem_depth=mem_depth, prev=prev)
 
 

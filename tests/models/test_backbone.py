@@ -1,7 +1,7 @@
+import pytest
 import timm
 import torch
 
-import pytest
 from vosbench.errors import CheckpointError
 from vosbench.models import build_model
 from vosbench.models.backbone import Backbone
@@ -27,8 +27,12 @@ def test_backbone_weights_from_local_file(resnet18_weights):
     torch.testing.assert_close(m[:, :3], rgb)
     torch.testing.assert_close(m[:, 3], rgb.mean(dim=1))
     assert m[:, 4:].abs().max() == 0
-    torch.testing.assert_close(model.query_encoder.backbone.body.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
-    torch.testing.assert_close(model.memory_encoder.backbone.body.layer2[1].conv2.weight, state["layer2.1.conv2.weight"])
+    torch.testing.assert_close(
+        model.query_encoder.backbone.body.layer3[0].conv1.weight, state["layer3.0.conv1.weight"]
+    )
+    torch.testing.assert_close(
+        model.memory_encoder.backbone.body.layer2[1].conv2.weight, state["layer2.1.conv2.weight"]
+    )
     # Frozen BN takes the file's statistics.
     bn = model.query_encoder.backbone.body.bn1
     torch.testing.assert_close(bn.running_mean, state["bn1.running_mean"])

@@ -56,7 +56,9 @@ def test_missing_and_foreign_files(tmp_path):
 
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"format": "vosbench-ckpt-1", "config": {}, "state_dict": {}, "x": argparse.Namespace(a=1)}, path)
+    torch.save(
+        {"format": "vosbench-ckpt-1", "config": {}, "state_dict": {}, "x": argparse.Namespace(a=1)}, path
+    )
     with pytest.raises(CheckpointError, match="not a vosbench checkpoint"):
         load_checkpoint(path)
 

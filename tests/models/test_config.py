@@ -48,7 +48,14 @@ def test_unknown_keys_raise_config_error_naming_the_key(overrides, key):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"aspp": "yes"}, {"key_dim": 1.5}, {"key_dim": 0}, {"loss": {"ce": -1.0}}, {"loss": 3}, {"backbone": None}],
+    [
+        {"aspp": "yes"},
+        {"key_dim": 1.5},
+        {"key_dim": 0},
+        {"loss": {"ce": -1.0}},
+        {"loss": 3},
+        {"backbone": None},
+    ],
 )
 def test_bad_values_raise_config_error(overrides):
     with pytest.raises(ConfigError):

@@ -40,7 +40,7 @@ def lovasz_by_threshold_integral(m: list[float], gt: list[int]) -> float:
     """For m in [0,1]^p: ∫_0^1 Δ_J({i : m_i >= t}) dt, exactly, between sorted thresholds."""
     levels = sorted(set([0.0, *m, 1.0]))
     total = 0.0
-    for lo, hi in zip(levels[:-1], levels[1:]):
+    for lo, hi in zip(levels[:-1], levels[1:], strict=True):
         total += (hi - lo) * jaccard_loss_of_set({i for i, v in enumerate(m) if v >= hi}, gt)
     return total
 
@@ -67,7 +67,9 @@ def test_lovasz_equals_jaccard_loss_on_binary_errors():
 
 def test_jaccard_increments_sum_to_full_loss():
     gt = torch.tensor([1, 0, 1, 1, 0, 0])
-    assert float(jaccard_increments(gt).sum()) == pytest.approx(jaccard_loss_of_set(set(range(6)), gt.tolist()))
+    assert float(jaccard_increments(gt).sum()) == pytest.approx(
+        jaccard_loss_of_set(set(range(6)), gt.tolist())
+    )
 
 
 def test_lovasz_softmax_perfect_and_wrong():
@@ -113,7 +115,9 @@ def test_segmentation_loss_terms_follow_config():
     assert parts["total"] == pytest.approx(parts["ce"] + parts["coarse_ce"] + parts["iou"], rel=1e-5)
     total, parts = segmentation_loss(_output(logits), target, LossConfig(lovasz=2.0))
     assert set(parts) == {"ce", "lovasz", "total"}
-    assert parts["lovasz"] == pytest.approx(2 * float(lovasz_softmax(torch.softmax(logits.detach(), 1), target)), rel=1e-5)
+    assert parts["lovasz"] == pytest.approx(
+        2 * float(lovasz_softmax(torch.softmax(logits.detach(), 1), target)), rel=1e-5
+    )
     total.backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
 

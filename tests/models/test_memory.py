@@ -51,7 +51,9 @@ def test_memory_read_float32_large_logits_stable():
     chunked = memory_read(qk, mk, mv, chunk_size=11)
     assert torch.isfinite(fused).all()
     torch.testing.assert_close(chunked, fused, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(fused.double(), naive_memory_read(qk.double(), mk.double(), mv.double()), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        fused.double(), naive_memory_read(qk.double(), mk.double(), mv.double()), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_memory_read_query_positions_differ_from_memory_size():

@@ -111,7 +111,10 @@ def test_chunked_memory_read_gives_same_segmentation():
     inputs = make_inputs(fused, objects=2)
     with torch.no_grad():
         torch.testing.assert_close(
-            run_model(chunked, inputs, frames=3).probs, run_model(fused, inputs, frames=3).probs, atol=1e-5, rtol=1e-4
+            run_model(chunked, inputs, frames=3).probs,
+            run_model(fused, inputs, frames=3).probs,
+            atol=1e-5,
+            rtol=1e-4,
         )
 
 
@@ -161,7 +164,8 @@ def _count(model, prefix):
 
 
 @pytest.mark.parametrize(
-    "switch, prefix", [("spatial_prior", "spatial_prior."), ("refine", "refine."), ("aspp", "context.branches.")]
+    "switch, prefix",
+    [("spatial_prior", "spatial_prior."), ("refine", "refine."), ("aspp", "context.branches.")],
 )
 def test_switching_part_off_removes_its_parameters(switch, prefix):
     on = build_model("scm-tiny")

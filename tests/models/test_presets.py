@@ -62,7 +62,9 @@ def test_preset_backbones_match_papers():
 
     assert get_preset("stm-r50").backbone == "resnet50"
     scm = get_preset("scm-r101")
-    assert scm.backbone == "resnest101e" and scm.spatial_prior and scm.aspp and scm.refine and scm.loss.iou > 0
+    assert (
+        scm.backbone == "resnest101e" and scm.spatial_prior and scm.aspp and scm.refine and scm.loss.iou > 0
+    )
     dstm = get_preset("dstm-r50")
     assert dstm.backbone == "resnest50d" and dstm.depth and dstm.aspp and dstm.loss.lovasz > 0
     assert not dstm.refine and not dstm.spatial_prior

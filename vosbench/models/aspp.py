@@ -18,18 +18,23 @@ from torch import nn
 class ASPP(nn.Module):
     """``in_channels`` -> ``out_channels`` with 1×1, dilated 3×3 (``rates``) and image-pool branches."""
 
-    def __init__(self, in_channels: int, out_channels: int, rates: Sequence[int] = (2, 4, 8), image_pool: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, rates: Sequence[int] = (2, 4, 8), image_pool: bool = True
+    ):
         super().__init__()
         branches = [nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))]
         for rate in rates:
             branches.append(
                 nn.Sequential(
-                    nn.Conv2d(in_channels, out_channels, 3, padding=rate, dilation=rate), nn.ReLU(inplace=True)
+                    nn.Conv2d(in_channels, out_channels, 3, padding=rate, dilation=rate),
+                    nn.ReLU(inplace=True),
                 )
             )
         self.branches = nn.ModuleList(branches)
         self.pool = (
-            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True)
+            )
             if image_pool
             else None
         )

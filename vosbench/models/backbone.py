@@ -67,8 +67,11 @@ class Backbone(nn.Module):
             if src.shape == target.shape:
                 new[key] = src
             elif (
-                src.ndim == 4 and target.ndim == 4 and src.shape[1] == 3
-                and target.shape[1] == self.in_chans and src.shape[0] == target.shape[0]
+                src.ndim == 4
+                and target.ndim == 4
+                and src.shape[1] == 3
+                and target.shape[1] == self.in_chans
+                and src.shape[0] == target.shape[0]
                 and src.shape[2:] == target.shape[2:]
             ):
                 new[key] = expand_input_conv(src, self.extra_channels)
@@ -83,7 +86,8 @@ class Backbone(nn.Module):
         # stage it keeps mean another depth of network (e.g. resnet34 weights for resnet18).
         kept_stages = {k.split(".")[0] for k in own}
         foreign = [
-            k for k in state
+            k
+            for k in state
             if k not in own and k.split(".")[0] in kept_stages and not k.endswith("num_batches_tracked")
         ]
         if foreign and not missing:

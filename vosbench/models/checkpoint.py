@@ -32,7 +32,9 @@ def _check_plain(key: str, value: Any) -> None:
                 raise TypeError(f"checkpoint extra '{key}' has a non-string key {k!r}")
             _check_plain(f"{key}.{k}", v)
         return
-    raise TypeError(f"checkpoint extra '{key}' is a {type(value).__name__}; only tensors/numbers/strings/lists/dicts")
+    raise TypeError(
+        f"checkpoint extra '{key}' is a {type(value).__name__}; only tensors/numbers/strings/lists/dicts"
+    )
 
 
 def save_checkpoint(path: str | os.PathLike, model: VOSModel, **extra: Any) -> Path:
@@ -72,7 +74,9 @@ def load_checkpoint(
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a vosbench checkpoint (unreadable: {type(exc).__name__})") from None
+        raise CheckpointError(
+            f"{path}: not a vosbench checkpoint (unreadable: {type(exc).__name__})"
+        ) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a vosbench checkpoint (no '{FORMAT}' format tag)")
     try:
@@ -91,9 +95,11 @@ def load_checkpoint(
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
         detail = (
-            f"missing '{missing[0]}'" if missing
-            else f"unexpected '{unexpected[0]}'" if unexpected
-            else f"'{wrong[0]}' has shape {tuple(state[wrong[0]].shape)}, model needs {tuple(own[wrong[0]].shape)}"
+            f"missing '{missing[0]}'"
+            if missing
+            else f"unexpected '{unexpected[0]}'"
+            if unexpected
+            else f"'{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model needs {tuple(own[wrong[0]].shape)}"
         )
         raise CheckpointError(f"{path}: weights do not match model '{config.name}' ({detail})")
     model.load_state_dict(state)

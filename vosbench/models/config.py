@@ -102,7 +102,10 @@ class ModelConfig:
         return apply_overrides(cls(), data)
 
     def replace(self, **overrides: Any) -> ModelConfig:
-        """A copy with overrides applied (nested: ``loss={"lovasz": 1}``, ``"loss.lovasz"`` or ``loss__lovasz``)."""
+        """A copy with overrides applied.
+
+        Nested fields: ``loss={"lovasz": 1}``, ``**{"loss.lovasz": 1}`` or ``loss__lovasz=1``.
+        """
         return apply_overrides(self, overrides)
 
     def enabled_parts(self) -> list[str]:
@@ -118,7 +121,9 @@ class ModelConfig:
         if self.decoder.channels <= 0 or self.refine_cfg.channels <= 0 or self.refine_cfg.levels < 1:
             raise ConfigError("model config decoder/refine channels must be positive and refine levels >= 1")
         if not self.aspp_cfg.rates or any(int(r) < 1 for r in self.aspp_cfg.rates):
-            raise ConfigError(f"model config 'aspp_cfg.rates' must be positive ints, got {self.aspp_cfg.rates}")
+            raise ConfigError(
+                f"model config 'aspp_cfg.rates' must be positive ints, got {self.aspp_cfg.rates}"
+            )
         if self.memory.chunk_size is not None and self.memory.chunk_size <= 0:
             raise ConfigError("model config 'memory.chunk_size' must be positive or null")
         if self.spatial.kernel_size % 2 != 1:
@@ -187,7 +192,9 @@ def _coerce(key: str, value: Any, current: Any, annotation: Any) -> Any:
             return value
         raise ConfigError(f"model config key '{key}' must be true/false, got {value!r}")
     if ann.startswith("tuple"):
-        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             return tuple(value)
         raise ConfigError(f"model config key '{key}' must be a list of ints, got {value!r}")
     if ann.startswith("int"):

@@ -52,7 +52,9 @@ class Decoder(nn.Module):
         self.refine4 = SkipRefine(skip_channels[1], channels)
         self.pred = nn.Conv2d(channels, 1, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, skips: tuple[torch.Tensor, torch.Tensor], num_objects: int) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skips: tuple[torch.Tensor, torch.Tensor], num_objects: int
+    ) -> torch.Tensor:
         s8 = self.refine8.project_skip(skips[0]).repeat_interleave(num_objects, dim=0).to(x.dtype)
         s4 = self.refine4.project_skip(skips[1]).repeat_interleave(num_objects, dim=0).to(x.dtype)
         m = self.res(x)

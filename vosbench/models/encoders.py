@@ -33,7 +33,9 @@ class QueryEncoder(nn.Module):
         """Channels of the (stride-8, stride-4) skips."""
         return self.backbone.channels[1], self.backbone.channels[0]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         r2, r3, r4 = self.backbone(x)  # strides 4, 8, 16
         key, value = self.key_value(r4)
         return key, value, (r3, r2)

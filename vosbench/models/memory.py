@@ -42,7 +42,9 @@ def memory_read(
         raise ValueError("memory key/value must be B,K,C,T,h,w")
     k_obj, cv = memory_key.shape[1], memory_value.shape[2]
     if memory_key.shape[0] != b or memory_key.shape[2] != ck:
-        raise ValueError(f"memory key {tuple(memory_key.shape)} does not match query key {tuple(query_key.shape)}")
+        raise ValueError(
+            f"memory key {tuple(memory_key.shape)} does not match query key {tuple(query_key.shape)}"
+        )
     dtype = _common_dtype(query_key, memory_key, memory_value)
     q = query_key.flatten(2).transpose(1, 2).to(dtype)  # B,L,Ck
     q = q.unsqueeze(1).expand(b, k_obj, h * w, ck)  # B,K,L,Ck (shared across objects, no copy)
@@ -76,7 +78,9 @@ def _chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_
     return (acc / running_sum).to(out_dtype)
 
 
-def naive_memory_read(query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor) -> torch.Tensor:
+def naive_memory_read(
+    query_key: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor
+) -> torch.Tensor:
     """Reference: the original STM formulation, one object at a time with an explicit affinity matrix."""
     b, ck, h, w = query_key.shape
     outs = []
@@ -98,7 +102,11 @@ class MemoryReader(nn.Module):
         self.chunk_size = chunk_size
 
     def forward(
-        self, query_key: torch.Tensor, query_value: torch.Tensor, memory_key: torch.Tensor, memory_value: torch.Tensor
+        self,
+        query_key: torch.Tensor,
+        query_value: torch.Tensor,
+        memory_key: torch.Tensor,
+        memory_value: torch.Tensor,
     ) -> torch.Tensor:
         read = memory_read(query_key, memory_key, memory_value, self.chunk_size)  # B,K,Cv,h,w
         qv = query_value.unsqueeze(1).expand(-1, read.shape[1], -1, -1, -1).to(read.dtype)

@@ -71,7 +71,9 @@ class VOSModel(nn.Module):
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def _prepare_image(self, image: torch.Tensor, depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prepare_image(
+        self, image: torch.Tensor, depth: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (padded normalised image B,3,Hp,Wp, padded encoder input B,3(+1),Hp,Wp)."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be B,3,H,W, got {tuple(image.shape)}")
@@ -84,7 +86,9 @@ class VOSModel(nn.Module):
                 )
             if depth.shape[0] != image.shape[0] or depth.shape[-2:] != image.shape[-2:]:
                 raise ValueError(f"depth {tuple(depth.shape)} does not match image {tuple(image.shape)}")
-            parts.append((depth.reshape(image.shape[0], 1, *image.shape[-2:]).to(x.dtype) - DEPTH_MEAN) / DEPTH_STD)
+            parts.append(
+                (depth.reshape(image.shape[0], 1, *image.shape[-2:]).to(x.dtype) - DEPTH_MEAN) / DEPTH_STD
+            )
         x = pad_to_stride(x)
         return x, pad_to_stride(torch.cat(parts, dim=1))
 
@@ -110,7 +114,9 @@ class VOSModel(nn.Module):
         """
         b, k = masks.shape[:2]
         if masks.dim() != 4 or masks.shape[0] != image.shape[0] or masks.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"masks {tuple(masks.shape)} must be B,K,H,W matching image {tuple(image.shape)}")
+            raise ValueError(
+                f"masks {tuple(masks.shape)} must be B,K,H,W matching image {tuple(image.shape)}"
+            )
         _, x = self._prepare_image(image, depth)
         m = pad_to_stride(masks.to(x.dtype))
         others = (m.sum(dim=1, keepdim=True) - m).clamp(0, 1)  # B,K,Hp,Wp
@@ -130,10 +136,14 @@ class VOSModel(nn.Module):
         """Memory read + heads + soft aggregation -> SegmentationOutput (B,K+1,H,W maps)."""
         b, k = memory_key.shape[:2]
         h, w = query.image_size
-        feat = self.memory_reader(query.key, query.value, memory_key, memory_value).flatten(0, 1)  # B*K,2Cv,h,w
+        feat = self.memory_reader(query.key, query.value, memory_key, memory_value).flatten(
+            0, 1
+        )  # B*K,2Cv,h,w
         if self.spatial_prior is not None:
             if prev_mask is None:
-                raise ConfigError(f"model '{self.config.name}' has a spatial prior: segment() needs prev_mask")
+                raise ConfigError(
+                    f"model '{self.config.name}' has a spatial prior: segment() needs prev_mask"
+                )
             if prev_mask.shape != (b, k, h, w):
                 raise ValueError(f"prev_mask {tuple(prev_mask.shape)} must be {(b, k, h, w)}")
             feat, _ = self.spatial_prior(feat, pad_to_stride(prev_mask).flatten(0, 1).unsqueeze(1))

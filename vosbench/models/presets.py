@@ -10,6 +10,7 @@ backbone rung is expressed with ``backbone="resnest14d"`` overrides if wanted).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vosbench.models.config import ModelConfig
@@ -31,84 +32,43 @@ DSTM_DEPTH = dict(DSTM_LOVASZ, depth=True)
 DSTM = dict(DSTM_DEPTH, aspp=True)
 
 
-def _make(name: str, *parts: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
-    cfg = ModelConfig(name=name)
-    for part in parts:
-        cfg = cfg.replace(**part)
-    return cfg.replace(**overrides)
+# name, description, parts applied in order (full-size rungs, then their tiny mirrors).
+PRESETS: list[tuple[str, str, tuple[dict[str, Any], ...]]] = [
+    ("stm-r50", "STM baseline: ResNet-50, key 128 / value 512, CE", (dict(backbone="resnet50"), STM)),
+    ("stm-r101", "SCM rung 1: STM on ResNeSt-101", (dict(backbone="resnest101e"), STM)),
+    (
+        "scm-r101-head",
+        "SCM rung 2: + segmentation head (ASPP, refine, CE+IoU)",
+        (dict(backbone="resnest101e"), SCM_HEAD),
+    ),
+    (
+        "scm-r101",
+        "SCM: ResNeSt-101, spatial prior, ASPP, refine, CE+IoU",
+        (dict(backbone="resnest101e"), SCM),
+    ),
+    ("stm-s50", "D-STM rung 1: STM on ResNeSt-50", (dict(backbone="resnest50d"), STM)),
+    ("dstm-r50-lovasz", "D-STM rung 2: + Lovász loss", (dict(backbone="resnest50d"), DSTM_LOVASZ)),
+    ("dstm-r50-depth", "D-STM rung 3: + depth input", (dict(backbone="resnest50d"), DSTM_DEPTH)),
+    ("dstm-r50", "D-STM: ResNeSt-50, depth, ASPP, CE+Lovász", (dict(backbone="resnest50d"), DSTM)),
+    ("stm-tiny", "STM on resnet18, key 64 / value 128 (CPU)", (TINY, STM)),
+    ("scm-tiny-head", "SCM rung 2, tiny: + ASPP, refine, CE+IoU (CPU)", (TINY, SCM_HEAD)),
+    ("scm-tiny", "SCM, tiny: spatial prior, ASPP, refine, CE+IoU (CPU)", (TINY, SCM)),
+    ("dstm-tiny-lovasz", "D-STM rung 2, tiny: + Lovász (CPU)", (TINY, DSTM_LOVASZ)),
+    ("dstm-tiny-depth", "D-STM rung 3, tiny: + depth (CPU)", (TINY, DSTM_DEPTH)),
+    ("dstm-tiny", "D-STM, tiny: depth, ASPP, CE+Lovász (CPU)", (TINY, DSTM)),
+]
 
 
-# --- full-size -------------------------------------------------------------------------------
+def _preset(name: str, parts: tuple[dict[str, Any], ...]) -> Callable[..., ModelConfig]:
+    def build(**overrides: Any) -> ModelConfig:
+        cfg = ModelConfig(name=name)
+        for part in parts:
+            cfg = cfg.replace(**part)
+        return cfg.replace(**overrides)
+
+    build.__name__ = name.replace("-", "_")
+    return build
 
 
-@register_preset("stm-r50", "STM baseline: ResNet-50, key 128 / value 512, CE")
-def stm_r50(**overrides: Any) -> ModelConfig:
-    return _make("stm-r50", dict(backbone="resnet50"), STM, overrides=overrides)
-
-
-@register_preset("stm-r101", "SCM rung 1: STM on ResNeSt-101")
-def stm_r101(**overrides: Any) -> ModelConfig:
-    return _make("stm-r101", dict(backbone="resnest101e"), STM, overrides=overrides)
-
-
-@register_preset("scm-r101-head", "SCM rung 2: + segmentation head (ASPP, refine, CE+IoU)")
-def scm_r101_head(**overrides: Any) -> ModelConfig:
-    return _make("scm-r101-head", dict(backbone="resnest101e"), SCM_HEAD, overrides=overrides)
-
-
-@register_preset("scm-r101", "SCM: ResNeSt-101, spatial prior, ASPP, refine, CE+IoU")
-def scm_r101(**overrides: Any) -> ModelConfig:
-    return _make("scm-r101", dict(backbone="resnest101e"), SCM, overrides=overrides)
-
-
-@register_preset("stm-s50", "D-STM rung 1: STM on ResNeSt-50")
-def stm_s50(**overrides: Any) -> ModelConfig:
-    return _make("stm-s50", dict(backbone="resnest50d"), STM, overrides=overrides)
-
-
-@register_preset("dstm-r50-lovasz", "D-STM rung 2: + Lovász loss")
-def dstm_r50_lovasz(**overrides: Any) -> ModelConfig:
-    return _make("dstm-r50-lovasz", dict(backbone="resnest50d"), DSTM_LOVASZ, overrides=overrides)
-
-
-@register_preset("dstm-r50-depth", "D-STM rung 3: + depth input")
-def dstm_r50_depth(**overrides: Any) -> ModelConfig:
-    return _make("dstm-r50-depth", dict(backbone="resnest50d"), DSTM_DEPTH, overrides=overrides)
-
-
-@register_preset("dstm-r50", "D-STM: ResNeSt-50, depth, ASPP, CE+Lovász")
-def dstm_r50(**overrides: Any) -> ModelConfig:
-    return _make("dstm-r50", dict(backbone="resnest50d"), DSTM, overrides=overrides)
-
-
-# --- tiny CPU variants ------------------------------------------------------------------------
-
-
-@register_preset("stm-tiny", "STM on resnet18, key 64 / value 128 (CPU)")
-def stm_tiny(**overrides: Any) -> ModelConfig:
-    return _make("stm-tiny", TINY, STM, overrides=overrides)
-
-
-@register_preset("scm-tiny-head", "SCM rung 2, tiny: + ASPP, refine, CE+IoU (CPU)")
-def scm_tiny_head(**overrides: Any) -> ModelConfig:
-    return _make("scm-tiny-head", TINY, SCM_HEAD, overrides=overrides)
-
-
-@register_preset("scm-tiny", "SCM, tiny: spatial prior, ASPP, refine, CE+IoU (CPU)")
-def scm_tiny(**overrides: Any) -> ModelConfig:
-    return _make("scm-tiny", TINY, SCM, overrides=overrides)
-
-
-@register_preset("dstm-tiny-lovasz", "D-STM rung 2, tiny: + Lovász (CPU)")
-def dstm_tiny_lovasz(**overrides: Any) -> ModelConfig:
-    return _make("dstm-tiny-lovasz", TINY, DSTM_LOVASZ, overrides=overrides)
-
-
-@register_preset("dstm-tiny-depth", "D-STM rung 3, tiny: + depth (CPU)")
-def dstm_tiny_depth(**overrides: Any) -> ModelConfig:
-    return _make("dstm-tiny-depth", TINY, DSTM_DEPTH, overrides=overrides)
-
-
-@register_preset("dstm-tiny", "D-STM, tiny: depth, ASPP, CE+Lovász (CPU)")
-def dstm_tiny(**overrides: Any) -> ModelConfig:
-    return _make("dstm-tiny", TINY, DSTM, overrides=overrides)
+for _name, _description, _parts in PRESETS:
+    register_preset(_name, _description)(_preset(_name, _parts))

@@ -32,7 +32,9 @@ class RefineModule(nn.Module):
         )
         self.out = nn.Conv2d(channels, 1, 3, padding=1)
 
-    def forward(self, coarse_logit: torch.Tensor, image: torch.Tensor | None, num_objects: int) -> torch.Tensor:
+    def forward(
+        self, coarse_logit: torch.Tensor, image: torch.Tensor | None, num_objects: int
+    ) -> torch.Tensor:
         x = self.inc_mask(torch.sigmoid(coarse_logit))
         if self.inc_image is not None and image is not None:
             x = x + self.inc_image(image.to(x.dtype)).repeat_interleave(num_objects, dim=0)
@@ -41,7 +43,7 @@ class RefineModule(nn.Module):
         for down in self.down:
             x = down(x)
             feats.append(x)
-        for up, skip in zip(self.up, reversed(feats[:-1])):
+        for up, skip in zip(self.up, reversed(feats[:-1]), strict=True):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = up(torch.cat([x, skip], dim=1))
         return coarse_logit + self.out(x)

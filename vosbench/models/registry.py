@@ -1,7 +1,7 @@
 """Named model presets (timm-style registry) and the one builder.
 
-A preset is a function ``(**overrides) -> ModelConfig`` registered under a name; every ablation rung
-of the papers is either a preset or a preset plus overrides (``build_model("scm-tiny", spatial_prior=False)``).
+A preset is a function ``(**overrides) -> ModelConfig`` registered under a name; every ablation
+rung of the papers is a preset or a preset plus overrides (``build_model("scm-tiny", spatial_prior=False)``).
 """
 
 from __future__ import annotations
