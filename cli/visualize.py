@@ -14,12 +14,17 @@ from vosbench.visualize import VisualizeOptions, default_out_dir, mean_jf, visua
 
 def visualize_cmd(
     results: Annotated[
-        Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")
+        Path,
+        typer.Option(
+            "--results", help="Folder of predicted masks (RESULTS/<seq>/00000.png) or a submission zip."
+        ),
     ],
     data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (frames, ground truth).")],
     split: Annotated[str, typer.Option("--split", help="Split the results are for.")] = "val",
     seq: Annotated[list[str] | None, typer.Option("--seq", help="Only this sequence (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: RESULTS-vis].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder [default: RESULTS-vis beside RESULTS].")
+    ] = None,
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     alpha: Annotated[float, typer.Option("--alpha", help="Mask opacity over the frame, 0..1.")] = 0.5,
     fps: Annotated[float, typer.Option("--fps", help="Frame rate of the MP4.")] = 12.0,

@@ -158,4 +158,20 @@ def test_cli_visualize(davis_gt_results, tmp_path):
     assert not (out / "alpha").exists()
     res = runner.invoke(app, ["visualize", "--results", str(tmp_path / "none"), "--data", str(root)])
     assert res.exit_code == 1
-    assert "results folder not found" in res.output
+    assert "results not found" in res.output
+
+
+def test_visualize_a_submission_zip(davis_gt_results, tmp_path):
+    from vosbench.submission import package_submission
+
+    root, results = davis_gt_results
+    package_submission(results, root, "val", tmp_path / "entry.zip")
+    opts = VisualizeOptions(video=False)
+    (from_zip,) = visualize_results(tmp_path / "entry.zip", root, "val", sequences=["alpha"], options=opts)
+    (from_dir,) = visualize_results(results, root, "val", sequences=["alpha"], options=opts)
+    assert from_zip.folder == tmp_path / "entry-vis" / "alpha"
+    for name in ("00000.png", "00003.png"):
+        a = np.asarray(Image.open(from_zip.folder / "frames" / name))
+        b = np.asarray(Image.open(from_dir.folder / "frames" / name))
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(from_zip.scores.j, from_dir.scores.j)

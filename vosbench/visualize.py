@@ -24,10 +24,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
-from vosbench.data.imageio import DAVIS_PALETTE, read_mask
+from vosbench.data.imageio import DAVIS_PALETTE
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_dir, atomic_path
-from vosbench.metrics import ArrayResults, GroundTruth, SequenceScores, score_sequence
+from vosbench.metrics import (
+    ArrayResults,
+    GroundTruth,
+    MaskReader,
+    SequenceScores,
+    open_results,
+    score_sequence,
+)
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -169,22 +176,34 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
         raise DataError(f"{path}: OpenCV could not write the PNG")
 
 
-def _read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: predicted mask missing")
-    m = read_mask(path, allow_gray=True)
-    if m.shape != size:
-        raise DataError(
-            f"{path}: mask size {m.shape[1]}x{m.shape[0]} differs from frame size {size[1]}x{size[0]}"
+def _read_predictions(seq: VideoSequence, results: MaskReader) -> list[np.ndarray]:
+    """Every frame's predicted mask, checked against the frame size."""
+    have = results.frames(seq.name)
+    missing = [n for n in seq.frame_names if n not in have]
+    if missing:
+        shown = ", ".join(f"{n}.png" for n in missing[:5]) + (
+            f", ... ({len(missing)})" if len(missing) > 5 else ""
         )
-    return m
+        raise DataError(
+            f"{results.describe(seq.name, missing[0])}: predicted mask missing (sequence {seq.name}: {shown})"
+        )
+    size, preds = seq.size, []
+    for name in seq.frame_names:
+        m = results.read(seq.name, name)
+        if m.shape != size:
+            raise DataError(
+                f"{results.describe(seq.name, name)}: mask size {m.shape[1]}x{m.shape[0]} "
+                f"differs from frame size {size[1]}x{size[0]}"
+            )
+        preds.append(m)
+    return preds
 
 
 def _visualize_sequence(
-    seq: VideoSequence, seq_results: Path, out: Path, options: VisualizeOptions, progress: Progress
+    seq: VideoSequence, results: MaskReader, out: Path, options: VisualizeOptions, progress: Progress
 ) -> SequenceVisual:
     size = seq.size
-    preds = [_read_prediction(seq_results / f"{name}.png", size) for name in seq.frame_names]
+    preds = _read_predictions(seq, results)
     progress.start(f"visualizing {seq.name}", total=seq.num_frames)
     overlays: list[np.ndarray] = []
     with atomic_dir(out) as tmp:
@@ -226,14 +245,15 @@ def _visualize_sequence(
     )
 
 
-def default_out_dir(results_dir: str | os.PathLike) -> Path:
-    """``<results>-vis`` beside the results folder (never inside it: that would be a stray folder)."""
-    results_dir = Path(results_dir)
-    return results_dir.parent / f"{results_dir.name}-vis"
+def default_out_dir(results: str | os.PathLike) -> Path:
+    """``<results>-vis`` beside the results folder or zip (never inside a results folder)."""
+    results = Path(results)
+    name = results.stem if results.suffix.lower() == ".zip" else results.name
+    return results.parent / f"{name}-vis"
 
 
 def visualize_results(
-    results_dir: str | os.PathLike,
+    results: str | os.PathLike,
     data_root: str | os.PathLike,
     split: str = "val",
     *,
@@ -243,13 +263,17 @@ def visualize_results(
     options: VisualizeOptions | None = None,
     progress: Progress | None = None,
 ) -> list[SequenceVisual]:
-    """Write overlays, videos and J/F plots for ``sequences`` (default: every sequence of the split)."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise DataError(f"{results_dir}: results folder not found")
-    out_dir = default_out_dir(results_dir) if out_dir is None else Path(out_dir)
-    if out_dir.resolve() == results_dir.resolve() or results_dir.resolve() in out_dir.resolve().parents:
-        raise DataError(f"{out_dir}: the output folder must not be inside the results folder {results_dir}")
+    """Write overlays, videos and J/F plots for ``sequences`` (default: every sequence of the split).
+
+    ``results`` is a results folder (``<seq>/<frame>.png``) or a submission zip.
+    """
+    results = Path(results)
+    source = open_results(results)
+    out_dir = default_out_dir(results) if out_dir is None else Path(out_dir)
+    if results.is_dir() and (
+        out_dir.resolve() == results.resolve() or results.resolve() in out_dir.resolve().parents
+    ):
+        raise DataError(f"{out_dir}: the output folder must not be inside the results folder {results}")
     options = options or VisualizeOptions()
     dataset = DavisDataset(data_root, split, resolution)
     names = list(dataset.sequence_names) if not sequences else list(sequences)
@@ -259,13 +283,9 @@ def visualize_results(
             f"sequence {unknown[0]!r} is not in split {split!r} of {dataset.root} "
             f"(it has {', '.join(dataset.sequence_names[:8])}{', ...' if len(dataset) > 8 else ''})"
         )
-    missing = [n for n in names if not (results_dir / n).is_dir()]
+    available = source.sequences()
+    missing = [n for n in names if n not in available]
     if missing:
-        raise DataError(
-            f"{results_dir}: no results for sequence{'s' * (len(missing) > 1)} {', '.join(missing)}"
-        )
+        raise DataError(f"{results}: no results for sequence{'s' * (len(missing) > 1)} {', '.join(missing)}")
     progress = ensure_progress(progress)
-    return [
-        _visualize_sequence(dataset.sequence(n), results_dir / n, out_dir / n, options, progress)
-        for n in names
-    ]
+    return [_visualize_sequence(dataset.sequence(n), source, out_dir / n, options, progress) for n in names]
