@@ -54,12 +54,19 @@ def _bmap_of_extended(ext: np.ndarray) -> np.ndarray:
 
     differs(E) | differs(S) | differs(SE) == differs(E) | differs(S) | (east neighbour differs from
     its own south neighbour): when E agrees, SE differs exactly when the east pixel's S does.
+    Computed on the flattened array (contiguous, so fast); the extra column absorbs the row wrap.
     """
-    b = ext[:-1, :-1] ^ ext[:-1, 1:]  # east
-    v = ext[:-1, :] ^ ext[1:, :]  # south, for this column and the next
-    b |= v[:, :-1]
-    b |= v[:, 1:]
-    return b
+    ext = np.ascontiguousarray(ext)
+    rows, n = ext.shape[0] - 1, ext.shape[1]
+    flat = ext.reshape(-1)
+    m = rows * n
+    b = np.empty(m, dtype=bool)
+    np.not_equal(flat[: m - 1], flat[1:m], out=b[: m - 1])  # east
+    south = flat[:m] ^ flat[n : m + n]
+    b[: m - 1] |= south[: m - 1]
+    b[: m - 1] |= south[1:m]  # the east neighbour's south
+    b[m - 1] = False  # the extra column, dropped below
+    return b.reshape(rows, n)[:, :-1]
 
 
 def window_bmap(seg: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
