@@ -23,7 +23,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_training_reduces_loss_and_writes_outputs(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
-    cfg = tiny_config("train.epochs=4", "optim.lr=3e-4")
+    cfg = tiny_config("train.epochs=4", "optim.lr=3e-4", "train.batch_size=1", "data.samples_per_epoch=2")
     out = tmp_path / "run"
     result = train(cfg, out, device="cpu")
     rows = read_log(out / "log.csv")
@@ -42,7 +42,7 @@ def test_training_reduces_loss_and_writes_outputs(tiny_config: Callable[..., Tra
 
 
 def test_resume_continues_the_same_run(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
-    cfg = tiny_config("train.epochs=2", "train.save_every=4")
+    cfg = tiny_config("train.epochs=2", "train.save_every=4", "train.batch_size=1", "data.samples_per_epoch=2")
     full = train(cfg, tmp_path / "full", device="cpu")
     part = train(cfg, tmp_path / "part", max_steps=3, device="cpu")
     assert part.step == 3 and (tmp_path / "part" / "step-3.pt").is_file()

@@ -1,0 +1,74 @@
+"""`vosbench train` on the command line: outputs, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from vosbench.train import loop
+from vosbench.train.config import TrainConfig, write_config
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config_file(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    write_config(path, tiny_config("train.batch_size=1", "data.samples_per_epoch=2"))
+    return path
+
+
+def _one_line_error(result, needle: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert any(needle in ln and ln.startswith("error:") for ln in lines), result.output
+    assert "Traceback" not in result.output
+
+
+def test_help_has_an_example() -> None:
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0 and "Example: vosbench train --config" in result.output
+
+
+def test_train_writes_outputs_then_refuses_another_architecture(config_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(out), "--max-steps", "1",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} >= {"last.pt", "step-1.pt", "log.csv", "config.toml"}
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(out), "--resume",
+                                 "--set", "model.preset=scm-tiny", "--device", "cpu"])
+    _one_line_error(result, "differs")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--data", "/nonexistent/root"], "dataset root not found"),
+    (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
+    (["--set", "data.split=test-dev"], "split file not found"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_bad_input_is_one_line(config_file: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), *args])
+    _one_line_error(result, needle)
+    assert not (tmp_path / "r" / "last.pt").exists()
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--config", str(tmp_path / "nope.toml")])
+    _one_line_error(result, "config file not found")
+
+
+def test_nan_loss_is_one_line(config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def nan_loss(output, target, loss_cfg, valid):
+        total = output.logits.sum() * float("nan")
+        return total, {"ce": float("nan")}
+
+    monkeypatch.setattr(loop, "_segmentation_loss", nan_loss)
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"),
+                                 "--device", "cpu"])
+    _one_line_error(result, "loss became nan at step 1")
+    assert not (tmp_path / "r" / "last.pt").exists()
