@@ -175,3 +175,15 @@ def test_visualize_a_submission_zip(davis_gt_results, tmp_path):
         b = np.asarray(Image.open(from_dir.folder / "frames" / name))
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(from_zip.scores.j, from_dir.scores.j)
+
+
+def test_video_of_odd_sized_frames_is_padded(make_davis_root, tmp_path):
+    root = make_davis_root({"odd": (3, 1)}, size=(47, 63))
+    (v,) = visualize_results(root / "Annotations" / "480p", root, "val", out_dir=tmp_path / "v")
+    cap = cv2.VideoCapture(str(v.video))
+    try:
+        size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    assert size == (64, 48)
+    assert Image.open(v.frames_dir / "00000.png").size == (63, 47)

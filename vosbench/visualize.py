@@ -158,12 +158,14 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     h, w = frames[0].shape[:2]
+    pad = ((0, h % 2), (0, w % 2), (0, 0))  # MPEG-4 needs even sizes; it would crop odd ones silently
+    h, w = h + h % 2, w + w % 2
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise DataError(f"{path}: OpenCV cannot open an mp4v video writer")
     try:
         for fr in frames:
-            writer.write(cv2.cvtColor(fr, cv2.COLOR_RGB2BGR))
+            writer.write(cv2.cvtColor(np.pad(fr, pad, mode="edge"), cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
     if not path.is_file() or path.stat().st_size == 0:
