@@ -200,6 +200,8 @@ def test_unwritable_output_leaves_nothing(davis_gt_results, tmp_path):
             assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+    with pytest.raises(DataError, match="outside the results folder"):
+        package_submission(results, root, "val", results / "alpha" / "s.zip")
     with pytest.raises(DataError, match="is a folder"):
         package_submission(results, root, "val", locked)
 

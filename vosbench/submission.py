@@ -298,6 +298,8 @@ def package_submission(
         )
     if out_zip.is_dir():
         raise DataError(f"{out_zip}: is a folder; give the path of the zip file to write")
+    if results_dir.resolve() in out_zip.resolve().parents:
+        raise DataError(f"{out_zip}: write the zip outside the results folder {results_dir}")
     blocker = next((p for p in out_zip.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise DataError(f"{out_zip}: cannot write the zip ({blocker} is a file, not a folder)")
