@@ -288,8 +288,8 @@ def package_submission(
 
     Raises :class:`InvalidResultsError` (a :class:`DataError` naming the number of problems and
     carrying the full report) if validation finds any error, or :class:`DataError` if ``out_zip``
-    cannot be written; in every
-    failure case nothing is left at ``out_zip`` (an existing file there is kept unchanged).
+    cannot be written; in every failure case nothing is left at ``out_zip`` (an existing file there
+    is kept unchanged). Warnings do not stop packaging; they come back in the summary.
     """
     results_dir, out_zip = Path(results_dir), Path(out_zip)
     if split not in SUBMISSION_SPLITS:
