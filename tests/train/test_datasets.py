@@ -115,3 +115,26 @@ def test_missing_root_and_split_are_clear(make_davis_root: Callable[..., Path], 
         open_sources(_data(root, split="train"))
     with pytest.raises(DataError, match="no dataset root"):
         open_sources(_data(""))
+
+
+def test_youtube_source(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "yt"
+    rng = np.random.default_rng(0)
+    stems = ["00000", "00005", "00010", "00015"]
+    for i, stem in enumerate(stems):
+        m = np.zeros((48, 64), np.uint8)
+        m[10 + i:30 + i, 10:30] = 1
+        if i >= 2:
+            m[35:45, 40:60] = 2  # object 2 first appears in the third annotated frame
+        write_frame(root / "train" / "JPEGImages" / "v1" / f"{stem}.jpg", rng.integers(0, 255, (48, 64, 3)).astype(np.uint8))
+        write_mask(root / "train" / "Annotations" / "v1" / f"{stem}.png", m)
+    meta = {"videos": {"v1": {"objects": {"1": {"category": "a", "frames": stems},
+                                         "2": {"category": "b", "frames": stems[2:]}}}}}
+    (root / "train" / "meta.json").write_text(json.dumps(meta))
+    data = _data(tmp_path, sources=[SourceSection(kind="youtube", root=str(root), split="train")])
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=0)
+    ds.set_epoch(0, 0)
+    s = ds[0]
+    assert s["images"].shape == (3, 3, 32, 48) and bool(s["valid"][0])
