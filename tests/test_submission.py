@@ -77,6 +77,20 @@ def test_every_problem_reported_at_once(davis_gt_results):
     assert len(report.errors) == 9
 
 
+def test_outputs_of_evaluate_and_infer_are_not_stray(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
+    (results / "global_results-val.csv").write_text("J&F-Mean\n1.0\n")
+    (results / "per-sequence_results-val.csv").write_text("Sequence\n")
+    (results / "alpha" / "probs").mkdir()
+    (results / "alpha" / "probs" / "00000.npz").write_bytes(b"x")
+    assert validate_results(results, root, "val").problems == []
+    package_submission(results, root, "val", tmp_path / "s.zip")
+    with zipfile.ZipFile(tmp_path / "s.zip") as zf:
+        assert all(n.endswith((".png", "/")) and "probs" not in n for n in zf.namelist())
+    (results / "beta" / "probs").write_text("a file, not infer's folder")
+    assert [p.path for p in validate_results(results, root, "val").errors] == [results / "beta" / "probs"]
+
+
 def test_non_davis_palette_is_an_error(davis_gt_results):
     root, results = davis_gt_results
     path = results / "beta" / "00002.png"
