@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console, err_console, handle_errors, progress_bar
-from vosbench.submission import InvalidResultsError, Problem, package_submission
+from cli.common import console, err_console, fail, handle_errors, progress_bar
+from vosbench.submission import InvalidResultsError, Problem, package_submission, validate_results
 
 
 class SubmissionSplit(str, Enum):
@@ -54,8 +54,12 @@ def package_submission_cmd(
     data: Annotated[
         Path, typer.Option("--data", help="DAVIS-layout dataset root (frames and first-frame masks).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Zip file to write.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Zip file to write.")] = None,
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only validate and list the problems; write nothing (no -o needed)."),
+    ] = False,
 ) -> None:
     """Validate RESULTS against a DAVIS split and write the zip the challenge server expects.
 
@@ -66,22 +70,38 @@ def package_submission_cmd(
 
     Example: vosbench package-submission --results runs/infer --split val --data data/small -o val.zip
     """
+    if out is None and not check:
+        raise fail("give the zip to write with -o/--out FILE.zip (or --check to only validate)")
     with handle_errors():
         try:
             with progress_bar(transient=True) as progress:
-                summary = package_submission(results, data, split.value, out, resolution, progress)
+                if check:
+                    report = validate_results(results, data, split.value, resolution, progress)
+                    if not report.ok:
+                        raise InvalidResultsError(report)
+                else:
+                    summary = package_submission(results, data, split.value, out, resolution, progress)
         except InvalidResultsError as exc:
             report = exc.report
             print_problems(report.problems, results)
             n = len(report.errors)
             err_console.print(
                 f"[bold red]error:[/] {n} problem{'s' * (n != 1)} in {results} "
-                f"({report.sequences} sequences, {report.frames} frames expected for {split.value}); "
-                "no zip written",
+                f"({report.sequences} sequences, {report.frames} frames expected for {split.value})"
+                f"{'' if check else '; no zip written'}",
                 highlight=False,
                 soft_wrap=True,
             )
             raise typer.Exit(code=1) from None
+    if check:
+        print_problems(report.problems, results)
+        console.print(
+            f"[green]ok:[/] {results} is a complete {split.value} submission "
+            f"({report.sequences} sequences, {report.frames} frames, {len(report.warnings)} warnings)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     print_problems(list(summary.warnings), results)
     table = Table(title=f"submission ({summary.split})", show_header=False)
     table.add_column("", style="bold")

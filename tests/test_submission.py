@@ -274,6 +274,22 @@ def test_cli_success_and_failure(davis_gt_results, tmp_path):
     assert res.exit_code != 0 and "train" in res.output
 
 
+def test_cli_check_only(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
+    runner = CliRunner()
+    base = ["package-submission", "--results", str(results), "--split", "val", "--data", str(root)]
+    res = runner.invoke(app, [*base, "--check"])
+    assert res.exit_code == 0, res.output
+    assert "ok:" in res.output and "9 frames" in res.output
+    res = runner.invoke(app, base)
+    assert res.exit_code == 1 and "--out" in res.output
+    (results / "beta" / "00001.png").unlink()
+    res = runner.invoke(app, [*base, "--check"])
+    assert res.exit_code == 1
+    assert "beta/00001.png: missing mask" in " ".join(res.output.split())
+    assert list(tmp_path.glob("*.zip")) == []
+
+
 def test_zip_evaluates_like_the_folder(davis_gt_results, tmp_path):
     from vosbench.metrics import evaluate_results
 
