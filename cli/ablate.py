@@ -28,6 +28,9 @@ def ablate(
     *,
     data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: the ladder file's data entry).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/ablate/<ladder name>).")] = None,
+    cache: Annotated[Path, typer.Option("--cache", help="Step cache shared by ladders (checkpoints, masks, metrics).")] = Path(
+        "runs/ablate/cache"
+    ),
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the ladder's).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
@@ -48,7 +51,7 @@ def ablate(
         out_dir = out or Path("runs") / "ablate" / ladder.name
         steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers)
         with progress_bar() as progress:
-            result = run_ladder(ladder, out_dir, steps, progress)
+            result = run_ladder(ladder, out_dir, steps, progress, cache=cache)
         written = write_tables(result, out_dir)
     console.print(_render(boost_table(result), f"{ladder.name}: Global Mean (J&F) and Boost"))
     if any("look-alike" in r.subsets for r in result.rungs):

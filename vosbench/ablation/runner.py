@@ -101,10 +101,16 @@ def run_ladder(
     out: str | Path,
     runner: StepRunner,
     progress: Progress | None = None,
+    cache: str | Path | None = None,
 ) -> LadderResult:
-    """Run (or reuse) every step of every rung; write ``ladder.json`` with the per-rung metrics."""
+    """Run (or reuse) every step of every rung; write ``ladder.json`` with the per-rung metrics.
+
+    Step outputs live under ``cache`` (default: ``out``); ladders sharing a cache share their
+    common rungs (e.g. the STM baseline).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    store = Path(cache) if cache is not None else out
     progress = ensure_progress(progress)
     data_fp = runner.data_fingerprint()
     for rung in ladder.rungs:
@@ -118,12 +124,12 @@ def run_ladder(
             ckpt = rung.checkpoint
             ran["train"] = False
         else:
-            final = out / "train" / tkey
+            final = store / "train" / tkey
             ckpt = final / "last.pt"
             if ckpt.is_file():
                 ran["train"] = False
             else:
-                work = out / "train" / f"{tkey}.work"
+                work = store / "train" / f"{tkey}.work"
                 work.mkdir(parents=True, exist_ok=True)
                 log.info("[%s] training (%s)", rung.name, tkey)
                 produced = runner.train(rung, work, progress)
@@ -145,7 +151,7 @@ def run_ladder(
                 "data": data_fp,
             }
         )
-        results_dir = out / "infer" / ikey
+        results_dir = store / "infer" / ikey
         if results_dir.is_dir():
             ran["infer"] = False
         else:
@@ -155,7 +161,7 @@ def run_ladder(
             ran["infer"] = True
         # -- evaluate
         ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
-        metrics_file = out / "eval" / ekey / "metrics.json"
+        metrics_file = store / "eval" / ekey / "metrics.json"
         if metrics_file.is_file():
             evaluation = json.loads(metrics_file.read_text())
             ran["evaluate"] = False
