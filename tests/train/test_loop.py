@@ -54,6 +54,11 @@ def test_resume_continues_the_same_run(tiny_config: Callable[..., TrainConfig], 
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
     wa, wb = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # resuming a finished run trains nothing and reports the run's last loss
+    before = (tmp_path / "part" / "last.pt").stat().st_mtime_ns
+    again = train(cfg, tmp_path / "part", resume=True, device="cpu")
+    assert again.step == 4 and again.final_loss == b[-1]["loss"]
+    assert (tmp_path / "part" / "last.pt").stat().st_mtime_ns == before
 
 
 def test_existing_run_needs_resume(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:

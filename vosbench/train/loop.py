@@ -258,6 +258,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if step:
         progress.advance(step)
     last_loss = math.nan
+    if loss_log is not None and loss_log.rows:  # resumed: the loss of the step we continue from
+        last_loss = float(loss_log.rows[-1]["loss"])
     t_steps, n_timed = time.perf_counter(), 0
     while step < stop_step:
         epoch = step // steps_per_epoch
