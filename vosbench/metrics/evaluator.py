@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from vosbench.data.davis import DavisDataset
-from vosbench.data.imageio import VOID_ID, read_mask
+from vosbench.data.imageio import VOID_ID
 from vosbench.errors import DataError, VosbenchError
 from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
+from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.frame import score_frame
 from vosbench.metrics.report import EvaluationResult, SequenceScores
 from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
@@ -111,7 +112,7 @@ def score_sequence(
     bound_th: float = DEFAULT_BOUND_TH,
 ) -> SequenceScores:
     """Per-frame J and F of every object of one sequence; each PNG is decoded once."""
-    first = read_mask(gt.paths[0], allow_gray=True)
+    first = read_id_mask(gt.paths[0], allow_gray=True)
     objects = first[first != VOID_ID]
     n_objects = int(objects.max()) if objects.size else 0
     frames = gt.scored_frames
@@ -121,7 +122,7 @@ def score_sequence(
         return SequenceScores(gt.name, frames, j, f)
     footprint = disk_footprint(boundary_tolerance(first.shape, bound_th))
     for t, path in enumerate(gt.paths[1:-1]):
-        gt_mask = read_mask(path, allow_gray=True)
+        gt_mask = read_id_mask(path, allow_gray=True)
         if gt_mask.shape != first.shape:
             raise DataError(f"{path}: annotation size {_size(gt_mask)} differs from the first frame's {_size(first)}")
         pred = results.read(gt.name, path.stem)

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from vosbench.data.imageio import read_mask, read_mask_bytes
 from vosbench.errors import DataError
+from vosbench.metrics.fastpng import decode_id_mask, read_id_mask
 
 
 class MaskReader(Protocol):
@@ -71,7 +71,7 @@ class FolderResults:
         return set(self._index.get(sequence, ()))
 
     def read(self, sequence: str, frame: str) -> np.ndarray:
-        return read_mask(self.root / sequence / f"{frame}.png", allow_gray=True)
+        return read_id_mask(self.root / sequence / f"{frame}.png", allow_gray=True)
 
     def describe(self, sequence: str, frame: str) -> str:
         return str(self.root / sequence / f"{frame}.png")
@@ -139,7 +139,7 @@ class ZipResults:
             raise DataError(f"{self.describe(sequence, frame)}: file not found") from None
         except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC mismatch, truncated archive
             raise DataError(f"{self.describe(sequence, frame)}: cannot read from the zip ({exc})") from None
-        return read_mask_bytes(data, self.describe(sequence, frame), allow_gray=True)
+        return decode_id_mask(data, self.describe(sequence, frame), allow_gray=True)
 
     def describe(self, sequence: str, frame: str) -> str:
         return f"{self.path}:{self._member(sequence, frame)}"
