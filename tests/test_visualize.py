@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from vosbench.data.imageio import DAVIS_PALETTE, read_mask, write_mask
-from vosbench.errors import DataError
+from vosbench.errors import ConfigError, DataError
 from vosbench.visualize import (
     VisualizeOptions,
     mean_jf,
@@ -122,6 +122,10 @@ def test_visualize_bad_input(davis_gt_results, tmp_path):
         visualize_results(results, root, "val", sequences=["nope"], out_dir=tmp_path / "v")
     with pytest.raises(DataError, match="inside the results folder"):
         visualize_results(results, root, "val", out_dir=results / "vis")
+    write_mask(results / "alpha" / "00003.png", np.zeros((40, 64), np.uint8))
+    with pytest.raises(DataError, match="00003.png: mask size 64x40 differs"):
+        visualize_results(results, root, "val", sequences=["alpha"], out_dir=tmp_path / "v")
+    assert not (tmp_path / "v" / "alpha").exists() and not list((tmp_path / "v").glob(".alpha*"))
     (results / "beta" / "00002.png").unlink()
     with pytest.raises(DataError, match="00002.png: predicted mask missing"):
         visualize_results(results, root, "val", sequences=["beta"], out_dir=tmp_path / "v")
@@ -129,7 +133,7 @@ def test_visualize_bad_input(davis_gt_results, tmp_path):
     shutil.rmtree(results / "beta")
     with pytest.raises(DataError, match="no results for sequence beta"):
         visualize_results(results, root, "val", out_dir=tmp_path / "v")
-    with pytest.raises(DataError, match="alpha must lie"):
+    with pytest.raises(ConfigError, match="alpha must lie"):
         VisualizeOptions(alpha=1.5)
 
 

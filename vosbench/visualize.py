@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import DAVIS_PALETTE
-from vosbench.errors import DataError
+from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir, atomic_path
 from vosbench.metrics import (
     ArrayResults,
@@ -53,9 +53,9 @@ class VisualizeOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise DataError(f"overlay alpha must lie in [0, 1], got {self.alpha}")
+            raise ConfigError(f"overlay alpha must lie in [0, 1], got {self.alpha}")
         if self.fps <= 0:
-            raise DataError(f"video fps must be positive, got {self.fps}")
+            raise ConfigError(f"video fps must be positive, got {self.fps}")
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,17 @@ def mean_jf(scores: SequenceScores) -> tuple[float, float]:
 
 
 def per_frame_scores(
-    name: str, annotation_paths: Sequence[Path], predictions: Mapping[str, np.ndarray]
+    name: str, annotation_paths: Sequence[Path], predictions: MaskReader | Mapping[str, np.ndarray]
 ) -> SequenceScores:
     """J and F per object on the frames the DAVIS evaluation scores (all annotated but first and last).
 
     Computed by :func:`vosbench.metrics.score_sequence`, so the values are the ones `vosbench
-    evaluate` reports; ``predictions`` maps frame names to id masks. Object ids beyond the first
-    annotation's are ignored here (``package-submission`` warns about them).
+    evaluate` reports; ``predictions`` is a results source or a map of frame names to id masks.
+    Object ids beyond the first annotation's are ignored here (``package-submission`` warns).
     """
     gt = GroundTruth(name, tuple(sorted(annotation_paths, key=lambda p: p.stem)))
-    return score_sequence(gt, ArrayResults({name: predictions}), ignore_extra_ids=True)
+    source = ArrayResults({name: predictions}) if isinstance(predictions, Mapping) else predictions
+    return score_sequence(gt, source, ignore_extra_ids=True)
 
 
 def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: str) -> None:
@@ -156,20 +157,24 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
         fig.savefig(tmp, format="png")
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    h, w = frames[0].shape[:2]
-    pad = ((0, h % 2), (0, w % 2), (0, 0))  # MPEG-4 needs even sizes; it would crop odd ones silently
-    h, w = h + h % 2, w + w % 2
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise DataError(f"{path}: OpenCV cannot open an mp4v video writer")
-    try:
-        for fr in frames:
-            writer.write(cv2.cvtColor(np.pad(fr, pad, mode="edge"), cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    if not path.is_file() or path.stat().st_size == 0:
-        raise DataError(f"{path}: OpenCV wrote no video")
+class _Mp4Writer:
+    """Streams RGB frames into an MPEG-4 file (OpenCV ``mp4v``), padding odd sizes to even."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float):
+        h, w = size
+        self.path = path
+        self.pad = ((0, h % 2), (0, w % 2), (0, 0))  # mp4v would crop odd sizes silently
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w + w % 2, h + h % 2))
+        if not self.writer.isOpened():
+            raise DataError(f"{path}: OpenCV cannot open an mp4v video writer")
+
+    def write(self, rgb: np.ndarray) -> None:
+        self.writer.write(cv2.cvtColor(np.pad(rgb, self.pad, mode="edge"), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        self.writer.release()
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            raise DataError(f"{self.path}: OpenCV wrote no video")
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -178,10 +183,8 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
         raise DataError(f"{path}: OpenCV could not write the PNG")
 
 
-def _read_predictions(seq: VideoSequence, results: MaskReader) -> list[np.ndarray]:
-    """Every frame's predicted mask, checked against the frame size."""
-    have = results.frames(seq.name)
-    missing = [n for n in seq.frame_names if n not in have]
+def _check_complete(seq: VideoSequence, results: MaskReader) -> None:
+    missing = [n for n in seq.frame_names if n not in results.frames(seq.name)]
     if missing:
         shown = ", ".join(f"{n}.png" for n in missing[:5]) + (
             f", ... ({len(missing)})" if len(missing) > 5 else ""
@@ -189,49 +192,44 @@ def _read_predictions(seq: VideoSequence, results: MaskReader) -> list[np.ndarra
         raise DataError(
             f"{results.describe(seq.name, missing[0])}: predicted mask missing (sequence {seq.name}: {shown})"
         )
-    size, preds = seq.size, []
-    for name in seq.frame_names:
-        m = results.read(seq.name, name)
-        if m.shape != size:
-            raise DataError(
-                f"{results.describe(seq.name, name)}: mask size {m.shape[1]}x{m.shape[0]} "
-                f"differs from frame size {size[1]}x{size[0]}"
-            )
-        preds.append(m)
-    return preds
 
 
 def _visualize_sequence(
     seq: VideoSequence, results: MaskReader, out: Path, options: VisualizeOptions, progress: Progress
 ) -> SequenceVisual:
+    """Overlay frame by frame (streamed: memory does not grow with the video's length)."""
+    _check_complete(seq, results)
     size = seq.size
-    preds = _read_predictions(seq, results)
     progress.start(f"visualizing {seq.name}", total=seq.num_frames)
-    overlays: list[np.ndarray] = []
     with atomic_dir(out) as tmp:
         if options.frames:
             (tmp / "frames").mkdir()
-        for i, (name, pred) in enumerate(zip(seq.frame_names, preds)):
-            frame = seq.frame(i)
-            if frame.shape[:2] != size:
-                raise DataError(
-                    f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs "
-                    f"from the sequence's {size[1]}x{size[0]}"
-                )
-            ov = overlay_masks(frame, pred, options.alpha, options.outline)
-            if options.frames:
-                _write_png(tmp / "frames" / f"{name}.png", ov)
-            if options.video:
-                overlays.append(ov)
-            progress.advance()
-        if options.video:
-            _write_video(tmp / f"{seq.name}.mp4", overlays, options.fps)
+        video = _Mp4Writer(tmp / f"{seq.name}.mp4", size, options.fps) if options.video else None
+        try:
+            for i, name in enumerate(seq.frame_names):
+                frame, pred = seq.frame(i), results.read(seq.name, name)
+                for what, shape, where in (
+                    ("frame", frame.shape[:2], seq.frame_paths[i]),
+                    ("mask", pred.shape, results.describe(seq.name, name)),
+                ):
+                    if shape != size:
+                        raise DataError(
+                            f"{where}: {what} size {shape[1]}x{shape[0]} differs from the "
+                            f"sequence's {size[1]}x{size[0]}"
+                        )
+                ov = overlay_masks(frame, pred, options.alpha, options.outline)
+                if options.frames:
+                    _write_png(tmp / "frames" / f"{name}.png", ov)
+                if video is not None:
+                    video.write(ov)
+                progress.advance()
+        finally:
+            if video is not None:
+                video.close()
         scores = None
         if options.plot:
             if all(seq.has_mask(i) for i in range(seq.num_frames)) and seq.num_frames >= 3:
-                scores = per_frame_scores(
-                    seq.name, list(seq.annotation_paths.values()), dict(zip(seq.frame_names, preds))
-                )
+                scores = per_frame_scores(seq.name, list(seq.annotation_paths.values()), results)
                 plot_frame_scores(tmp / f"{seq.name}_jf.png", scores, seq.name)
             else:
                 log.info("%s: no ground truth on every frame (or under 3 frames); no J/F plot", seq.name)
