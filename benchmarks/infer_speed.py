@@ -12,7 +12,7 @@
 2. **Memory** — peak RSS of a 100-frame and a 1000-frame random video with ``stm-tiny`` (each in
    a fresh process), with the default memory cap and, for reference, with no cap.
 
-    .venv/bin/python benchmarks/infer_speed.py [--frames 6] [--threads 2] [--long-size 120x216]
+    .venv/bin/python benchmarks/infer_speed.py [--frames 6] [--threads 1] [--long-size 120x216]
     .venv/bin/python benchmarks/infer_speed.py --skip-speed      # memory part only
 """
 
@@ -144,7 +144,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=6, help="frames of the 480p speed video")
     ap.add_argument("--objects", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared, loaded machine)")
     ap.add_argument("--long-size", default="120x216", help="HxW of the memory-test videos")
     ap.add_argument("--lengths", default="100,1000", help="frame counts of the memory-test videos")
     ap.add_argument("--skip-speed", action="store_true")

@@ -196,3 +196,19 @@ def test_bad_checkpoints_and_outputs(tiny_checkpoint, tmp_path):
     with pytest.raises(DataError, match="no frames"):
         infer_dataset(str(tiny_checkpoint("stm-tiny")), empty, out=tmp_path / "o4")
     assert not (tmp_path / "o4").exists()
+
+
+@pytest.mark.slow  # ~40 s on a loaded 2-core machine
+def test_embedded_dataset_end_to_end_with_dataset_depth(tiny_synthetic_root, tiny_checkpoint, tmp_path):
+    """dstm-tiny on the embedded dataset's test-dev split (first-frame masks only, Depth/ maps)."""
+    from vosbench.data.davis import DavisDataset
+
+    ds = DavisDataset(tiny_synthetic_root, "test-dev", "480p")
+    summary = infer_dataset(str(tiny_checkpoint("dstm-tiny")), tiny_synthetic_root, "test-dev", out=tmp_path,
+                            options=InferOptions(mem_every=3, max_mem_frames=3))
+    for seq in ds:
+        assert sorted(p.stem for p in (tmp_path / seq.name).glob("*.png")) == seq.frame_names
+        assert np.array_equal(read_mask(tmp_path / seq.name / f"{seq.frame_names[0]}.png"), seq.first_mask())
+        last = read_mask(tmp_path / seq.name / f"{seq.frame_names[-1]}.png")
+        assert last.shape == seq.size and set(np.unique(last)) <= {0, *seq.object_ids}
+    assert summary.frames == sum(s.num_frames for s in ds)
