@@ -83,3 +83,14 @@ def test_enabled_parts():
     assert get_preset("stm-r50").enabled_parts() == []
     assert get_preset("scm-r101").enabled_parts() == ["spatial_prior", "aspp", "refine"]
     assert get_preset("dstm-r50").enabled_parts() == ["depth", "aspp"]
+
+
+def test_backbone_kwargs_build_a_narrower_trunk():
+    narrow = build_model("stm-tiny", backbone_kwargs={"channels": [32, 64, 128, 256], "stem_width": 32})
+    assert narrow.query_encoder.backbone.channels == (32, 64, 128)
+    assert narrow.num_parameters() < build_model("stm-tiny").num_parameters()
+    assert ModelConfig.from_dict(narrow.config.to_dict()) == narrow.config
+    with pytest.raises(ConfigError, match="backbone_kwargs"):
+        build_model("stm-tiny", backbone_kwargs={"no_such_arg": 1})
+    with pytest.raises(ConfigError, match="backbone_kwargs"):
+        get_preset("stm-tiny", backbone_kwargs=[1, 2])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -25,10 +26,17 @@ CHANNEL_INIT = ("zeros", "rgb_mean")
 class Backbone(nn.Module):
     """A timm trunk returning stride-4, stride-8 and stride-16 features.
 
-    ``extra_channels`` names the initialisation of each input channel after RGB (see ``CHANNEL_INIT``).
+    ``extra_channels`` names the initialisation of each input channel after RGB (see ``CHANNEL_INIT``);
+    ``timm_kwargs`` go to ``timm.create_model`` (e.g. ``channels``/``stem_width`` for a narrower ResNet).
     """
 
-    def __init__(self, name: str, extra_channels: Sequence[str] = (), freeze_bn: bool = True):
+    def __init__(
+        self,
+        name: str,
+        extra_channels: Sequence[str] = (),
+        freeze_bn: bool = True,
+        timm_kwargs: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         for kind in extra_channels:
             if kind not in CHANNEL_INIT:
@@ -37,10 +45,19 @@ class Backbone(nn.Module):
         self.in_chans = 3 + len(self.extra_channels)
         try:
             body = timm.create_model(
-                name, pretrained=False, features_only=True, in_chans=self.in_chans, out_indices=(1, 2, 3)
+                name,
+                pretrained=False,
+                features_only=True,
+                in_chans=self.in_chans,
+                out_indices=(1, 2, 3),
+                **dict(timm_kwargs or {}),
             )
         except RuntimeError as exc:  # timm raises RuntimeError for unknown names
             raise ConfigError(f"unknown timm backbone '{name}': {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(
+                f"backbone '{name}' rejects backbone_kwargs {dict(timm_kwargs or {})}: {exc}"
+            ) from None
         reductions = body.feature_info.reduction()
         if list(reductions) != [4, 8, 16]:
             raise ConfigError(f"backbone '{name}' gives strides {reductions}, need 4/8/16 features")

@@ -75,6 +75,7 @@ class ModelConfig:
 
     name: str = "custom"
     backbone: str = "resnet50"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model arguments
     backbone_weights: str | None = None
     freeze_bn: bool = True
     key_dim: int = 128
@@ -191,6 +192,10 @@ def _coerce(key: str, value: Any, current: Any, annotation: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"model config key '{key}' must be true/false, got {value!r}")
+    if ann.startswith("dict"):
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise ConfigError(f"model config key '{key}' must be a table/dict, got {value!r}")
     if ann.startswith("tuple"):
         if isinstance(value, (list, tuple)) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value

@@ -45,8 +45,11 @@ class VOSModel(nn.Module):
         config.validate()
         self.config = config
         depth_in = ("rgb_mean",) if config.depth else ()
-        query_backbone = Backbone(config.backbone, depth_in, freeze_bn=config.freeze_bn)
-        memory_backbone = Backbone(config.backbone, depth_in + ("zeros", "zeros"), freeze_bn=config.freeze_bn)
+        timm_kwargs = config.backbone_kwargs
+        query_backbone = Backbone(config.backbone, depth_in, config.freeze_bn, timm_kwargs)
+        memory_backbone = Backbone(
+            config.backbone, depth_in + ("zeros", "zeros"), config.freeze_bn, timm_kwargs
+        )
         if config.backbone_weights:
             query_backbone.load_imagenet(config.backbone_weights)
             memory_backbone.load_imagenet(config.backbone_weights)
