@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from vosbench import __version__
 from vosbench.ablation.ladder import LadderConfig, RungSpec
-from vosbench.fsutil import atomic_dir, atomic_write_text
+from vosbench.fsutil import atomic_dir, atomic_write_text, sha256_file
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,9 @@ def content_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def train_key(rung: RungSpec, data_fp: str) -> str:
     if rung.checkpoint is not None:
-        return "ckpt-" + file_digest(rung.checkpoint)[:16]
+        return "ckpt-" + sha256_file(rung.checkpoint)[:16]
     assert rung.train_config is not None
     return content_key(
         {
