@@ -115,7 +115,7 @@ def prepare(work: Path, source: str, workers: int) -> tuple[Path, Path, str]:
             list(ex.map(_perturb_sequence, jobs))
         os.replace(tmp, results)
     source_file = work / "source.txt"
-    return root, results, source_file.read_text() if source_file.is_file() else "existing"
+    return root, results, source_file.read_text().strip() if source_file.is_file() else "existing"
 
 
 # --- phases, each run in a fresh process so that its peak RSS is its own ---------------------------
@@ -127,11 +127,27 @@ def _rss_mb() -> tuple[float, float]:
     return self_kb / 1024, children_kb / 1024
 
 
+def _all_pngs(root: Path, results: Path) -> list[Path]:
+    return sorted((root / "Annotations" / "480p").glob("*/*.png")) + sorted(results.glob("*/*.png"))
+
+
 def phase_decode(root: Path, results: Path, workers: int, out: Path) -> dict:
-    pngs = sorted((root / "Annotations" / "480p").glob("*/*.png")) + sorted(results.glob("*/*.png"))
+    """Every PNG decoded once with PIL (``read_mask``), single-threaded."""
+    pngs = _all_pngs(root, results)
     t0 = time.perf_counter()
     for p in pngs:
         read_mask(p, allow_gray=True)
+    return {"wall": time.perf_counter() - t0, "files": len(pngs)}
+
+
+def phase_decode_fast(root: Path, results: Path, workers: int, out: Path) -> dict:
+    """Every PNG decoded once with vosbench's fast path (zlib-ng), single-threaded."""
+    from vosbench.metrics.fastpng import read_id_mask
+
+    pngs = _all_pngs(root, results)
+    t0 = time.perf_counter()
+    for p in pngs:
+        read_id_mask(p, allow_gray=True)
     return {"wall": time.perf_counter() - t0, "files": len(pngs)}
 
 
@@ -156,7 +172,12 @@ def phase_vos_benchmark(root: Path, results: Path, workers: int, out: Path) -> d
     return {"wall": wall, "means": means}
 
 
-PHASES = {"decode": phase_decode, "vosbench": phase_vosbench, "vos-benchmark": phase_vos_benchmark}
+PHASES = {
+    "decode": phase_decode,
+    "decode-fast": phase_decode_fast,
+    "vosbench": phase_vosbench,
+    "vos-benchmark": phase_vos_benchmark,
+}
 
 
 def run_phase(name: str, root: Path, results: Path, workers: int, out: Path) -> dict:
@@ -199,18 +220,23 @@ def main() -> None:
     root, results, source = prepare(work, args.source, args.workers)
     out = work / "phase.json"
     decode = run_phase("decode", root, results, args.workers, out)
+    decode_fast = run_phase("decode-fast", root, results, args.workers, out)
     ours = run_phase("vosbench", root, results, args.workers, out)
     theirs = None if args.skip_vos_benchmark else run_phase("vos-benchmark", root, results, args.workers, out)
 
     n_seq = len((root / "ImageSets" / "2017" / "val.txt").read_text().split())
     print(f"\ndata: {source}, {n_seq} sequences, {ours['frames']} scored frames, {ours['objects']} objects, "
           f"{decode['files']} PNGs at {SIZE[0]}x{SIZE[1]}; {args.workers} worker processes; {os.cpu_count()} CPUs")
-    print(f"{'run':<28}{'wall s':>9}{'x decode':>10}{'main RSS MB':>13}{'worker RSS MB':>15}")
-    rows = [("decode all PNGs (1 proc)", decode), (f"vosbench evaluate ({args.workers} proc)", ours)]
+    print(f"{'run':<32}{'wall s':>9}{'x decode':>10}{'main RSS MB':>13}{'worker RSS MB':>15}")
+    rows = [
+        ("decode all PNGs, PIL (1 proc)", decode),
+        ("decode all, fast path (1 proc)", decode_fast),
+        (f"vosbench evaluate ({args.workers} proc)", ours),
+    ]
     if theirs:
         rows.append((f"vos-benchmark ({args.workers} proc)", theirs))
     for label, r in rows:
-        print(f"{label:<28}{r['wall']:>9.2f}{r['wall'] / decode['wall']:>10.2f}{r['rss_main_mb']:>13.0f}{r['rss_worker_mb']:>15.0f}")
+        print(f"{label:<32}{r['wall']:>9.2f}{r['wall'] / decode['wall']:>10.2f}{r['rss_main_mb']:>13.0f}{r['rss_worker_mb']:>15.0f}")
     if theirs:
         print(f"speed-up over vos-benchmark: {theirs['wall'] / ours['wall']:.2f}x")
         keep = _visible_in_first_scored_frame(root) & set(ours["means"]) & set(theirs["means"])

@@ -54,9 +54,8 @@ def _bmap_of_extended(ext: np.ndarray) -> np.ndarray:
 
     differs(E) | differs(S) | differs(SE) == differs(E) | differs(S) | (east neighbour differs from
     its own south neighbour): when E agrees, SE differs exactly when the east pixel's S does.
-    Computed on the flattened array (contiguous, so fast); the extra column absorbs the row wrap.
+    Computed on the flattened (C-contiguous) array; the extra column absorbs the row wrap.
     """
-    ext = np.ascontiguousarray(ext)
     rows, n = ext.shape[0] - 1, ext.shape[1]
     flat = ext.reshape(-1)
     m = rows * n
@@ -72,9 +71,13 @@ def _bmap_of_extended(ext: np.ndarray) -> np.ndarray:
 def window_bmap(seg: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
     """``seg2bmap(seg)[y0:y1, x0:x1]`` computed from that window only (``seg`` is a bool mask)."""
     h, w = seg.shape
-    ext = seg[y0 : min(y1 + 1, h), x0 : min(x1 + 1, w)]
-    if y1 >= h or x1 >= w:
-        ext = np.pad(ext, ((0, int(y1 >= h)), (0, int(x1 >= w))), mode="edge")
+    y_end, x_end = min(y1 + 1, h), min(x1 + 1, w)
+    ext = np.empty((y1 - y0 + 1, x1 - x0 + 1), dtype=bool)  # the window plus its south/east neighbours
+    ext[: y_end - y0, : x_end - x0] = seg[y0:y_end, x0:x_end]
+    if y_end == y1:  # window reaches the bottom edge: replicate the last row
+        ext[-1, : x_end - x0] = seg[h - 1, x0:x_end]
+    if x_end == x1:  # window reaches the right edge: replicate the last column
+        ext[:, -1] = ext[:, -2]
     return _bmap_of_extended(ext)
 
 
