@@ -131,24 +131,24 @@ def _all_pngs(root: Path, results: Path) -> list[Path]:
     return sorted((root / "Annotations" / "480p").glob("*/*.png")) + sorted(results.glob("*/*.png"))
 
 
-def phase_decode(root: Path, results: Path, workers: int, out: Path) -> dict:
-    """Every PNG decoded once with PIL (``read_mask``), single-threaded."""
+def _time_decoding(root: Path, results: Path, read) -> dict:
     pngs = _all_pngs(root, results)
     t0 = time.perf_counter()
     for p in pngs:
-        read_mask(p, allow_gray=True)
+        read(p, allow_gray=True)
     return {"wall": time.perf_counter() - t0, "files": len(pngs)}
+
+
+def phase_decode(root: Path, results: Path, workers: int, out: Path) -> dict:
+    """Every PNG decoded once with PIL (``read_mask``), single-threaded."""
+    return _time_decoding(root, results, read_mask)
 
 
 def phase_decode_fast(root: Path, results: Path, workers: int, out: Path) -> dict:
     """Every PNG decoded once with vosbench's fast path (zlib-ng), single-threaded."""
     from vosbench.metrics.fastpng import read_id_mask
 
-    pngs = _all_pngs(root, results)
-    t0 = time.perf_counter()
-    for p in pngs:
-        read_id_mask(p, allow_gray=True)
-    return {"wall": time.perf_counter() - t0, "files": len(pngs)}
+    return _time_decoding(root, results, read_id_mask)
 
 
 def phase_vosbench(root: Path, results: Path, workers: int, out: Path) -> dict:
