@@ -49,7 +49,7 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option("--split", help="Split listed in ROOT/ImageSets/2017/<split>.txt.")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     workers: Annotated[
-        int | None, typer.Option("--workers", "-j", min=1, help="Worker processes (default: CPU count; 1 = in-process).")
+        int | None, typer.Option("--workers", "-j", min=1, help="Worker processes (default: CPU count, at most 8; 1 = in-process).")
     ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write full-precision per-object and per-frame values here.")

@@ -128,13 +128,12 @@ def score_sequence(
         pred = results.read(gt.name, path.stem)
         if pred.shape != gt_mask.shape:
             raise DataError(f"{results.describe(gt.name, path.stem)}: prediction size {_size(pred)} differs from the annotation's {_size(gt_mask)}")
-        if int(pred.max()) > n_objects:
-            if not ignore_extra_ids:
-                extra = ", ".join(str(int(i)) for i in np.unique(pred[pred > n_objects]))
-                raise DataError(
-                    f"{results.describe(gt.name, path.stem)}: predicted object id(s) {extra} but sequence {gt.name!r} "
-                    f"has {n_objects} object(s); drop them with --ignore-extra-ids"
-                )
+        if not ignore_extra_ids and int(pred.max()) > n_objects:  # else score_frame ignores them
+            extra = ", ".join(str(int(i)) for i in np.unique(pred[pred > n_objects]))
+            raise DataError(
+                f"{results.describe(gt.name, path.stem)}: predicted object id(s) {extra} but sequence {gt.name!r} "
+                f"has {n_objects} object(s); drop them with --ignore-extra-ids"
+            )
         j[:, t], f[:, t] = score_frame(gt_mask, pred, n_objects, footprint)
     return SequenceScores(gt.name, frames, j, f)
 
@@ -298,8 +297,12 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
     return [by_name[t.gt.name] for t in tasks]
 
 
+MAX_DEFAULT_WORKERS = 8  # evaluation is memory-light, but each worker is still a process
+
+
 def default_workers(n_sequences: int) -> int:
-    return max(1, min(os.cpu_count() or 1, n_sequences))
+    """One worker per CPU, at most 8 and at most one per sequence."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS, n_sequences))
 
 
 def evaluate_results(
@@ -319,7 +322,10 @@ def evaluate_results(
 
     Writes ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the
     results folder (next to a zip), and with ``json_path`` the full-precision values. Always
-    recomputes. Every missing file is listed in one error before any scoring starts.
+    recomputes. Every missing file is listed in one error before any scoring starts. With
+    ``workers`` > 1 sequences are scored in a process pool (fork on Linux; elsewhere spawn, which
+    needs the caller's script to be guarded by ``if __name__ == "__main__":``); an error in a
+    worker is raised here, a worker that dies ends the run with a VosbenchError.
     """
     progress = ensure_progress(progress)
     evaluator = DavisEvaluator(data, split, resolution, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
