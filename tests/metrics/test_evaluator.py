@@ -220,3 +220,31 @@ def test_process_sequence_reports_missing_frames(tmp_path):
     ev = DavisEvaluator(root, "val")
     with pytest.raises(DataError, match=r"frame\(s\) missing: s0/00001\.png"):
         ev.process_sequence("s0", {f"{t:05d}": m for t, m in enumerate(pred["s0"]) if t != 1})
+
+
+def test_csvs_identical_to_official_pipeline_written_out(tmp_path):
+    """The official evaluation, transcribed: reference per-frame values, ``db_statistics`` with
+    uint8 edges (fine below 256 frames), the same pandas tables -> byte-identical CSVs."""
+    import pandas as pd
+
+    from tests.metrics.test_summary import official_style
+
+    root, res, gt, pred = _dataset(tmp_path, n_seqs=4, seed=11)
+    result = evaluate_results(root, res, workers=2)
+    jm, jr, jd, fm, fr, fd, names = [], [], [], [], [], [], []
+    for seq in gt:
+        j, f = reference_sequence(gt[seq], pred[seq])
+        for k in range(j.shape[0]):
+            m, r, d = official_style(j[k])
+            jm.append(m), jr.append(r), jd.append(d)
+            m, r, d = official_style(f[k])
+            fm.append(m), fr.append(r), fd.append(d)
+            names.append(f"{seq}_{k + 1}")
+    g = np.array([(np.mean(jm) + np.mean(fm)) / 2.0, np.mean(jm), np.mean(jr), np.mean(jd), np.mean(fm), np.mean(fr), np.mean(fd)])
+    table_g = pd.DataFrame(data=g.reshape(1, -1), columns=["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"])
+    table_s = pd.DataFrame(data=list(zip(names, jm, fm)), columns=["Sequence", "J-Mean", "F-Mean"])
+    assert result.summary.values() == tuple(g)  # to the last bit, not just 3 decimals
+    assert [(o.j.mean, o.j.recall, o.j.decay) for o in result.objects] == list(zip(jm, jr, jd))
+    assert [(o.f.mean, o.f.recall, o.f.decay) for o in result.objects] == list(zip(fm, fr, fd))
+    assert (res / "global_results-val.csv").read_text() == table_g.to_csv(index=False, float_format="%.3f")
+    assert (res / "per-sequence_results-val.csv").read_text() == table_s.to_csv(index=False, float_format="%.3f")
