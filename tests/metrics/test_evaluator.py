@@ -36,6 +36,10 @@ def test_hand_computed_sequence_and_official_csvs(one_object):
     assert result.sequences[0].frames == ["00001", "00002"]  # first and last not scored
     assert result.sequences[0].j.tolist() == [[1.0, 0.0]] and result.sequences[0].f.tolist() == [[1.0, 0.0]]
     assert (obj.j.mean, obj.j.recall, obj.j.decay) == (0.5, 0.5, 1.0)
+    frames = result.per_frame_table()
+    assert frames[["Frame", "J", "F"]].values.tolist() == [["00001", 1.0, 1.0], ["00002", 0.0, 0.0]]
+    per_object = result.per_object_table().iloc[0]
+    assert (per_object["Sequence"], per_object["Object"], per_object["J&F-Mean"], per_object["F-Decay"]) == ("seq", 1, 0.5, 1.0)
     assert (res / "global_results-val.csv").read_text() == (
         "J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay\n0.500,0.500,0.500,1.000,0.500,0.500,1.000\n"
     )
