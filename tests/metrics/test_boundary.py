@@ -60,8 +60,11 @@ def test_seg2bmap_smaller_map_as_official():
     assert b.shape == (2, 2) and np.array_equal(b, _mask((2, 2), (0, 0)))
     with pytest.raises(ValueError, match="maps outside"):
         seg2bmap(_mask((4, 4), (3, 3)), width=2, height=2)
+    # the official size check only fires for width > (w | height) = 4 | 8 = 12 ...
+    big = seg2bmap(seg, width=8, height=8)
+    assert np.array_equal(big, _mask((8, 8), (2, 2)))  # j = 1 + floor(-1 + 8/4) = 2, i likewise
     with pytest.raises(ValueError, match="can't convert"):
-        seg2bmap(seg, width=8, height=8)
+        seg2bmap(seg, width=5, height=4)  # 5 > (4 | 4): the official code raises a TypeError here
 
 
 def test_tolerance_is_8_pixels_at_480p():

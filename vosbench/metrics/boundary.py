@@ -84,11 +84,13 @@ def window_bmap(seg: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarr
 def seg2bmap(seg: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
     """Binary boundary map of a mask, as the official ``_seg2bmap`` (returned as bool).
 
-    With ``width``/``height`` different from the mask's size, boundary pixel (y, x) is mapped to
-    ``(1 + floor(y - 1 + height / h), 1 + floor(x - 1 + width / h))`` of a ``height x width`` map,
-    exactly as the official code does (note its ``width / h``, not ``width / w``). The official
-    code then fails with an IndexError for pixels mapped outside the map; here that is a
-    ValueError. The evaluation itself never uses this branch.
+    With ``width``/``height`` different from the mask's ``w x h``, boundary pixel (y, x) is mapped
+    to ``(1 + floor(y - 1 + height / h), 1 + floor(x - 1 + width / h))`` of a ``height x width``
+    map, exactly as the official code does (note its ``width / h``, not ``width / w``). Its size
+    check, ``assert not (width > w | height > h | abs(ar1 - ar2) > 0.01)``, parses as the chained
+    comparison ``width > (w | height) > (h | abs(...)) > 0.01``: it checks nothing unless
+    ``width > (w | height)``, and then fails with a TypeError. Here that case, and a pixel mapped
+    outside the map (an IndexError there), raise ValueError. The evaluation never uses this branch.
     """
     seg = np.asarray(seg).astype(bool)
     if seg.ndim != 2:
@@ -99,8 +101,8 @@ def seg2bmap(seg: np.ndarray, width: int | None = None, height: int | None = Non
     b = window_bmap(seg, 0, h, 0, w)
     if width == w and height == h:
         return b
-    if width > w or height > h or abs(width / height - w / h) > 0.01:
-        raise ValueError(f"can't convert {w}x{h} seg to {width}x{height} bmap")
+    if width > (w | height):
+        raise ValueError(f"can't convert {w}x{h} seg to {width}x{height} bmap (the official code fails here too)")
     ys, xs = np.nonzero(b)
     rows = 1 + np.floor((ys - 1) + height / h).astype(np.int64)
     cols = 1 + np.floor((xs - 1) + width / h).astype(np.int64)
