@@ -57,8 +57,8 @@ def _blob_sequence(args: tuple[Path, str, int]) -> None:
         write_mask(root / "Annotations" / "480p" / name / f"{t:05d}.png", m)
 
 
-def _make_blobs(root: Path, workers: int) -> None:
-    names = [f"blobs-{i:02d}" for i in range(SEQUENCES)]
+def _make_blobs(root: Path, workers: int, n_sequences: int) -> None:
+    names = [f"blobs-{i:02d}" for i in range(n_sequences)]
     with ProcessPoolExecutor(workers) as ex:
         list(ex.map(_blob_sequence, [(root, n, i) for i, n in enumerate(names)]))
     (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def _perturb_sequence(args: tuple[Path, Path, int]) -> None:
         write_mask(out_dir / png.name, pred)
 
 
-def prepare(work: Path, source: str, workers: int) -> tuple[Path, Path, str]:
+def prepare(work: Path, source: str, workers: int, n_sequences: int = SEQUENCES) -> tuple[Path, Path, str]:
     """The dataset root and the results folder under ``work`` (built once, then reused)."""
     root, results = work / "davis", work / "results"
     if not (root / "ImageSets" / "2017" / "val.txt").is_file():
@@ -100,11 +100,11 @@ def prepare(work: Path, source: str, workers: int) -> tuple[Path, Path, str]:
                 used = "blobs"
             else:
                 print("generating the procedural dataset (davis profile) ...", flush=True)
-                generate_synthetic(root, "davis", seed=0)
+                generate_synthetic(root, "davis", seed=0, videos=n_sequences)
                 used = "synthetic"
         if used == "blobs":
             print("generating moving blobs ...", flush=True)
-            _make_blobs(root, workers)
+            _make_blobs(root, workers, n_sequences)
         (work / "source.txt").write_text(used)
     if not results.is_dir():
         print("writing perturbed predictions ...", flush=True)
@@ -202,6 +202,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="Folder for the generated data (kept; reused when present).")
     ap.add_argument("--workers", type=int, default=2, help="Processes for both evaluators.")
     ap.add_argument("--source", choices=("auto", "synthetic", "blobs"), default="auto")
+    ap.add_argument("--sequences", type=int, default=SEQUENCES, help="Sequences to generate (DAVIS val has 30).")
     ap.add_argument("--skip-vos-benchmark", action="store_true")
     ap.add_argument("--phase", choices=tuple(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -217,7 +218,7 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="vosbench-evalspeed-"))
     work.mkdir(parents=True, exist_ok=True)
-    root, results, source = prepare(work, args.source, args.workers)
+    root, results, source = prepare(work, args.source, args.workers, args.sequences)
     out = work / "phase.json"
     decode = run_phase("decode", root, results, args.workers, out)
     decode_fast = run_phase("decode-fast", root, results, args.workers, out)
