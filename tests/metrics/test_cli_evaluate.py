@@ -150,3 +150,10 @@ def test_worker_errors_surface_with_a_pool(davis):
     p.write_bytes(p.read_bytes()[:30])
     result = runner.invoke(APP, ["evaluate", "--data", str(root), "--results", str(res), "--workers", "2"])
     assert "alpha/00002.png" in _error_line(result)
+
+
+def test_unwritable_json_destination(davis, tmp_path):
+    root, res = davis
+    (tmp_path / "file").write_text("")
+    line = _error_line(run(root, res, "--json", str(tmp_path / "file" / "scores.json")))
+    assert "cannot write the results" in line

@@ -338,8 +338,11 @@ def evaluate_results(
     for scores in _score_all(tasks, n_workers, progress):
         evaluator.add(scores)
     result = evaluator.evaluate(require_all=True)
-    if write_csv:
-        result.write_csvs(source.output_dir)
-    if json_path is not None:
-        result.write_json(json_path)
+    try:
+        if write_csv:
+            result.write_csvs(source.output_dir)
+        if json_path is not None:
+            result.write_json(json_path)
+    except OSError as exc:
+        raise DataError(f"{exc.filename or source.output_dir}: cannot write the results ({exc.strerror or exc})") from None
     return result
