@@ -67,18 +67,17 @@ def evaluate_cmd(
 
     Example: vosbench evaluate --data data/davis --results runs/stm/val --split val --json runs/stm/val.json
     """
-    with handle_errors():
-        with progress_bar(transient=True) as progress:
-            result = evaluate_results(
-                data,
-                results,
-                split,
-                resolution,
-                workers=workers,
-                ignore_extra_ids=ignore_extra_ids,
-                progress=progress,
-                json_path=json_path,
-            )
+    with handle_errors(), progress_bar(transient=True) as progress:
+        result = evaluate_results(
+            data,
+            results,
+            split,
+            resolution,
+            workers=workers,
+            ignore_extra_ids=ignore_extra_ids,
+            progress=progress,
+            json_path=json_path,
+        )
     console.print(_sequence_table(result))
     console.print(_global_table(result))
     for path in result.written:

@@ -74,7 +74,7 @@ def test_tolerance_is_8_pixels_at_480p():
     assert boundary_tolerance((48, 64), 3) == 3
 
 
-@pytest.mark.parametrize("radius", range(0, 21))
+@pytest.mark.parametrize("radius", range(21))
 def test_disk_equals_skimage(radius):
     assert np.array_equal(disk_footprint(radius), disk(radius).astype(np.uint8))
 

@@ -203,7 +203,7 @@ def test_dead_worker_fails_fast_instead_of_hanging(tmp_path, monkeypatch):
 
 
 def test_evaluator_protocol_streams_sequences(tmp_path):
-    root, res, gt, pred = _dataset(tmp_path, n_seqs=3)
+    root, res, _, pred = _dataset(tmp_path, n_seqs=3)
     full = evaluate_results(root, res, workers=1, write_csv=False)
     ev = DavisEvaluator(root, "val")
     ev.process("s0", res)
@@ -220,7 +220,7 @@ def test_evaluator_protocol_streams_sequences(tmp_path):
 
 
 def test_process_sequence_reports_missing_frames(tmp_path):
-    root, _, gt, pred = _dataset(tmp_path, n_seqs=1)
+    root, _, _, pred = _dataset(tmp_path, n_seqs=1)
     ev = DavisEvaluator(root, "val")
     with pytest.raises(DataError, match=r"frame\(s\) missing: s0/00001\.png"):
         ev.process_sequence("s0", {f"{t:05d}": m for t, m in enumerate(pred["s0"]) if t != 1})

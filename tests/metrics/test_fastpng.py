@@ -62,6 +62,7 @@ def test_outside_the_fast_subset_falls_back_to_pil():
     assert decode_id_png(_png(m.astype(np.uint16) * 300)) is None  # 16-bit
     assert decode_id_png(encode_mask_png(m)[:-20]) is None  # truncated
     ok, enc = cv2.imencode(".png", (m * 80).astype(np.uint8))  # libpng: adaptive row filters
+    assert ok
     got = decode_id_mask(enc.tobytes(), "cv2.png", allow_gray=True)
     assert np.array_equal(got, (m * 80).astype(np.uint8))
 

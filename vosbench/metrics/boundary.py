@@ -26,7 +26,6 @@ formulation on random masks.
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 
@@ -224,8 +223,8 @@ __all__ = [
     "boundary_tolerance",
     "bounding_box",
     "disk_footprint",
-    "f_measure_from_counts",
     "f_measure_boxes",
+    "f_measure_from_counts",
     "seg2bmap",
     "union_box",
     "window_bmap",
