@@ -4,10 +4,13 @@ fused/chunked memory read against the original per-object formulation at 10/50/1
 Each measurement runs in a fresh child process so that its peak RSS (CPU) or peak CUDA allocation is
 its own. A "frame" is one propagation step: encode the query frame, read T=2 memory frames
 (first + previous, encoded beforehand), decode all K objects, and encode the result into memory.
+Wall and process-CPU seconds are both printed: on a shared machine CPU seconds are the steadier
+measure (with --threads 1 they approximate an idle single core).
 "peak MB" is the process's peak RSS (CPU) or peak CUDA allocation; "step MB" is the rise of that
 peak over the built model and inputs (activations and temporaries of propagation).
 
     python benchmarks/model_speed.py                           # 6 main presets, K=1 and 3, CPU
+    python benchmarks/model_speed.py --threads 1               # CPU seconds ~ idle single-core time
     python benchmarks/model_speed.py --presets stm-tiny --objects 1 2 3 4 --reps 3
     python benchmarks/model_speed.py --skip-models --frames 10 50 100 --device cuda
 """
@@ -44,14 +47,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _best_time(fn, reps: int, device: str) -> float:
+def _best_time(fn, reps: int, device: str) -> tuple[float, float]:
+    """Best (wall seconds, process CPU seconds) over ``reps`` calls."""
     times = []
     for _ in range(reps):
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
     return min(times)
 
 
@@ -72,18 +76,12 @@ def child_model(preset: str, objects: int, height: int, width: int, reps: int, d
         out = model.segment(query, key, value, prev_mask=masks if cfg.spatial_prior else None)
         model.encode_memory(image, out.probs[:, 1:], depth)
 
-    times = []
     base_mb = _peak_mb(device)
     with torch.inference_mode():
         mem = model.encode_memory(image, masks, depth)  # the memory (first + previous frame), untimed
         key, value = MemoryEncoding.stack([mem, mem])
-        for _ in range(reps):
-            _sync(device)
-            start = time.perf_counter()
-            step()
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    return {"seconds": min(times), "peak_mb": _peak_mb(device), "base_mb": base_mb}
+        seconds, cpu = _best_time(step, reps, device)
+    return {"seconds": seconds, "cpu": cpu, "peak_mb": _peak_mb(device), "base_mb": base_mb}
 
 
 def child_read(
@@ -113,8 +111,8 @@ def child_read(
         "chunked": lambda: memory_read(qk, mk, mv, chunk_size=chunk),
     }[variant]
     with torch.inference_mode():
-        seconds = _best_time(fn, reps, device)
-    return {"seconds": seconds, "peak_mb": _peak_mb(device), "base_mb": base_mb}
+        seconds, cpu = _best_time(fn, reps, device)
+    return {"seconds": seconds, "cpu": cpu, "peak_mb": _peak_mb(device), "base_mb": base_mb}
 
 
 def run_child(args: argparse.Namespace, job: dict) -> dict:
@@ -160,87 +158,54 @@ def main() -> None:
     h, w = args.size
     console.print(f"device={args.device} threads={args.threads} size={h}x{w} reps={args.reps} (best of reps)")
     if not args.skip_models:
-        table = Table(
-            title=f"Per-frame propagation step at {h}x{w} (query + read of 2 memory frames + memory write)"
-        )
-        for col in ("preset", "objects", "s/frame", "peak MB", "step MB"):
+        title = f"Per-frame propagation step at {h}x{w} (query + read of 2 memory frames + memory write)"
+        table = Table(title=title)
+        for col in ("preset", "objects", "wall s/frame", "CPU s/frame", "peak MB", "step MB"):
             table.add_column(col, justify="left" if col == "preset" else "right")
         for preset in args.presets:
             for k in args.objects:
-                r = run_child(
-                    args,
-                    dict(
-                        kind="model",
-                        preset=preset,
-                        objects=k,
-                        height=h,
-                        width=w,
-                        reps=args.reps,
-                        device=args.device,
-                    ),
-                )
-                if "error" in r:
-                    table.add_row(preset, str(k), "error", r["error"][:40], "")
-                else:
-                    table.add_row(
-                        preset,
-                        str(k),
-                        f"{r['seconds']:.2f}",
-                        f"{r['peak_mb']:.0f}",
-                        f"{r['peak_mb'] - r['base_mb']:.0f}",
-                    )
+                job = dict(kind="model", preset=preset, objects=k, height=h, width=w)
+                r = run_child(args, dict(job, reps=args.reps, device=args.device))
                 console.print(f"  {preset} K={k}: {r}")
+                if "error" in r:
+                    table.add_row(preset, str(k), "error", r["error"][:60], "", "")
+                    continue
+                step_mb = r["peak_mb"] - r["base_mb"]
+                cells = [f"{r['seconds']:.2f}", f"{r['cpu']:.2f}", f"{r['peak_mb']:.0f}", f"{step_mb:.0f}"]
+                table.add_row(preset, str(k), *cells)
         console.print(table)
     if not args.skip_read:
         hs, ws = (h + 15) // 16, (w + 15) // 16
-        table = Table(
-            title=f"Memory read, {args.read_objects} objects, key 128 / value 512, {hs}x{ws} positions/frame"
+        variants = ("naive", "sdpa", "chunked")
+        title = (
+            f"Memory read, {args.read_objects} objects, key 128 / value 512, {hs}x{ws} positions/frame; "
+            f"chunked = {args.chunk} positions/block; ratios on CPU seconds"
         )
-        for col in (
-            "frames",
-            "naive s",
-            "sdpa s",
-            f"chunked({args.chunk}) s",
-            "naive/sdpa",
-            "naive/chunked",
-            "naive MB",
-            "sdpa MB",
-            "chunked MB",
-        ):
-            table.add_column(col, justify="right")
+        table = Table(title=title)
+        table.add_column("frames", justify="right")
+        for v in variants:
+            table.add_column(f"{v} wall/CPU s", justify="right")
+        table.add_column("naive/sdpa", justify="right")
+        table.add_column("naive/chunked", justify="right")
+        for v in variants:
+            table.add_column(f"{v} MB", justify="right")
         for t in args.frames:
             res = {}
-            for variant in ("naive", "sdpa", "chunked"):
-                res[variant] = run_child(
-                    args,
-                    dict(
-                        kind="read",
-                        variant=variant,
-                        frames=t,
-                        objects=args.read_objects,
-                        h=hs,
-                        w=ws,
-                        key_dim=128,
-                        value_dim=512,
-                        reps=args.reps,
-                        device=args.device,
-                        chunk=args.chunk,
-                    ),
-                )
+            for variant in variants:
+                job = dict(kind="read", variant=variant, frames=t, objects=args.read_objects, h=hs, w=ws)
+                job.update(key_dim=128, value_dim=512, reps=args.reps, device=args.device, chunk=args.chunk)
+                res[variant] = run_child(args, job)
                 console.print(f"  read T={t} {variant}: {res[variant]}")
             if any("error" in r for r in res.values()):
                 table.add_row(str(t), *["error"] * 8)
                 continue
-            n, s, c = (res[v]["seconds"] for v in ("naive", "sdpa", "chunked"))
-            mb = [res[v]["peak_mb"] - res[v]["base_mb"] for v in ("naive", "sdpa", "chunked")]
+            cpu = {v: res[v]["cpu"] for v in variants}
             table.add_row(
                 str(t),
-                f"{n:.2f}",
-                f"{s:.2f}",
-                f"{c:.2f}",
-                f"{n / s:.2f}x",
-                f"{n / c:.2f}x",
-                *(f"{m:.0f}" for m in mb),
+                *(f"{res[v]['seconds']:.2f}/{cpu[v]:.2f}" for v in variants),
+                f"{cpu['naive'] / cpu['sdpa']:.2f}x",
+                f"{cpu['naive'] / cpu['chunked']:.2f}x",
+                *(f"{res[v]['peak_mb'] - res[v]['base_mb']:.0f}" for v in variants),
             )
         console.print(table)
 

@@ -84,3 +84,21 @@ def test_memory_read_bfloat16_autocast_cpu():
     ref = memory_read(qk, mk, mv)
     torch.testing.assert_close(fused.float(), ref, atol=0.1, rtol=0.05)
     torch.testing.assert_close(chunked.float(), ref, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("cv", [3, 8, 13, 24])
+def test_grouped_value_path_for_any_value_width(cv):
+    # Value widths below, equal to, and not a multiple of the key width (8).
+    qk, mk, mv = _random(ck=8, cv=cv, t=2, h=3, w=3)
+    torch.testing.assert_close(memory_read(qk, mk, mv), naive_memory_read(qk, mk, mv))
+
+
+def test_memory_read_gradients_match_naive():
+    qk, mk, mv = _random(ck=4, cv=10, t=2, h=2, w=3)
+    grads = []
+    for fn in (memory_read, naive_memory_read):
+        inputs = [t.clone().requires_grad_() for t in (qk, mk, mv)]
+        (fn(*inputs) ** 2).sum().backward()
+        grads.append([t.grad for t in inputs])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)

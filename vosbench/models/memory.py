@@ -1,8 +1,10 @@
 """Space-time memory read (STM Eq. 1–3): softmax over all memory positions of k_Q·k_M / sqrt(Ck).
 
 One query key per frame is shared by all K objects; each object has its own memory keys/values.
-The default path is one ``scaled_dot_product_attention`` call over a (B, K) batch of heads (fused,
-memory-lean kernels on CPU and CUDA, fp16/bf16 under autocast). ``chunk_size`` instead processes
+The default path is ``scaled_dot_product_attention`` over a (B, K) batch of heads with the query
+key expanded (not copied) across objects: one call on CUDA (memory-efficient kernel), and on CPU one
+call per key-width group of value channels so that the fused flash kernel applies (it needs equal
+key/value widths); fp16/bf16 under autocast. ``chunk_size`` instead processes
 memory in blocks of positions with an online (running max / running sum) softmax, which never holds
 more than ``L × chunk_size`` affinities per object and gives the same result whatever the chunking.
 """
@@ -46,15 +48,36 @@ def memory_read(
             f"memory key {tuple(memory_key.shape)} does not match query key {tuple(query_key.shape)}"
         )
     dtype = _common_dtype(query_key, memory_key, memory_value)
-    q = query_key.flatten(2).transpose(1, 2).to(dtype)  # B,L,Ck
+    q = query_key.flatten(2).transpose(1, 2).to(dtype).contiguous()  # B,L,Ck (small; fused kernels need it)
     q = q.unsqueeze(1).expand(b, k_obj, h * w, ck)  # B,K,L,Ck (shared across objects, no copy)
     k = memory_key.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Ck
     v = memory_value.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Cv
-    if chunk_size is None or chunk_size >= k.shape[2]:
+    if chunk_size is not None and chunk_size < k.shape[2]:
+        out = _chunked_attention(q, k, v, chunk_size)
+    elif q.device.type == "cuda" or cv == ck:
         out = F.scaled_dot_product_attention(q, k, v)  # B,K,L,Cv ; scale 1/sqrt(Ck)
     else:
-        out = _chunked_attention(q, k, v, chunk_size)
+        out = _grouped_value_attention(q, k, v)
     return out.transpose(2, 3).reshape(b, k_obj, cv, h, w)
+
+
+def _grouped_value_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SDPA with the value channels split into key-width groups.
+
+    PyTorch's fused CPU kernel (flash attention) needs equal key and value widths and contiguous
+    keys; otherwise SDPA falls back to materialising the full L×N affinity per object. Splitting
+    Cv into Cv/Ck groups recomputes q·k per group but never holds the affinity matrix.
+    """
+    ck, cv = q.shape[-1], v.shape[-1]
+    k = k.contiguous()
+    outs = []
+    for start in range(0, cv, ck):
+        vg = v[..., start : start + ck]
+        width = vg.shape[-1]
+        if width < ck:
+            vg = F.pad(vg, (0, ck - width))
+        outs.append(F.scaled_dot_product_attention(q, k, vg.contiguous())[..., :width])
+    return torch.cat(outs, dim=-1)
 
 
 def _chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int) -> torch.Tensor:
