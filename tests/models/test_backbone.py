@@ -83,3 +83,16 @@ def test_frozen_bn_statistics_do_not_move_in_train_mode():
     model.encode_query(torch.rand(2, 3, 32, 32))
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_deep_stem_weights_resnest(tmp_path):
+    # ResNeSt's deep stem: the input conv is conv1.0, found by shape, not by name.
+    state = timm.create_model("resnest14d", pretrained=False).state_dict()
+    path = tmp_path / "resnest14d.pth"
+    torch.save(state, path)
+    bb = Backbone("resnest14d", ("rgb_mean", "zeros", "zeros"))
+    bb.load_imagenet(path)
+    w = bb.body.conv1[0].weight
+    torch.testing.assert_close(w[:, :3], state["conv1.0.weight"])
+    torch.testing.assert_close(w[:, 3], state["conv1.0.weight"].mean(dim=1))
+    assert w[:, 4:].abs().max() == 0

@@ -139,9 +139,8 @@ class VOSModel(nn.Module):
         """Memory read + heads + soft aggregation -> SegmentationOutput (B,K+1,H,W maps)."""
         b, k = memory_key.shape[:2]
         h, w = query.image_size
-        feat = self.memory_reader(query.key, query.value, memory_key, memory_value).flatten(
-            0, 1
-        )  # B*K,2Cv,h,w
+        feat = self.memory_reader(query.key, query.value, memory_key, memory_value)  # B,K,2Cv,h,w
+        feat = feat.flatten(0, 1)
         if self.spatial_prior is not None:
             if prev_mask is None:
                 raise ConfigError(
@@ -154,11 +153,11 @@ class VOSModel(nn.Module):
         logit4 = self.decoder(x, query.skips, k)  # B*K,1,Hp/4,Wp/4
         padded_size = (feat.shape[-2] * STRIDE, feat.shape[-1] * STRIDE)
         coarse = F.interpolate(logit4, size=padded_size, mode="bilinear", align_corners=False)  # B*K,1,Hp,Wp
-        coarse_logits = soft_aggregate(torch.sigmoid(coarse[..., :h, :w]).view(b, k, h, w), valid)
+        coarse_logits = soft_aggregate(torch.sigmoid(coarse[..., :h, :w]).reshape(b, k, h, w), valid)
         aux: dict[str, torch.Tensor] = {}
         if self.refine is not None:
             refined = self.refine(coarse, query.image, k)[..., :h, :w]
-            logits = soft_aggregate(torch.sigmoid(refined).view(b, k, h, w), valid)
+            logits = soft_aggregate(torch.sigmoid(refined).reshape(b, k, h, w), valid)
             aux["coarse_logits"] = coarse_logits
             aux["refine_logits"] = logits
         else:
