@@ -4,7 +4,7 @@ import torch
 
 from vosbench.errors import CheckpointError
 from vosbench.models import build_model
-from vosbench.models.backbone import Backbone
+from vosbench.models.backbone import Backbone, FrozenStatsBatchNorm2d
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,8 @@ def test_frozen_bn_allows_batch1_train_on_1x1_maps():
     frozen = Backbone("resnest14d", ("zeros", "zeros")).train()
     out = frozen(torch.rand(1, 5, 32, 32))
     assert [o.shape[1] for o in out] == list(frozen.channels)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    bns = [m for m in frozen.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(isinstance(m, FrozenStatsBatchNorm2d) for m in bns)
     live = Backbone("resnest14d", ("zeros", "zeros"), freeze_bn=False).train()
     with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
         live(torch.rand(1, 5, 32, 32))
@@ -96,3 +97,12 @@ def test_deep_stem_weights_resnest(tmp_path):
     torch.testing.assert_close(w[:, :3], state["conv1.0.weight"])
     torch.testing.assert_close(w[:, 3], state["conv1.0.weight"].mean(dim=1))
     assert w[:, 4:].abs().max() == 0
+
+
+def test_frozen_bn_keeps_affine_trainable_so_zero_init_branches_learn():
+    # timm zero-initialises the last BN weight of each residual block; those weights must learn.
+    bb = Backbone("resnet18", ("zeros",)).train()
+    last_bn = bb.body.layer2[0].bn2
+    assert isinstance(last_bn, FrozenStatsBatchNorm2d) and last_bn.weight.abs().max() == 0
+    bb(torch.rand(1, 4, 32, 32))[2].pow(2).mean().backward()
+    assert last_bn.weight.requires_grad and last_bn.weight.grad.abs().max() > 0

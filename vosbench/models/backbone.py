@@ -10,7 +10,7 @@ from typing import Any
 
 import timm
 import torch
-from timm.layers import freeze_batch_norm_2d
+import torch.nn.functional as F
 from torch import nn
 
 from vosbench.errors import CheckpointError, ConfigError
@@ -21,6 +21,33 @@ log = logging.getLogger(__name__)
 # "zeros" (mask channels: the network starts as the RGB network and learns to use the mask) or
 # "rgb_mean" (depth: behaves like a grey image channel).
 CHANNEL_INIT = ("zeros", "rgb_mean")
+
+
+class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm that always normalises with its running statistics, even in train mode.
+
+    Unlike ``FrozenBatchNorm2d`` the affine weight and bias stay trainable: with random
+    initialisation timm zero-initialises the last BN weight of each residual block, and a fully
+    frozen BN would keep those branches at zero forever. Batch size 1 and 1×1 maps work in train
+    mode (no batch statistics are computed), and the running statistics never move.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+        )
+
+
+def freeze_bn_statistics(module: nn.Module) -> nn.Module:
+    """Replace every ``BatchNorm2d`` below ``module`` by a :class:`FrozenStatsBatchNorm2d` (in place)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, FrozenStatsBatchNorm2d):
+            frozen = FrozenStatsBatchNorm2d(child.num_features, eps=child.eps, affine=child.affine)
+            frozen.load_state_dict(child.state_dict())
+            setattr(module, name, frozen)
+        else:
+            freeze_bn_statistics(child)
+    return module
 
 
 class Backbone(nn.Module):
@@ -62,7 +89,7 @@ class Backbone(nn.Module):
         if list(reductions) != [4, 8, 16]:
             raise ConfigError(f"backbone '{name}' gives strides {reductions}, need 4/8/16 features")
         if freeze_bn:
-            body = freeze_batch_norm_2d(body)
+            body = freeze_bn_statistics(body)
         self.body = body
         self.name = name
         self.channels: tuple[int, int, int] = tuple(body.feature_info.channels())  # type: ignore[assignment]

@@ -90,7 +90,8 @@ def load_checkpoint(
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: checkpoint has no state_dict")
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    # BN step counters are not weights (checkpoints from FrozenBatchNorm2d models lack them).
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
@@ -102,7 +103,7 @@ def load_checkpoint(
             else f"'{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model needs {tuple(own[wrong[0]].shape)}"
         )
         raise CheckpointError(f"{path}: weights do not match model '{config.name}' ({detail})")
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=False)
     model.to(map_location)
     extra = {k: v for k, v in obj.items() if k not in _RESERVED}
     return model, extra
