@@ -64,3 +64,15 @@ def test_infer_cli_bad_input_is_one_line(make_davis_root, tiny_checkpoint, tmp_p
     assert message in res.output
     assert "Traceback" not in res.output and res.output.strip().startswith("error:")
     assert not (tmp_path / "out").exists()
+
+
+def test_infer_cli_torchrun_rank_takes_its_share(make_davis_root, tiny_checkpoint, tmp_path, monkeypatch):
+    root = make_davis_root({"alpha": (2, 1), "beta": (2, 1), "gamma": (2, 1)}, size=(16, 16))
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--data", str(root),
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["beta"]
+    assert "rank 1/2" in res.output
