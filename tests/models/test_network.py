@@ -229,3 +229,23 @@ def test_autocast_bfloat16_forward(scm_model):
     assert out.logits.dtype == torch.float32
     assert torch.isfinite(out.probs).all()
     torch.testing.assert_close(out.probs.sum(1), torch.ones(1, 64, 64))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_autocast_matches_fp32(dtype):
+    torch.manual_seed(0)
+    model = build_model("scm-tiny").cuda().eval()
+    inputs = {k: (v.cuda() if v is not None else None) for k, v in make_inputs(model, objects=3).items()}
+    with torch.no_grad():
+        ref = run_model(model, inputs, frames=3).probs
+        with torch.autocast("cuda", dtype=dtype):
+            out = run_model(model, inputs, frames=3)
+    assert out.logits.dtype == torch.float32
+    torch.testing.assert_close(out.probs, ref, atol=0.05, rtol=0.05)
+    model.train()
+    with torch.autocast("cuda", dtype=dtype):
+        out = run_model(model, inputs)
+    out.logits.logsumexp(1).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
