@@ -242,6 +242,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "epoch": path_step // steps_per_epoch,
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+            # the lr schedule is a pure function of the epoch (curriculum.lr_at); recorded for reference
+            "scheduler": {"kind": "step", "lr": curriculum.lr_at(cfg.optim, path_step // steps_per_epoch),
+                          "lr_decay": cfg.optim.lr_decay, "lr_decay_epochs": list(cfg.optim.lr_decay_epochs)},
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
         }
