@@ -21,8 +21,9 @@ def models(
 ) -> None:
     """List model presets (STM, SCM, D-STM, their ablation rungs and tiny CPU variants) with parameter counts.
 
-    Example: vosbench models            (all presets)
-             vosbench models scm-tiny --config
+    Parts: spatial = SCM spatial constraint, aspp, refine = BASNet-style refine, depth = D-STM input.
+
+    Example: vosbench models scm-tiny dstm-tiny --config
     """
     with handle_errors():
         summaries = summarize_presets(names)
