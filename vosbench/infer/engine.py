@@ -22,7 +22,6 @@ separate ``segment`` calls whose per-object probabilities are merged by soft agg
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -298,8 +297,3 @@ class InferenceCore:
         bg = (1 - fg.sum(1, keepdim=True)).clamp_min(0)
         return torch.cat([bg, fg], dim=1)
 
-
-def engine_config_from(options: Any) -> EngineConfig:
-    """An :class:`EngineConfig` from any object with matching attribute names."""
-    names = {f.name for f in dataclasses.fields(EngineConfig)}
-    return EngineConfig(**{n: getattr(options, n) for n in names if getattr(options, n, None) is not None})
