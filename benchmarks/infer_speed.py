@@ -50,7 +50,7 @@ def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: in
     """The original STM evaluation loop, object by object (see the module docstring)."""
     h, w = mask.shape
     left, right, top, bottom = pad_amounts(h, w, 16)
-    pad = lambda x: torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")  # noqa: E731
+    pad = lambda x: torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")
     ids = [int(i) for i in np.unique(mask) if i]
     m = torch.from_numpy(mask).long()
     probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]

@@ -28,7 +28,7 @@ def _naive(model: StandInModel, frames, mask, mem_every: int = 5) -> list[torch.
     from vosbench.infer.engine import pad_amounts
 
     l, r, t, b = pad_amounts(H, W, 16)
-    pad = lambda x: torch.nn.functional.pad(x, (l, r, t, b), mode="replicate")  # noqa: E731
+    pad = lambda x: torch.nn.functional.pad(x, (l, r, t, b), mode="replicate")
     m = torch.from_numpy(mask).long()
     probs = torch.stack([(m == 0), (m == 1), (m == 3)]).float()[None]
     probs = torch.nn.functional.pad(probs, (l, r, t, b))

@@ -224,7 +224,7 @@ class InferenceCore:
         if st.object_ids:
             st.pending = PendingFrame(st.frame, img, dep, query, probs, introduced=bool(new_ids))
         st.frame += 1
-        left, right, top, bottom = pads
+        left, _, top, _ = pads
         return probs[0, :, top : top + h, left : left + w]
 
     # ---- internals --------------------------------------------------------------------------

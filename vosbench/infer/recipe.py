@@ -7,10 +7,11 @@ settings (``[inference]``) that command-line flags override.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from vosbench.errors import ConfigError
 
