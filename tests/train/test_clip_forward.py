@@ -27,12 +27,12 @@ class _Recorder(torch.nn.Module):
         self.memory_sizes: list[int] = []
 
     def encode_query(self, image, depth=None):
-        b, _, h, w = image.shape
+        _b, _, h, w = image.shape
         return QueryEncoding(key=image[:, :1], value=image[:, :1], skips=(image, image), image_size=(h, w))
 
     def encode_memory(self, image, masks, depth=None, query=None):
         self.memory_masks.append(masks.detach().clone())
-        b, k, h, w = masks.shape
+        _b, _k, _h, _w = masks.shape
         return MemoryEncoding(key=masks.unsqueeze(2), value=masks.unsqueeze(2))
 
     def segment(self, query, memory_key, memory_value, prev_mask=None, valid=None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ def test_sampled_frames_are_ordered_and_within_skip(n: int, max_skip: int) -> No
     for _ in range(300):
         idx = sample_frame_indices(rng, n, 3, max_skip)
         assert len(idx) == 3 and 0 <= idx[0] and idx[-1] < n
-        for a, b in zip(idx, idx[1:]):
+        for a, b in itertools.pairwise(idx):
             assert a < b, idx
             assert b - a - 1 <= max_skip, idx
             gaps.add(b - a - 1)
@@ -40,7 +42,7 @@ def test_dstm_skip_grows_from_0_to_25() -> None:
     values = [max_skip_at(cfg, e, 150) for e in range(150)]
     assert values[0] == 0 and values[50] == 12 or values[50] == 13
     assert values[100] == 25 and values[-1] == 25
-    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(values))
 
 
 def test_scm_skip_drops_in_the_last_epochs() -> None:

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from vosbench.data.augment import AugFrame
 from vosbench.data.imageio import write_depth, write_frame, write_mask
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection, SourceSection
 from vosbench.train.datasets import ClipDataset, open_sources, relabel, to_tensors
-from vosbench.data.augment import AugFrame
 
 
 def _data(root: Path, **kw) -> DataSection:
-    base = dict(root=str(root), split="train", crop=(32, 48), short_side=(48, 56), max_objects=3, samples_per_epoch=8)
+    base = {"root": str(root), "split": "train", "crop": (32, 48), "short_side": (48, 56), "max_objects": 3, "samples_per_epoch": 8}
     base.update(kw)
     return DataSection(**base)
 

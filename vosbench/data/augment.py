@@ -234,7 +234,7 @@ def color_jitter(
     out = np.clip(out, 0, 255).astype(np.uint8)
     if hue:
         hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
-        shift = int(round(rng.uniform(-hue, hue) * 180))
+        shift = round(rng.uniform(-hue, hue) * 180)
         hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + shift) % 180).astype(np.uint8)
         out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
     return out

@@ -17,7 +17,7 @@ def max_skip_at(cfg: CurriculumSection, epoch: int, total_epochs: int) -> int:
     if cfg.ramp_epochs <= 0 or epoch >= cfg.ramp_epochs:
         return cfg.end_skip
     frac = epoch / cfg.ramp_epochs
-    return int(round(cfg.start_skip + frac * (cfg.end_skip - cfg.start_skip)))
+    return round(cfg.start_skip + frac * (cfg.end_skip - cfg.start_skip))
 
 
 def lr_at(cfg: OptimSection, epoch: int) -> float:

@@ -23,7 +23,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
 from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
-from vosbench.train.checkpointing import capture_rng, load_training_checkpoint, restore_rng, save_training_checkpoint
+from vosbench.train.checkpointing import (
+    capture_rng,
+    load_training_checkpoint,
+    restore_rng,
+    save_training_checkpoint,
+)
 from vosbench.train.config import TrainConfig, write_config
 from vosbench.train.datasets import ClipDataset, open_sources
 from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
@@ -205,7 +210,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
         model.load_state_dict(loaded.state_dict())
         optimizer.load_state_dict(extra["optimizer"])
-        if "scaler" in extra and extra["scaler"]:
+        if extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
         restore_rng(extra["rng"])
         step = int(extra["step"])
