@@ -21,19 +21,24 @@ def dataset_info(
     split: Annotated[str, typer.Option("--split", help="Split to describe (ImageSets/2017/<split>.txt).")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     out: Annotated[
-        Path | None, typer.Option("--out", help="Contact sheet PNG to write (first frames with masks overlaid).")
+        Path | None,
+        typer.Option("--out", help="Contact sheet PNG to write (first frames with masks overlaid); "
+                                   "default: contact-sheet-<data>-<split>.png in the current folder."),
     ] = None,
+    sheet_wanted: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Write the contact sheet.")] = True,
     max_sequences: Annotated[int, typer.Option("--max-sequences", min=1, help="Tiles on the contact sheet.")] = 48,
 ) -> None:
-    """Print the sequences of a split (frames, objects, look-alike flags) and optionally draw a contact sheet.
+    """Print the sequences of a split (frames, objects, look-alike flags) and draw a contact sheet PNG.
 
     Look-alike, distractor, exit and occlusion columns come from a synthetic dataset's manifest.json ("-" when unknown).
 
     Example: vosbench dataset-info --data data/synthetic --split val --out contact.png
     """
+    if out is None:
+        out = Path(f"contact-sheet-{data.resolve().name or 'data'}-{split}.png")
     with handle_errors():
         infos = describe_split(data, split, resolution)
-        sheet = contact_sheet(data, out, split, resolution, max_sequences=max_sequences) if out else None
+        sheet = contact_sheet(data, out, split, resolution, max_sequences=max_sequences) if sheet_wanted else None
     table = Table(title=f"{data} — {split} ({resolution}): {len(infos)} sequences")
     for col in ("sequence", "frames", "annotated", "size", "objects", "depth", "look-alike", "distractors",
                 "exits", "occlusions"):

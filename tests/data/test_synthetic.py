@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from vosbench.data.davis import DavisDataset
-from vosbench.data.imageio import has_davis_palette, read_frame, read_mask
+from vosbench.data.imageio import encode_mask_png, has_davis_palette, read_frame, read_mask
 from vosbench.data.synthetic import generate_synthetic, plan_videos, resolve_profile
 from vosbench.data.synthetic import generate as gen
 from vosbench.data.synthetic.baselines import mean_j, swap_ids, write_baseline
@@ -153,18 +154,26 @@ def test_depth_ordering_consistent_with_occlusion(tiny_synthetic_root):
     assert overlaps > 0  # the tiny dataset has overlapping objects to check
 
 
+def _chroma(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Mean chromaticity (r, g, b summing to 1) of a region's eroded core."""
+    core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    rgb = frame[core].mean(axis=0)
+    return rgb / rgb.sum()
+
+
 def test_lookalikes_share_appearance(tiny_synthetic_root):
     m = manifest_of(tiny_synthetic_root)
-    groups_seen = 0
+    groups_seen = distractors_seen = 0
     for plan, spec in _specs(tiny_synthetic_root):
         syn = m["sequences"][plan.name]["synthetic"]
         assert syn["lookalike"] == plan.lookalike == bool(spec.groups)
         listed = [g["ids"] for g in syn["lookalike_groups"]]
         assert listed == spec.groups
-        if not spec.groups:
-            continue
         seq = DavisDataset(tiny_synthetic_root, plan.split).sequence(plan.name)
-        frame, first = seq.frame(0).astype(np.float64), seq.first_mask()
+        frame = seq.frame(0).astype(np.float64)
+        instance = render_frame(spec, 0, with_image=False).instance
+        # colour statistics of the members' visible pixels in the written frame 0 agree
+        # (chromaticity; brightness differs a little with the light gradient)
         for ids in spec.groups:
             groups_seen += 1
             members = [o for o in spec.objects if o.obj_id in ids]
@@ -172,18 +181,46 @@ def test_lookalikes_share_appearance(tiny_synthetic_root):
             entries = [o for o in syn["objects"] if o["id"] in ids]
             assert len({(e["shape"], e["texture"], e["radius_px"]) for e in entries}) == 1
             assert 0 <= min(g["cross_frame"] for g in syn["lookalike_groups"]) < seq.num_frames
-            # colour statistics of the members' pixels in frame 0 agree (chromaticity; brightness
-            # differs a little with the light gradient)
-            chroma = []
-            for oid in ids:
-                core = cv2.erode((first == oid).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-                px = frame[core]
-                rgb = px.mean(axis=0)
-                chroma.append(rgb / rgb.sum())
-            assert np.abs(chroma[0] - chroma[1]).max() < 0.03
+            first = seq.first_mask()
+            chroma = [_chroma(frame, first == oid) for oid in ids]
+            for c in chroma[1:]:
+                assert np.abs(chroma[0] - c).max() < 0.03
+        # unannotated distractors copy an annotated object's look
+        for k, obj in enumerate(spec.objects):
+            if obj.obj_id != 0:
+                continue
+            src = next(o for o in spec.objects if o.obj_id == obj.looks_like)
+            assert obj.appearance == src.appearance and obj.radius == src.radius
+            region = instance == k
+            src_region = instance == spec.objects.index(src)
+            if region.sum() >= 30 and src_region.sum() >= 30:
+                distractors_seen += 1
+                assert np.abs(_chroma(frame, region) - _chroma(frame, src_region)).max() < 0.03
         for d in syn["distractors"]:
             assert d["looks_like"] in [o["id"] for o in syn["objects"]]
-    assert groups_seen >= 1
+    assert groups_seen >= 1 and distractors_seen >= 1
+
+
+def test_different_objects_differ_in_colour(tiny_synthetic_root):
+    """The look-alike check above can fail: objects of different appearance are told apart by it."""
+    differ = 0
+    for plan, spec in _specs(tiny_synthetic_root):
+        seq = DavisDataset(tiny_synthetic_root, plan.split).sequence(plan.name)
+        frame, first = seq.frame(0).astype(np.float64), seq.first_mask()
+        ann = spec.annotated
+        for i, a in enumerate(ann):
+            for b in ann[i + 1:]:
+                if a.appearance != b.appearance:
+                    ca, cb = _chroma(frame, first == a.obj_id), _chroma(frame, first == b.obj_id)
+                    differ += int(np.abs(ca - cb).max() >= 0.03)
+    assert differ >= 1
+
+
+def test_tiny_generates_in_seconds(tmp_path):
+    t0 = time.process_time()  # CPU seconds: robust to a busy, shared machine
+    m = generate_synthetic(tmp_path / "t", "tiny", seed=11)
+    assert time.process_time() - t0 < 15.0
+    assert sum(len(v) for v in m["splits"].values()) == 6
 
 
 def test_exits_and_occlusions_match_masks(tmp_path):
@@ -290,6 +327,35 @@ def test_baselines_score_as_expected(tiny_synthetic_root, tmp_path):
     assert np.array_equal(read_mask(copy / "train-000" / "00005.png"), first)
 
 
+def test_mean_j_matches_the_evaluator(tiny_synthetic_root, tmp_path):
+    from vosbench.metrics import evaluate_results
+
+    copy = write_baseline(tiny_synthetic_root, tmp_path / "copy", "copy", "train")
+    ours = mean_j(tiny_synthetic_root, copy, "train")
+    res = evaluate_results(tiny_synthetic_root, copy, "train", write_csv=False, workers=1)
+    assert ours.mean == pytest.approx(float(np.mean([o.j.mean for o in res.objects])), abs=1e-6)
+    assert 0.05 < ours.mean < 0.95
+
+
+def test_mean_j_ignores_void_and_checks_sizes(make_davis_root, tmp_path):
+    root = make_davis_root({"s": (4, 1)}, size=(16, 16))
+    ann = root / "Annotations" / "480p" / "s"
+    res = tmp_path / "res" / "s"
+    res.mkdir(parents=True)
+    for t in range(4):
+        gt = np.zeros((16, 16), np.uint8)
+        gt[4:8, 4:8] = 1
+        gt[8:12, 4:8] = 255  # void: the prediction may say anything there
+        (ann / f"{t:05d}.png").write_bytes(encode_mask_png(gt))
+        pred = np.zeros((16, 16), np.uint8)
+        pred[4:12, 4:8] = 1
+        (res / f"{t:05d}.png").write_bytes(encode_mask_png(pred))
+    assert mean_j(root, tmp_path / "res").mean == pytest.approx(1.0)
+    (res / "00001.png").write_bytes(encode_mask_png(np.zeros((8, 8), np.uint8)))
+    with pytest.raises(DataError, match="00001.png: size"):
+        mean_j(root, tmp_path / "res")
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -338,7 +404,19 @@ def test_cli_dataset_info(tiny_synthetic_root, tmp_path):
         assert name in res.output
     sheet = read_frame(out)
     assert sheet.shape[1] > 3 * 200 and sheet.shape[0] > 100
+    assert "look-alike videos" in res.output
     res = runner.invoke(app, ["dataset-info", "--data", str(tiny_synthetic_root), "--split", "nope"])
     assert res.exit_code == 1 and "split file not found" in res.output
     res = runner.invoke(app, ["dataset-info", "--data", str(tmp_path / "missing")])
     assert res.exit_code == 1 and "not found" in res.output
+
+
+def test_cli_dataset_info_writes_a_sheet_by_default(tiny_synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["dataset-info", "--data", str(tiny_synthetic_root), "--split", "val"])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["contact-sheet-tiny-val.png"]
+    assert read_frame(tmp_path / "contact-sheet-tiny-val.png").shape[0] > 50
+    (tmp_path / "contact-sheet-tiny-val.png").unlink()
+    res = runner.invoke(app, ["dataset-info", "--data", str(tiny_synthetic_root), "--no-sheet"])
+    assert res.exit_code == 0 and list(tmp_path.iterdir()) == []

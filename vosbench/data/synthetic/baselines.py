@@ -6,7 +6,8 @@
 
 Both write DAVIS-layout result folders (``OUT/<seq>/<frame>.png``) that any evaluator reads;
 :func:`mean_j` scores them with plain region similarity J, the official way (first and last frame
-not scored, an object absent in both masks counts 1, one mean per object, then the mean over objects).
+not scored, void pixels ignored, an object absent in both masks counts 1, one mean per object, then
+the mean over objects).
 """
 
 from __future__ import annotations
@@ -111,9 +112,12 @@ def mean_j(root: str | os.PathLike, results: str | os.PathLike, split: str = "va
             if gt is None:
                 raise DataError(f"{seq.name}: frame {seq.frame_names[t]} has no annotation; J needs every frame annotated")
             pred = read_mask(results / seq.name / f"{seq.frame_names[t]}.png", allow_gray=True)
-            gt = np.where(gt == VOID_ID, 0, gt)
+            if pred.shape != gt.shape:
+                raise DataError(f"{results / seq.name / seq.frame_names[t]}.png: size {pred.shape} differs from "
+                                f"the annotation's {gt.shape}")
+            care = gt != VOID_ID  # void pixels count for neither mask, as in the official toolkit
             for o in range(n_obj):
-                scores[o, k] = _iou(pred == o + 1, gt == o + 1)
+                scores[o, k] = _iou((pred == o + 1) & care, (gt == o + 1) & care)
         means = scores.mean(axis=1) if scores.shape[1] else np.ones(n_obj)
         for o in range(n_obj):
             per_object[(seq.name, o + 1)] = float(means[o])
