@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -37,7 +38,8 @@ def setup_logging(verbose: bool = False) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line error and return an Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: messages hold paths and hints like ".[depth]" that rich would eat as markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
