@@ -29,7 +29,7 @@ def youtube_vos(
 ) -> None:
     """Extract YouTube-VOS 2019 archives safely into ROOT/{train,valid}, validate them, write ROOT/manifest.json.
 
-    Objects may first appear after frame 0; the manifest records each object's first-appearance frame. Nothing is moved into ROOT until an archive has been checked.
+    Objects may first appear after frame 0; the manifest records each object's first-appearance frame. Nothing is moved into ROOT until every archive given has been checked.
 
     Example: vosbench prepare youtube-vos --root data/ytvos --archive train.zip --archive valid.zip
     """

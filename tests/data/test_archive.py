@@ -149,3 +149,10 @@ def test_not_enough_space_is_refused_up_front(tmp_path, monkeypatch):
 def test_missing_archive(tmp_path):
     with pytest.raises(DataError, match="nope.zip: archive not found"):
         safe_extract_zip(tmp_path / "nope.zip", tmp_path / "out")
+
+
+def test_folder_given_as_archive(tmp_path):
+    (tmp_path / "dir.zip").mkdir()
+    with pytest.raises(DataError, match=r"dir\.zip: is a folder, expected a zip archive"):
+        safe_extract_zip(tmp_path / "dir.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

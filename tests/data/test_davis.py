@@ -83,3 +83,10 @@ def test_manifest(make_davis_root, tmp_path):
     }
     write_manifest(tmp_path / "m.json", man)
     assert json.loads((tmp_path / "m.json").read_text()) == man
+
+
+def test_unreadable_split_file_is_a_data_error(make_davis_root):
+    root = make_davis_root({"a": (2, 1)})
+    (root / "ImageSets/2017/val.txt").write_bytes(b"\xff\xfea\n")  # not UTF-8
+    with pytest.raises(DataError, match=r"ImageSets/2017/val\.txt: cannot read the split file"):
+        DavisDataset(root, "val").sequence_names

@@ -74,3 +74,13 @@ def test_depth_roundtrip_16bit(tmp_path):
         assert np.asarray(img).dtype == np.uint16
     back = read_depth(tmp_path / "d.png")
     assert np.abs(back - d).max() <= 0.5 / 65535 + 1e-7
+
+
+@pytest.mark.parametrize("data, why", [(b"", "empty file"), (b"GIF00 not an image", "not a recognised image")])
+def test_unidentifiable_image_names_the_file_not_a_buffer(tmp_path, data, why):
+    (tmp_path / "x.jpg").write_bytes(data)
+    with pytest.raises(DataError) as err:
+        read_frame(tmp_path / "x.jpg")
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'x.jpg'}: corrupt or truncated image") and why in msg
+    assert "BytesIO" not in msg and "\n" not in msg

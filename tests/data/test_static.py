@@ -214,3 +214,27 @@ def test_cli_static(tmp_path):
     )
     assert result.exit_code == 1 and "points outside" in result.output and not (tmp_path / "t").exists()
     assert "Example" in runner.invoke(app, ["prepare", "static", "--help"]).output
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from vosbench.data import static as static_mod
+
+    real = static_mod.shutil.copyfile
+    calls = {"n": 0}
+
+    def full_disk(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(static_mod.shutil, "copyfile", full_disk)
+    z = write_zip(tmp_path / "msra.zip", msra_members())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(DataError) as err:
+        prepare_static(tmp_path / "out" / "static", z, "msra10k")
+    assert str(err.value).startswith(f"{z}: cannot write") and "disk full" in str(err.value)
+    assert "\n" not in str(err.value) and calls["n"] == 2
+    assert list((tmp_path / "out").iterdir()) == []

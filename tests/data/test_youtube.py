@@ -153,3 +153,13 @@ def test_train_missing_annotation_is_a_problem(tmp_path):
     (tmp_path / "train/Annotations/aa11/00005.png").unlink()
     problems = YouTubeVOS(tmp_path, "train").validate()
     assert problems == [f"{tmp_path}/train/Annotations/aa11: 2 annotations for 3 frames"]
+
+
+def test_bad_second_archive_leaves_root_untouched(tmp_path, yt_zips):
+    train, valid = yt_zips
+    replace_member(valid, "valid/meta.json", b"{not json")
+    root = tmp_path / "ytvos"
+    with pytest.raises(DataError, match=r"valid\.zip:valid/meta\.json: not valid JSON"):
+        prepare_youtube_vos(root, [train, valid])
+    assert not root.exists()  # train.zip was fine, but nothing is merged unless every archive is
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip", "valid.zip", "yt_src"]

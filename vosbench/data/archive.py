@@ -149,6 +149,8 @@ def plan_members(zf: zipfile.ZipFile, archive: Path, *, strip_top: str | None = 
 def open_zip(archive: str | os.PathLike) -> zipfile.ZipFile:
     """Open a zip, turning a missing, truncated or non-zip file into a one-line :class:`DataError`."""
     archive = Path(archive)
+    if archive.is_dir():
+        raise DataError(f"{archive}: is a folder, expected a zip archive")
     if not archive.is_file():
         raise DataError(f"{archive}: archive not found")
     try:

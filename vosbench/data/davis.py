@@ -165,7 +165,11 @@ class DavisDataset:
 
     @cached_property
     def sequence_names(self) -> list[str]:
-        names = [ln.strip() for ln in self.split_file.read_text().splitlines()]
+        try:
+            text = self.split_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{self.split_file}: cannot read the split file ({exc})") from None
+        names = [ln.strip() for ln in text.splitlines()]
         names = [n for n in names if n and not n.startswith("#")]
         if not names:
             raise DataError(f"{self.split_file}: lists no sequences")

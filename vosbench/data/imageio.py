@@ -62,7 +62,10 @@ def _decode_verified(data: bytes, source: str) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(data))
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # its message names the BytesIO object, not the file
+        kind = "empty file" if not data else "not a recognised image format"
+        raise DataError(f"{source}: corrupt or truncated image ({kind})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{source}: corrupt or truncated image ({exc})") from None
     return img
 
@@ -171,7 +174,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             w, h = img.size
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: corrupt or unreadable image ({exc})") from None
     return h, w
 

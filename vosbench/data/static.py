@@ -14,6 +14,7 @@ decodes and each mask has its image's size, and only then renames the finished f
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -273,17 +274,21 @@ def prepare_static(
         if len(set(names)) != len(names):
             dup = sorted(n for n in set(names) if names.count(n) > 1)[0]
             raise DataError(f"{archive}: two images named {dup!r}")
-        with atomic_dir(root) as out:
-            entries = _convert(items, format, out, archive, tmp, progress)
-            manifest = {
-                "dataset": "static",
-                "format": format,
-                "source": archive.name,
-                "images": len(entries),
-                "objects": sum(len(e["object_ids"]) for e in entries.values()),
-                "items": entries,
-            }
-            write_manifest(out / MANIFEST_NAME, manifest)
+        try:
+            with atomic_dir(root) as out:
+                entries = _convert(items, format, out, archive, tmp, progress)
+                manifest = {
+                    "dataset": "static",
+                    "format": format,
+                    "source": archive.name,
+                    "images": len(entries),
+                    "objects": sum(len(e["object_ids"]) for e in entries.values()),
+                    "items": entries,
+                }
+                write_manifest(out / MANIFEST_NAME, manifest)
+        except OSError as exc:  # disk full, permissions: atomic_dir has removed the partial folder
+            why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            raise DataError(f"{archive}: cannot write {root} ({why}); nothing was written") from None
     return manifest
 
 

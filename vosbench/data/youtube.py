@@ -17,6 +17,7 @@ index that introduces each object.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -283,8 +284,8 @@ def prepare_youtube_vos(
 ) -> dict:
     """Extract YouTube-VOS 2019 ``train``/``valid`` zips into ``root``, validate, write the manifest.
 
-    Each archive is extracted beside ``root`` and validated (``full``: every frame and mask
-    decoded) before its split folder is merged into ``root``.
+    Every archive is extracted beside ``root`` and validated (``full``: every frame and mask
+    decoded) before any split folder is merged into ``root``: one bad archive changes nothing.
     """
     root = Path(root)
     progress = ensure_progress(progress)
@@ -294,8 +295,12 @@ def prepare_youtube_vos(
     if root.exists() and not root.is_dir():
         raise DataError(f"{root}: exists and is not a folder")
     sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
-    for arc in archives:
-        with extracted_zip(arc, root.absolute().parent, progress=progress) as tmp:
+    # Every archive is extracted and validated before any is merged, so a bad second archive
+    # leaves ROOT (and its manifest) as it was.
+    validated: list[dict[str, Path]] = []
+    with contextlib.ExitStack() as stack:
+        for arc in archives:
+            tmp = stack.enter_context(extracted_zip(arc, root.absolute().parent, progress=progress))
             found = _find_split_dirs(tmp)
             if not found:
                 raise DataError(
@@ -311,9 +316,11 @@ def prepare_youtube_vos(
                 if problems:
                     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
                     raise DataError(relabel_problem(problems[0], tmp, arc) + more)
+            validated.append(found)
+        for arc, found in zip(archives, validated):
             for split, folder in found.items():
                 merge_tree(folder, root / split)
-        sources.append({"archive": arc.name, "splits": sorted(found)})
+            sources.append({"archive": arc.name, "splits": sorted(found)})
     progress.start("write manifest", total=1)
     manifest = build_youtube_manifest(root, extra={"sources": sources})
     write_manifest(root / MANIFEST_NAME, manifest)
