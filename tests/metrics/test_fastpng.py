@@ -19,16 +19,17 @@ def _png(arr: np.ndarray, mode: str | None = None, **save) -> bytes:
     return buf.getvalue()
 
 
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 def _unfiltered_gray_png(m: np.ndarray) -> bytes:
     """An 8-bit grayscale PNG with filter type 0 on every row (as many tools write masks)."""
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     h, w = m.shape
     raw = np.concatenate([np.zeros((h, 1), np.uint8), m], axis=1).tobytes()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -80,3 +81,20 @@ def test_corruption_is_reported_like_read_mask(tmp_path):
     p.write_bytes(_png(np.zeros((4, 4, 3), np.uint8)))
     with pytest.raises(DataError, match="RGB"):
         read_id_mask(p, allow_gray=True)
+
+
+def test_oversized_pixel_stream_is_not_inflated_whole():
+    """A crafted 4x4 palette PNG whose IDAT inflates to 50 MB: the fast path stops at the header's
+    size (returns None, no 50 MB buffer) and PIL, which reads only what the header needs, decodes it."""
+    import tracemalloc
+
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 3, 0, 0, 0))
+            + _chunk(b"PLTE", bytes(768)) + _chunk(b"IDAT", zlib.compress(bytes(50_000_000), 9)) + _chunk(b"IEND", b""))
+    tracemalloc.start()
+    try:
+        assert decode_id_png(data) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+    assert np.array_equal(decode_id_mask(data, "bomb.png"), np.zeros((4, 4), np.uint8))

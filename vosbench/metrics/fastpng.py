@@ -6,9 +6,11 @@ and a reshape. With zlib-ng the inflate is an order of magnitude faster than the
 PIL uses, which makes decoding, the dominant cost of an evaluation, several times cheaper.
 
 :func:`decode_id_png` returns None for anything outside that subset (other bit depths or colour
-types, interlacing, other row filters, a CRC or length mismatch, a truncated stream), and the
-caller then decodes with :func:`vosbench.data.imageio.read_mask_bytes`, which also produces the
-error message for a broken file. For every file it accepts, the result equals PIL's.
+types, interlacing, other row filters, a CRC or length mismatch, a truncated stream, more pixel
+data than the header's size), and the caller then decodes with
+:func:`vosbench.data.imageio.read_mask_bytes`, which also produces the error message for a broken
+file. Inflating stops one byte past the size the header announces, so a small crafted file can't
+expand into gigabytes. For every file it accepts, the result equals PIL's.
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ def decode_id_png(data: bytes, *, allow_gray: bool = False) -> np.ndarray | None
         return None
     if colour != _PALETTE and not (colour == _GRAY and allow_gray):
         return None
-    try:
-        raw = _inflater.decompress(b"".join(idat))
+    expected = height * (width + 1)
+    try:  # inflate at most one byte more than the header allows: a crafted stream can't blow up memory
+        inflater = _inflater.decompressobj()
+        raw = inflater.decompress(b"".join(idat), expected + 1)
     except Exception:  # noqa: BLE001 - any inflate failure: let PIL decide and report
         return None
-    if len(raw) != height * (width + 1):
+    if len(raw) != expected or not inflater.eof:  # too long, too short, or no checked stream end
         return None
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
     if rows[:, 0].any():  # a row uses a filter other than None
