@@ -66,11 +66,14 @@ def infer_cmd(
     """
     with handle_errors():
         from vosbench.errors import ConfigError
-        from vosbench.infer import InferOptions, infer_dataset, parse_ensemble, parse_scales
+        from vosbench.infer import InferOptions, MemberSpec, Recipe, infer_dataset, parse_ensemble, parse_scales
 
         if (checkpoint is None) == (ensemble is None):
             raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")
-        recipe = parse_ensemble(str(checkpoint) if checkpoint is not None else ensemble)  # type: ignore[arg-type]
+        if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
+            recipe = Recipe(members=[MemberSpec(checkpoint.expanduser())], name=checkpoint.stem)
+        else:
+            recipe = parse_ensemble(ensemble)  # type: ignore[arg-type]
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(
             recipe,

@@ -75,3 +75,25 @@ def test_infer_cli_torchrun_rank_takes_its_share(make_davis_root, tiny_checkpoin
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == ["beta"]
     assert "rank 1/2" in res.output
+
+
+def test_infer_cli_checkpoint_is_one_path(make_davis_root, tiny_checkpoint, tmp_path):
+    """--checkpoint takes a path as is: a ',' or ':2' in it is not an ensemble list or weight."""
+    import shutil
+
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    odd = tmp_path / "run,seed:2.pt"
+    shutil.copy(tiny_checkpoint("stm-tiny"), odd)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["infer", "--checkpoint", str(odd), "--data", str(root), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "run,seed:2.pt (stm-tiny, w=1)" in res.output
+    assert sorted(p.name for p in (out / "alpha").iterdir()) == ["00000.png", "00001.png"]
+
+
+def test_infer_cli_unknown_device_is_one_line(make_davis_root, tiny_checkpoint, tmp_path):
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    res = runner.invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--data", str(root),
+                              "--out", str(tmp_path / "out"), "--device", "gpu"])
+    assert res.exit_code == 1 and "--device must be cpu, cuda or cuda:N" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "out").exists()

@@ -45,3 +45,17 @@ def test_zero_steps_is_an_exact_copy_and_bad_config_fails():
     assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), model.state_dict().values()))
     with pytest.raises(ConfigError):
         finetune_model(model, image, mask, [1], FinetuneConfig(steps=1, lr=0))
+
+
+def test_finetune_with_train_mode_bn_keeps_running_statistics():
+    """A freeze_bn=False checkpoint: batch-1 finetuning must not overwrite BN running statistics."""
+    torch.manual_seed(0)
+    model = build_model("stm-tiny", freeze_bn=False).eval()
+    bns = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+    image, mask = _first_frame()
+    tuned = finetune_model(model, image, mask, [1, 4], FinetuneConfig(steps=2, lr=1e-3))
+    tuned_state = tuned.state_dict()
+    assert all(torch.equal(tuned_state[k], v) for k, v in stats.items())
+    assert any(not torch.equal(tuned_state[k], v) for k, v in model.state_dict().items() if "running_" not in k)

@@ -212,3 +212,47 @@ def test_embedded_dataset_end_to_end_with_dataset_depth(tiny_synthetic_root, tin
         last = read_mask(tmp_path / seq.name / f"{seq.frame_names[-1]}.png")
         assert last.shape == seq.size and set(np.unique(last)) <= {0, *seq.object_ids}
     assert summary.frames == sum(s.num_frames for s in ds)
+
+
+def test_youtube_vos_root_late_objects_join_on_their_annotation(tiny_checkpoint, tmp_path):
+    """A YouTube-VOS `valid` split: annotations only where objects first appear; object 2 joins on
+    frame 1 (stem 00005), object 3 on frame 3. Before the fix meta.json's late objects were given
+    empty masks on frame 0 and never joined."""
+    from tests.data.test_youtube import write_split
+
+    write_split(tmp_path / "yt", "valid", {"cc33": (5, {1: 0, 2: 1, 3: 3})}, annotate_all=False)
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), tmp_path / "yt", "valid", out=tmp_path / "out")
+    assert [(s.name, s.objects) for s in summary.sequences] == [("cc33", 3)]
+    out = tmp_path / "out" / "cc33"
+    assert sorted(p.name for p in out.glob("*.png")) == [f"{5 * t:05d}.png" for t in range(5)]
+    ann = tmp_path / "yt" / "valid" / "Annotations" / "cc33"
+    assert set(np.unique(read_mask(out / "00000.png"))) <= {0, 1}
+    assert np.array_equal(read_mask(out / "00005.png") == 2, read_mask(ann / "00005.png") == 2)
+    assert 3 not in np.unique(read_mask(out / "00010.png"))
+    assert np.array_equal(read_mask(out / "00015.png") == 3, read_mask(ann / "00015.png") == 3)
+
+
+def test_unknown_device_is_a_config_error(tiny_checkpoint, tmp_path):
+    data = _davis(tmp_path / "data", {"s": (2, 1)})
+    with pytest.raises(ConfigError, match="--device must be cpu, cuda or cuda:N, got 'gpu'"):
+        infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out", options=InferOptions(device="gpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_embedded_dataset_end_to_end(tiny_synthetic_root, tiny_checkpoint, tmp_path):
+    """stm-tiny on the embedded tiny dataset's test-dev split (first-frame masks only), half scale."""
+    from vosbench.data.davis import DavisDataset
+
+    ds = DavisDataset(tiny_synthetic_root, "test-dev", "480p")
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), tiny_synthetic_root, "test-dev", out=tmp_path,
+                            options=InferOptions(scales=(0.5,)))
+    assert [s.status for s in summary.sequences] == ["written"] * len(ds)
+    for seq in ds:
+        assert sorted(p.stem for p in (tmp_path / seq.name).glob("*.png")) == seq.frame_names
+        first = read_mask(tmp_path / seq.name / f"{seq.frame_names[0]}.png")
+        # the first frame is the ground truth (up to the 0.5x round trip at object edges)
+        assert (first == seq.first_mask()).mean() > 0.97
+        last = read_mask(tmp_path / seq.name / f"{seq.frame_names[-1]}.png")
+        assert last.shape == seq.size and set(np.unique(last)) <= {0, *seq.object_ids}
+        assert has_davis_palette(tmp_path / seq.name / f"{seq.frame_names[-1]}.png")
+    assert summary.frames == sum(s.num_frames for s in ds)

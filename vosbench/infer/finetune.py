@@ -3,7 +3,8 @@
 Each step builds a pseudo clip from the first frame and its mask (the frame itself, then random
 affine deformations with colour jitter, :func:`vosbench.data.augment.pseudo_clip`) and trains
 like STM's main stage on it: memory from the earlier clip frames with their masks, a prediction
-for each later frame, the model's own loss mix. Batch size 1 (the encoders freeze BatchNorm).
+for each later frame, the model's own loss mix. Batch size 1: every BatchNorm stays in eval mode
+(running statistics, never updated), whatever the checkpoint's ``freeze_bn``.
 The source model is deep-copied first, so its weights are untouched for the next video.
 """
 
@@ -64,6 +65,15 @@ def _tensors(frame: AugFrame, object_ids: Sequence[int], device: torch.device):
     return image, masks, target[None], depth
 
 
+def keep_bn_statistics(model: nn.Module) -> None:
+    """Put every BatchNorm of ``model`` in eval mode: with a batch of one pseudo clip, train-mode BN
+    would normalise with (and store) that one image's statistics. ``freeze_bn=True`` encoders do
+    this already; checkpoints trained with ``freeze_bn=False`` need it here."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def finetune_model(
     model: nn.Module,
     image: np.ndarray,
@@ -93,6 +103,7 @@ def finetune_model(
     source = AugFrame(image, mask, depth if needs_depth else None)
     progress = ensure_progress(progress)
     tuned.train()
+    keep_bn_statistics(tuned)
     with torch.enable_grad():
         for _ in range(config.steps):
             clip = pseudo_clip(rng, source, config.clip_length, config.deform)

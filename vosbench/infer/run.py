@@ -6,6 +6,10 @@ sequences are skipped on re-run (``overwrite`` redoes them) and an interrupted o
 nothing behind. With ``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft
 probabilities (``probs``: uint8 ``K+1,H,W`` = round(255 p); ``object_ids``) for later ensembling.
 
+Data: a DAVIS-2017 layout root, or a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g.
+``--split valid``), whose objects may first appear after frame 0: each joins on the frame whose
+annotation introduces it.
+
 Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
 """
 
@@ -28,7 +32,8 @@ import numpy as np
 import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
-from vosbench.data.imageio import write_mask
+from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir
 from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig
@@ -164,6 +169,7 @@ def _depth_source(seq: VideoSequence, estimator, scratch: Path, device_progress:
     from vosbench.depth.prepare import PercentileNormalization, _prepare_sequence
 
     folder = scratch / seq.name
+    device_progress.start(f"{seq.name} (depth)", total=seq.num_frames)
     _prepare_sequence(seq, folder, estimator, estimator.describe(), PercentileNormalization(), device_progress)
     names = seq.frame_names
     return lambda i: read_depth(folder / f"{names[i]}.png")
@@ -195,8 +201,10 @@ def infer_sequence(
         raise DataError(f"sequence {seq.name!r} has no frames")
     h, w = seq.size
     first_mask = seq.first_mask()
-    ids = seq.object_ids
-    if not ids:
+    # the objects of the first frame's mask (a YouTube-VOS sequence's object_ids also lists the
+    # objects that appear later: those join on their own annotated frame below)
+    ids = [int(o) for o in np.unique(first_mask) if o not in (0, VOID_ID)]
+    if not ids and not seq.first_appearance:
         log.warning("%s: the first-frame mask has no objects; writing empty masks", seq.name)
     needs_depth = any(m.needs_depth for m in members)
     first = seq.frame(0)
@@ -220,7 +228,7 @@ def infer_sequence(
             mask, objects = first_mask, ids
         elif seq.has_mask(i):
             later = seq.mask(i)
-            new = [int(o) for o in np.unique(later) if o not in (0, 255) and int(o) not in known]
+            new = [int(o) for o in np.unique(later) if o not in (0, VOID_ID) and int(o) not in known]
             if new:  # objects that first appear on this frame (YouTube-VOS)
                 mask, objects = later, new
                 known.update(new)
@@ -237,6 +245,13 @@ def infer_sequence(
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
         progress.advance(1)
     return len(predictor.object_ids)
+
+
+def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
+    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout."""
+    if (Path(data) / split / "meta.json").is_file():
+        return YouTubeVOS(data, split)
+    return DavisDataset(data, split, resolution)
 
 
 def infer_dataset(
@@ -268,10 +283,13 @@ def infer_dataset(
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} out of range for world size {world_size}")
     progress = ensure_progress(progress)
-    device = torch.device(options.device)
+    try:
+        device = torch.device(options.device)
+    except RuntimeError:
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {options.device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but CUDA is not available")
-    dataset = DavisDataset(data, split, resolution)
+    dataset = open_dataset(data, split, resolution)
     names = dataset.sequence_names[rank::world_size]
     out = Path(out)
     members = load_members(recipe, device, engine)
