@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
@@ -41,21 +42,23 @@ def prepare_depth_cmd(
     Finished sequences are skipped on re-run; each sequence appears only once complete.
     """
     with handle_errors():
+        from vosbench.data.davis import DavisDataset
         from vosbench.depth.estimators import make_estimator
         from vosbench.depth.prepare import prepare_depth
 
+        DavisDataset(data, split, resolution).sequence_names  # a wrong --data fails before a model loads
         _quiet_transformers()
         est = make_estimator(estimator, device=device, batch_size=batch_size, kind=depth_kind)  # type: ignore[arg-type]
         with progress_bar() as progress:
             summary = prepare_depth(data, split, resolution, est, overwrite=overwrite, progress=progress)
 
-    table = Table(title=f"depth maps: {summary.depth_dir}")
+    table = Table(title=escape(f"depth maps: {summary.depth_dir}"))
     for col in ("sequence", "frames", "status", "seconds", "range (raw)", "note"):
         table.add_column(col, justify="right" if col in ("frames", "seconds") else "left")
     for s in summary.sequences:
         rng = f"{s.low:.4g} .. {s.high:.4g}" if s.low is not None and s.high is not None else ""
         secs = f"{s.seconds:.1f}" if s.status == "written" else ""
-        table.add_row(s.name, str(s.frames), s.status, secs, rng, s.note)
+        table.add_row(escape(s.name), str(s.frames), s.status, secs, rng, escape(s.note))
     console.print(table)
     console.print(
         f"{len(summary.written)} written ({summary.frames_written} frames, "

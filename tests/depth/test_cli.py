@@ -45,3 +45,22 @@ def test_cli_errors_are_one_line(make_davis_root, tmp_path: Path) -> None:
     assert not (root / "Depth" / "480p" / "alpha").exists()
     res = runner.invoke(app, ["prepare", "depth", "--data", str(root), "--split", "train", "--estimator", f"folder:{tmp_path}"])
     assert res.exit_code == 1 and "train.txt: split file not found" in res.output
+
+
+def test_cli_corrupt_frame_is_one_line_and_writes_nothing(make_davis_root, tiny_depth_model: Path) -> None:
+    root = make_davis_root({"alpha": (3, 1)}, size=(16, 16))
+    bad = root / "JPEGImages" / "480p" / "alpha" / "00001.jpg"
+    bad.write_bytes(bad.read_bytes()[:30])
+    res = runner.invoke(app, ["prepare", "depth", "--data", str(root), "--estimator", str(tiny_depth_model)])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if "00001.jpg" in ln]
+    assert len(lines) == 1 and "corrupt or truncated image" in lines[0] and "Traceback" not in res.output
+    depth = root / "Depth" / "480p"
+    assert not depth.exists() or list(depth.iterdir()) == []  # no sequence folder, no temp folder, no PNG
+
+
+def test_cli_checks_data_before_loading_a_model(tmp_path: Path) -> None:
+    # a hub id would be downloaded (minutes) before a typo in --data showed; the root is checked first
+    res = runner.invoke(app, ["prepare", "depth", "--data", str(tmp_path / "nope"),
+                              "--estimator", "depth-anything/Depth-Anything-V2-Small-hf"])
+    assert res.exit_code == 1 and "nope: dataset root not found" in res.output

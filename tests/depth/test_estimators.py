@@ -107,6 +107,7 @@ def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch, t
 
 def test_depth_output_architecture_is_not_negated(tmp_path: Path) -> None:
     """GLPN predicts depth (larger = farther): auto must keep its sign."""
+    pytest.importorskip("transformers")
     from transformers import GLPNConfig, GLPNForDepthEstimation, GLPNImageProcessor
 
     cfg = GLPNConfig(depths=[1, 1, 1, 1], sr_ratios=[8, 4, 2, 1], hidden_sizes=[8, 16, 16, 16],
@@ -118,3 +119,42 @@ def test_depth_output_architecture_is_not_negated(tmp_path: Path) -> None:
     assert isinstance(est, TransformersDepthEstimator) and est.kind == "depth"
     (m,) = est.predict([np.full((37, 50, 3), 128, np.uint8)])
     assert m.shape == (37, 50) and m.min() > 0  # GLPN's sigmoid head: positive depth, unchanged
+
+
+def test_corrupt_model_weights_are_a_clear_error(tiny_depth_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "truncated"
+    shutil.copytree(tiny_depth_model, bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # safetensors raises its own SafetensorError
+    with pytest.raises(CheckpointError, match=r"truncated: cannot load depth model folder"):
+        make_estimator(str(bad))
+
+
+def test_folder_import_odd_arrays(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    np.save(tmp_path / "s" / "00000.npy", np.arange(6, dtype=np.float32).reshape(2, 3, 1))  # H,W,1
+    np.save(tmp_path / "s" / "00001.npy", np.arange(3, dtype=np.float32).reshape(1, 3))  # a 1-row map stays 2-D
+    out = FolderDepthEstimator(tmp_path).predict([np.zeros((2, 3, 3), np.uint8)] * 2,
+                                                 [FrameKey("s", "00000"), FrameKey("s", "00001")])
+    np.testing.assert_array_equal(out[0], np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(out[1], np.tile(np.arange(3, dtype=np.float32), (2, 1)))
+    np.save(tmp_path / "s" / "e.npy", np.zeros((0, 5), np.float32))
+    with pytest.raises(DataError, match=r"e\.npy: depth map is empty"):
+        read_depth_file(tmp_path / "s" / "e.npy")
+    np.savez(tmp_path / "s" / "z", depth=np.zeros((3, 3)))
+    (tmp_path / "s" / "z.npz").rename(tmp_path / "s" / "z.npy")
+    with pytest.raises(DataError, match=r"z\.npy: not a \.npy array"):
+        read_depth_file(tmp_path / "s" / "z.npy")
+
+
+def test_out_of_memory_names_batch_size(tiny_depth_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    est = make_estimator(str(tiny_depth_model), batch_size=2)
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(est.model, "forward", oom)
+    with pytest.raises(ConfigError, match=r"ran out of cpu memory on 2 frames of 50x37; lower --batch-size"):
+        est.predict([np.zeros((37, 50, 3), np.uint8)] * 2)

@@ -115,7 +115,8 @@ class TransformersDepthEstimator(DepthEstimator):
                     raise
                 self.processor = AutoImageProcessor.from_pretrained(source)
                 self.model = AutoModelForDepthEstimation.from_pretrained(source)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to load user files (e.g. a truncated
+            # .safetensors raises SafetensorError, mismatched weights RuntimeError) is one clear line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if Path(source).is_dir():
                 raise CheckpointError(f"{source}: cannot load depth model folder: {first}") from None
@@ -156,7 +157,11 @@ class TransformersDepthEstimator(DepthEstimator):
         inputs = self.processor(images=[np.require(f, requirements=["C", "W"]) for f in frames], return_tensors="pt")
         inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         with torch.inference_mode():
-            outputs = self.model(**inputs)
+            try:
+                outputs = self.model(**inputs)
+            except torch.OutOfMemoryError:
+                raise ConfigError(f"depth model ran out of {self.device} memory on {len(frames)} frames of "
+                                  f"{sizes[0][1]}x{sizes[0][0]}; lower --batch-size") from None
             if self._post is not None:
                 kwargs = {"source_sizes": sizes} if self._post_takes_source else {}
                 maps = [r["predicted_depth"] for r in self._post(outputs, target_sizes=sizes, **kwargs)]
@@ -247,7 +252,12 @@ def read_depth_file(path: Path) -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             raise DataError(f"{path}: unreadable .npy depth map ({exc})") from None
-        arr = np.squeeze(arr)
+        if not isinstance(arr, np.ndarray):  # an .npz archive saved under a .npy name
+            raise DataError(f"{path}: not a .npy array (an .npz archive?); save one H,W array per frame")
+        while arr.ndim > 2 and arr.shape[0] == 1:  # 1,H,W or 1,1,H,W
+            arr = arr[0]
+        if arr.ndim == 3 and arr.shape[-1] == 1:  # H,W,1
+            arr = arr[..., 0]
         if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise DataError(f"{path}: depth map must be a 2-D numeric array, got {arr.dtype} {arr.shape}")
     else:
@@ -260,7 +270,10 @@ def read_depth_file(path: Path) -> np.ndarray:
             if not np.all(arr == arr[..., :1]):
                 raise DataError(f"{path}: depth PNG must be single-channel (grey 8/16-bit), got a colour ({img.mode}) image")
             arr = arr[..., 0]
-    arr = arr.astype(np.float32)
+    if arr.size == 0:
+        raise DataError(f"{path}: depth map is empty (shape {arr.shape})")
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+        arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{path}: depth map contains NaN or infinite values")
     return arr
