@@ -64,3 +64,20 @@ def perturb(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     speckle = rng.random(mask.shape) < 0.002
     out[speckle] = rng.integers(0, int(max(1, mask[mask != 255].max(initial=1))) + 1, size=int(speckle.sum()))
     return out
+
+
+def messy_ids(shape: tuple[int, int], max_id: int, rng: np.random.Generator) -> np.ndarray:
+    """Id mask with the cases the smooth generators miss: 0-5 overlapping ellipses that may leave
+    the frame or be absent (so ids come with gaps), sometimes void (255) speckle, sometimes id noise."""
+    m = np.zeros(shape, np.uint8)
+    h, w = shape
+    for _ in range(int(rng.integers(0, 6))):
+        centre = (int(rng.integers(-5, w + 5)), int(rng.integers(-5, h + 5)))
+        axes = (int(rng.integers(1, max(2, w))), int(rng.integers(1, max(2, h))))
+        cv2.ellipse(m, centre, axes, float(rng.uniform(0, 180)), 0, 360, int(rng.integers(1, max_id + 1)), -1)
+    if rng.random() < 0.3:
+        m[rng.random(shape) < 0.03] = 255
+    if rng.random() < 0.2:
+        noise = rng.random(shape) < 0.02
+        m[noise] = rng.integers(0, max_id + 1, size=int(noise.sum()))
+    return m

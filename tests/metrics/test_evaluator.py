@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.metrics.helpers import moving_objects, perturb, write_davis, write_results
+from tests.metrics.helpers import messy_ids, moving_objects, perturb, write_davis, write_results
 from tests.metrics.reference import reference_f, reference_sequence
 from vosbench.errors import DataError, VosbenchError
 from vosbench.metrics import DavisEvaluator, evaluate_results
@@ -150,6 +150,38 @@ def test_matches_reference_implementation_per_frame(tmp_path):
     for s in result.sequences:
         j, f = reference_sequence(gt[s.name], pred[s.name])
         assert np.array_equal(s.j, j) and np.array_equal(s.f, f)
+
+
+def test_matches_reference_on_void_gaps_absence_and_missing_predicted_objects(tmp_path):
+    """Bit-identical per-frame values and statistics against the literal official formulation on
+    masks with void, id gaps, objects absent in some frames, objects cut by the image border, and
+    predictions that lack the highest ids (padded as empty objects)."""
+    from tests.metrics.test_summary import official_style
+
+    rng = np.random.default_rng(2024)
+    gt, pred = {}, {}
+    for i in range(6):
+        shape = (int(rng.integers(5, 70)), int(rng.integers(5, 90)))
+        n_frames, max_id = int(rng.integers(3, 8)), int(rng.integers(1, 5))
+        masks = [messy_ids(shape, max_id, rng) for _ in range(n_frames)]
+        masks[0][0, 0] = max_id  # at least one object in the first frame
+        n = int(masks[0][masks[0] != 255].max())
+        top = n - 1 if i % 2 else n  # every other sequence: the prediction never uses id n
+        gt[f"m{i}"] = masks
+        pred[f"m{i}"] = [np.minimum(np.where(p == 255, 0, p), top) for p in (messy_ids(shape, n, rng) for _ in masks)]
+    root = write_davis(tmp_path / "davis", gt)
+    write_results(tmp_path / "res", pred)
+    result = evaluate_results(root, tmp_path / "res", workers=1, write_csv=False)
+    assert [s.name for s in result.sequences] == list(gt)
+    objects = iter(result.objects)
+    for s in result.sequences:
+        j, f = reference_sequence(gt[s.name], pred[s.name])
+        assert np.array_equal(s.j, j) and np.array_equal(s.f, f), s.name
+        for k in range(j.shape[0]):
+            o = next(objects)
+            assert (o.j.mean, o.j.recall, o.j.decay) == official_style(j[k])
+            assert (o.f.mean, o.f.recall, o.f.decay) == official_style(f[k])
+    assert next(objects, None) is None
 
 
 def test_pool_gives_identical_results_and_json(tmp_path):
