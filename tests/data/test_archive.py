@@ -156,3 +156,18 @@ def test_folder_given_as_archive(tmp_path):
     with pytest.raises(DataError, match=r"dir\.zip: is a folder, expected a zip archive"):
         safe_extract_zip(tmp_path / "dir.zip", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_destination_is_a_one_line_error(tmp_path, monkeypatch):
+    z = make_zip(tmp_path / "a.zip", {"a.txt": b"a"})
+    (tmp_path / "file").write_text("a file where the parent folder should be")
+    with pytest.raises(DataError, match=r"file/sub: cannot create the folder to extract a\.zip in \(Not a dir"):
+        safe_extract_zip(z, tmp_path / "file" / "sub" / "out")
+
+    def denied(**kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(archive_mod.tempfile, "mkdtemp", denied)
+    with pytest.raises(DataError, match=r"cannot extract a\.zip here \(Permission denied\)"):
+        safe_extract_zip(z, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

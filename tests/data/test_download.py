@@ -130,3 +130,9 @@ def test_refused_connection_fails_without_retrying(tmp_path):
     with pytest.raises(DownloadError, match=r"127\.0\.0\.1:9/x\.zip: cannot connect"):
         download("http://127.0.0.1:9/x.zip", tmp_path / "x.zip", retries=3, backoff=5, timeout=2)
     assert time.perf_counter() - t0 < 4  # no backoff sleeps
+
+
+def test_download_folder_that_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DownloadError, match="cannot create the download folder"):
+        download("http://127.0.0.1:9/x.zip", tmp_path / "file" / "dl" / "x.zip", retries=0, timeout=2)

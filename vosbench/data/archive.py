@@ -208,12 +208,20 @@ def extracted_zip(
     archive = Path(archive)
     progress = ensure_progress(progress)
     beside = Path(beside)
-    beside.mkdir(parents=True, exist_ok=True)
+    try:
+        beside.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file where the folder should be
+        raise DataError(
+            f"{beside}: cannot create the folder to extract {archive.name} in ({exc.strerror or exc})"
+        ) from None
     with open_zip(archive) as zf:
         members = plan_members(zf, archive, strip_top=strip_top)
         total = sum(m.info.file_size for m in members if m.kind == "file")
         _check_space(archive, beside, total)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", suffix=".extracting", dir=beside))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", suffix=".extracting", dir=beside))
+        except OSError as exc:  # e.g. an unwritable folder
+            raise DataError(f"{beside}: cannot extract {archive.name} here ({exc.strerror or exc})") from None
         _give_default_mode(tmp, directory=True)  # it may be renamed onto the destination as is
         try:
             progress.start(f"extract {archive.name}", total=total)

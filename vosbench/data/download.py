@@ -237,7 +237,12 @@ def download(
             return dest
         except DownloadError:
             log.warning("%s exists but does not verify; downloading again", dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"{dest.parent}: cannot create the download folder ({exc.strerror or exc})"
+        ) from None
     part = dest.with_name(dest.name + ".part")
     delay = backoff
     for attempt in range(retries + 1):
