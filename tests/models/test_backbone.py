@@ -1,10 +1,11 @@
 import pytest
 import timm
 import torch
+from timm.layers import BatchNormAct2d
 
-from vosbench.errors import CheckpointError
+from vosbench.errors import CheckpointError, ConfigError
 from vosbench.models import build_model
-from vosbench.models.backbone import Backbone, FrozenStatsBatchNorm2d
+from vosbench.models.backbone import Backbone, FrozenStatsBatchNorm2d, bn_statistics_frozen
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,34 @@ def test_frozen_bn_keeps_affine_trainable_so_zero_init_branches_learn():
     assert isinstance(last_bn, FrozenStatsBatchNorm2d) and last_bn.weight.abs().max() == 0
     bb(torch.rand(1, 4, 32, 32))[2].pow(2).mean().backward()
     assert last_bn.weight.requires_grad and last_bn.weight.grad.abs().max() > 0
+
+
+def test_frozen_bn_keeps_the_activation_of_timm_bn_act_layers():
+    # MobileNetV3 (like EfficientNet, RegNet) fuses BN + activation in timm's BatchNormAct2d: freezing
+    # its statistics must keep the activation (a plain frozen BN in its place silently dropped it).
+    torch.manual_seed(0)
+    live = Backbone("mobilenetv3_small_050", freeze_bn=False).eval()
+    frozen = Backbone("mobilenetv3_small_050").train()
+    frozen.load_state_dict(live.state_dict())
+    bns = [m for m in frozen.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(bn_statistics_frozen(m) for m in bns)
+    assert any(isinstance(m, BatchNormAct2d) for m in bns)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(live(x), frozen(x), strict=True):
+            torch.testing.assert_close(b, a)
+    before = {k: v.clone() for k, v in frozen.state_dict().items() if "running" in k}
+    frozen(x)[2].mean().backward()  # train mode, batch 1: statistics stay, affine learns
+    assert all(torch.equal(v, frozen.state_dict()[k]) for k, v in before.items())
+    assert any(m.weight.grad is not None and m.weight.grad.abs().max() > 0 for m in bns)
+
+
+def test_stride_features_found_by_reduction():
+    # ConvNeXt has no stride-2 stem feature: its stride-4/8/16 features are indices 0, 1, 2.
+    bb = Backbone("convnext_atto", ("zeros",))
+    out = bb(torch.rand(1, 4, 64, 64))
+    assert [o.shape[-1] for o in out] == [16, 8, 4]
+    assert [o.shape[1] for o in out] == list(bb.channels)
+    # A dilated trunk (output stride 8) has no stride-16 feature.
+    with pytest.raises(ConfigError, match="stride-4/8/16"):
+        Backbone("resnet18", timm_kwargs={"output_stride": 8})

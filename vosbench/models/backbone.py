@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # "zeros" (mask channels: the network starts as the RGB network and learns to use the mask) or
 # "rgb_mean" (depth: behaves like a grey image channel).
 CHANNEL_INIT = ("zeros", "rgb_mean")
+FEATURE_STRIDES = (4, 8, 16)
+DEFAULT_OUT_INDICES = (1, 2, 3)  # timm index of stride 4/8/16 when the stem feature (stride 2) is 0
 
 
 class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
@@ -38,13 +40,46 @@ class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
         )
 
 
+class _EvalModeStatistics:
+    """Mixin for BatchNorm subclasses with extra behaviour (timm's ``BatchNormAct2d`` = BN + act):
+    ``train()`` keeps the module in eval mode, so it normalises with its running statistics and never
+    updates them, while its own forward (activation, drop) and trainable affine are kept."""
+
+    def train(self, mode: bool = True):  # noqa: ARG002 - statistics stay frozen whatever the mode
+        return super().train(False)  # type: ignore[misc]
+
+
+_FROZEN_CLASSES: dict[type, type] = {}
+
+
+def _frozen_class(cls: type) -> type:
+    if cls not in _FROZEN_CLASSES:
+        _FROZEN_CLASSES[cls] = type(f"FrozenStats{cls.__name__}", (_EvalModeStatistics, cls), {})
+    return _FROZEN_CLASSES[cls]
+
+
+def bn_statistics_frozen(module: nn.Module) -> bool:
+    """Whether ``module`` is a BatchNorm whose statistics :func:`freeze_bn_statistics` froze."""
+    return isinstance(module, (FrozenStatsBatchNorm2d, _EvalModeStatistics))
+
+
 def freeze_bn_statistics(module: nn.Module) -> nn.Module:
-    """Replace every ``BatchNorm2d`` below ``module`` by a :class:`FrozenStatsBatchNorm2d` (in place)."""
+    """Freeze the statistics of every BatchNorm below ``module`` (in place).
+
+    A plain ``BatchNorm2d`` becomes a :class:`FrozenStatsBatchNorm2d`; a BatchNorm subclass (timm's
+    ``BatchNormAct2d`` carries the activation that follows the BN) keeps its class's forward and is
+    held in eval mode instead, so no activation is lost.
+    """
     for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, FrozenStatsBatchNorm2d):
+        if bn_statistics_frozen(child):
+            continue
+        if type(child) is nn.BatchNorm2d:
             frozen = FrozenStatsBatchNorm2d(child.num_features, eps=child.eps, affine=child.affine)
             frozen.load_state_dict(child.state_dict())
             setattr(module, name, frozen)
+        elif isinstance(child, nn.modules.batchnorm._BatchNorm):
+            child.__class__ = _frozen_class(type(child))
+            child.eval()
         else:
             freeze_bn_statistics(child)
     return module
@@ -70,24 +105,13 @@ class Backbone(nn.Module):
                 raise ValueError(f"unknown channel init '{kind}'")
         self.extra_channels = tuple(extra_channels)
         self.in_chans = 3 + len(self.extra_channels)
-        try:
-            body = timm.create_model(
-                name,
-                pretrained=False,
-                features_only=True,
-                in_chans=self.in_chans,
-                out_indices=(1, 2, 3),
-                **dict(timm_kwargs or {}),
-            )
-        except RuntimeError as exc:  # timm raises RuntimeError for unknown names
-            raise ConfigError(f"unknown timm backbone '{name}': {exc}") from None
-        except TypeError as exc:
-            raise ConfigError(
-                f"backbone '{name}' rejects backbone_kwargs {dict(timm_kwargs or {})}: {exc}"
-            ) from None
-        reductions = body.feature_info.reduction()
-        if list(reductions) != [4, 8, 16]:
-            raise ConfigError(f"backbone '{name}' gives strides {reductions}, need 4/8/16 features")
+        kwargs = dict(timm_kwargs or {})
+        body = _create_features(name, self.in_chans, DEFAULT_OUT_INDICES, kwargs)
+        # ResNets, ResNeSts, EfficientNets... have a stride-2 stem feature first; others (ConvNeXt)
+        # start at stride 4: pick the indices by stride, rebuilding the trunk when they differ.
+        indices = stride_indices(name, [int(i["reduction"]) for i in body.feature_info.info])
+        if indices != DEFAULT_OUT_INDICES:
+            body = _create_features(name, self.in_chans, indices, kwargs)
         if freeze_bn:
             body = freeze_bn_statistics(body)
         self.body = body
@@ -147,6 +171,32 @@ class Backbone(nn.Module):
             raise CheckpointError(f"{path}: no 3-channel input conv found to extend for '{self.name}'")
         self.body.load_state_dict(new, strict=False)
         log.debug("loaded %d tensors from %s (input conv adapted: %s)", len(new), path, adapted)
+
+
+def _create_features(
+    name: str, in_chans: int, out_indices: tuple[int, ...], kwargs: dict[str, Any]
+) -> nn.Module:
+    try:
+        return timm.create_model(
+            name, pretrained=False, features_only=True, in_chans=in_chans, out_indices=out_indices, **kwargs
+        )
+    except RuntimeError as exc:  # timm raises RuntimeError for unknown names
+        raise ConfigError(f"unknown timm backbone '{name}': {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"backbone '{name}' rejects backbone_kwargs {kwargs}: {exc}") from None
+
+
+def stride_indices(name: str, reductions: Sequence[int]) -> tuple[int, ...]:
+    """Feature indices of the (deepest) stride-4, stride-8 and stride-16 features of a timm trunk."""
+    indices = []
+    for stride in FEATURE_STRIDES:
+        found = [i for i, r in enumerate(reductions) if r == stride]
+        if not found:
+            raise ConfigError(
+                f"backbone '{name}' gives strides {list(reductions)}, need stride-4/8/16 features"
+            )
+        indices.append(found[-1])
+    return tuple(indices)
 
 
 def expand_input_conv(weight: torch.Tensor, extra_channels: Sequence[str]) -> torch.Tensor:
