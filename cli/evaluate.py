@@ -65,6 +65,10 @@ def evaluate_cmd(
     columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. Frames 1..T-2 are
     scored; objects are ids 1..max id of the first annotation. Every missing file is listed.
 
+    One deliberate difference: the official toolkit stores the decay bin edges as uint8, so its
+    J-/F-Decay is NaN (or wrong) for objects with 256 or more scored frames; here it is right for
+    any length (identical up to 255 frames).
+
     Example: vosbench evaluate --data data/davis --results runs/stm/val --split val --json runs/stm/val.json
     """
     with handle_errors(), progress_bar(transient=True) as progress:
