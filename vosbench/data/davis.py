@@ -121,6 +121,9 @@ class VideoSequence:
 
     def depth(self, i: int) -> np.ndarray:
         """Depth of frame ``i`` as ``H,W`` float32 in [0,1]; a clear error when not prepared."""
+        if self.depth_dir is None:  # e.g. YouTube-VOS: `vosbench prepare depth` writes DAVIS-layout roots only
+            raise DataError(f"sequence {self.name!r}: this dataset layout has no Depth/ folder; depth models "
+                            "(D-STM) need a DAVIS-layout root prepared with `vosbench prepare depth`")
         if not self.has_depth:
             hint = f"; create it with `{self.depth_hint}`" if self.depth_hint else ""
             raise DataError(f"depth maps missing: {self.depth_dir} does not exist{hint}")

@@ -153,7 +153,7 @@ DepthSource = Callable[[int], np.ndarray]
 def _missing_depth(seq: VideoSequence) -> DataError:
     hint = f" (`{seq.depth_hint}`)" if seq.depth_hint else ""
     return DataError(
-        f"sequence {seq.name!r} has no depth maps for a depth (D-STM) checkpoint: "
+        f"sequence {seq.name!r} has no depth maps ({seq.depth_dir} missing) for a depth (D-STM) checkpoint: "
         f"prepare them{hint} or pass --depth-estimator SPEC"
     )
 

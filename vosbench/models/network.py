@@ -58,7 +58,10 @@ class VOSModel(nn.Module):
         self.memory_reader = MemoryReader(config.memory.chunk_size)
         embed = 2 * config.value_dim
         mdim = config.decoder.channels
-        self.spatial_prior = SpatialPrior(embed, config.spatial.kernel_size) if config.spatial_prior else None
+        prior_channels = mdim if config.spatial.after_aspp else embed
+        self.spatial_prior = (
+            SpatialPrior(prior_channels, config.spatial.kernel_size) if config.spatial_prior else None
+        )
         if config.aspp:
             self.context: nn.Module = ASPP(embed, mdim, config.aspp_cfg.rates, config.aspp_cfg.image_pool)
         else:
@@ -140,7 +143,8 @@ class VOSModel(nn.Module):
         b, k = memory_key.shape[:2]
         h, w = query.image_size
         feat = self.memory_reader(query.key, query.value, memory_key, memory_value)  # B,K,2Cv,h,w
-        feat = feat.flatten(0, 1)
+        feat = feat.flatten(0, 1)  # B*K,2Cv,h,w
+        prior_mask = None
         if self.spatial_prior is not None:
             if prev_mask is None:
                 raise ConfigError(
@@ -148,8 +152,13 @@ class VOSModel(nn.Module):
                 )
             if prev_mask.shape != (b, k, h, w):
                 raise ValueError(f"prev_mask {tuple(prev_mask.shape)} must be {(b, k, h, w)}")
-            feat, _ = self.spatial_prior(feat, pad_to_stride(prev_mask).flatten(0, 1).unsqueeze(1))
-        x = self.context(feat)
+            prior_mask = pad_to_stride(prev_mask).flatten(0, 1).unsqueeze(1)  # B*K,1,Hp,Wp
+        after_aspp = self.config.spatial.after_aspp
+        if prior_mask is not None and not after_aspp:
+            feat, _ = self.spatial_prior(feat, prior_mask)
+        x = self.context(feat)  # B*K,mdim,h,w
+        if prior_mask is not None and after_aspp:
+            x, _ = self.spatial_prior(x, prior_mask)
         logit4 = self.decoder(x, query.skips, k)  # B*K,1,Hp/4,Wp/4
         padded_size = (feat.shape[-2] * STRIDE, feat.shape[-1] * STRIDE)
         coarse = F.interpolate(logit4, size=padded_size, mode="bilinear", align_corners=False)  # B*K,1,Hp,Wp

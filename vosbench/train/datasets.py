@@ -232,6 +232,13 @@ def to_tensors(frames: list[A.AugFrame], max_objects: int, depth: bool) -> dict[
     return out
 
 
+def _require_depth(src: VideoSource) -> None:
+    """D-STM: fail before training (not later, inside a DataLoader worker) when a video has no Depth/."""
+    for seq in src.sequences:
+        if not seq.has_depth:
+            seq.depth(0)  # raises the DataError naming the folder and the `vosbench prepare depth` command
+
+
 class ClipDataset(Dataset):
     """``samples_per_epoch`` random clips per epoch from a weighted mix of sources.
 
@@ -257,6 +264,8 @@ class ClipDataset(Dataset):
         self.sources: list[VideoSource | StaticSource] = []
         weights = []
         for src, w in sources:
+            if depth and isinstance(src, VideoSource):
+                _require_depth(src)
             if self.static and isinstance(src, VideoSource):
                 src = StaticSource(src.static_items(), src.name)
             self.sources.append(src)
