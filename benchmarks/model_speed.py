@@ -6,7 +6,7 @@ its own. A "frame" is one propagation step: encode the query frame, read T=2 mem
 (first + previous, encoded beforehand), decode all K objects, and encode the result into memory.
 Wall and process-CPU seconds are both printed: on a shared machine CPU seconds are the steadier
 measure (with --threads 1 they approximate an idle single core).
-"peak MB" is the process's peak RSS (CPU) or peak CUDA allocation; "step MB" is the rise of that
+"peak MB" is the process's own peak RSS (VmHWM, CPU) or peak CUDA allocation; "step MB" is the rise of that
 peak over the built model and inputs (activations and temporaries of propagation).
 
     python benchmarks/model_speed.py                           # 6 main presets, K=1 and 3, CPU
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -37,7 +36,11 @@ def _peak_mb(device: str) -> float:
 
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # The child's own peak RSS (VmHWM, Linux): ru_maxrss is inherited across fork+exec from this
+    # parent (torch imported), so small children reported the parent's peak. Not imported from
+    # infer_speed.py, which would pull vosbench.infer into every child's baseline.
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024  # KiB
 
 
 def _sync(device: str) -> None:
