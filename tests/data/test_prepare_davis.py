@@ -246,3 +246,15 @@ def test_downloaded_truncated_zip_says_delete_it(tmp_path, trainval_zip):
                 tmp_path / "d", url=f"{base}/DAVIS-2017-trainval-480p.zip", download_dir=tmp_path / "dl"
             )
     assert not (tmp_path / "d").exists()
+
+
+def test_cli_sha256_checks_a_local_archive_too(tmp_path, trainval_zip):
+    import hashlib
+
+    root = tmp_path / "davis"
+    args = ["prepare", "davis2017", "--root", str(root), "--archive", str(trainval_zip), "--sha256"]
+    result = runner.invoke(app, [*args, "0" * 64])
+    assert result.exit_code == 1 and "sha256" in result.output and "does not match" in result.output
+    assert not root.exists()
+    result = runner.invoke(app, [*args, hashlib.sha256(trainval_zip.read_bytes()).hexdigest()])
+    assert result.exit_code == 0, result.output

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vosbench.data.archive import CorruptArchiveError, extracted_zip, merge_tree
 from vosbench.data.davis import RESOLUTIONS, DavisDataset, build_manifest, list_splits, write_manifest
-from vosbench.data.download import davis_archive, download, url_filename
+from vosbench.data.download import davis_archive, download, url_filename, verify_file
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
@@ -163,6 +163,8 @@ def prepare_davis2017(
     else:
         archive = Path(archive)
         origin = str(archive)
+        if sha256 is not None and archive.is_file():
+            verify_file(archive, sha256=sha256)
     try:
         with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
             _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
