@@ -157,3 +157,27 @@ def test_unwritable_json_destination(davis, tmp_path):
     (tmp_path / "file").write_text("")
     line = _error_line(run(root, res, "--json", str(tmp_path / "file" / "scores.json")))
     assert "cannot write the results" in line
+
+
+def test_unlistable_folders_are_one_line_errors(davis, monkeypatch):
+    """A folder that can't be listed (no read permission; simulated, the tests may run as root)."""
+    root, res = davis
+    real_listdir, real_iterdir = os.listdir, type(res).iterdir
+
+    def listdir(path):
+        if str(path) == str(res / "beta"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    line = _error_line(run(root, res))
+    assert f"{res / 'beta'}: cannot list the predictions (Permission denied)" in line
+    monkeypatch.setattr(os, "listdir", real_listdir)
+
+    def iterdir(self):
+        if self.name == "alpha" and "Annotations" in self.parts:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(type(res), "iterdir", iterdir)
+    assert "alpha: cannot list the folder (Permission denied)" in _error_line(run(root, res))

@@ -53,16 +53,23 @@ class GroundTruth:
         return [p.stem for p in self.paths[1:-1]]
 
 
+def _list_dir(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if not p.name.startswith(".")]
+    except OSError as exc:  # e.g. no read permission
+        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+
+
 def _list_pngs(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
+    return sorted(p for p in _list_dir(folder) if p.suffix == ".png")
 
 
 def _frame_count(folder: Path) -> int | None:
     if not folder.is_dir():
         return None
-    return sum(1 for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png") and not p.name.startswith("."))
+    return sum(1 for p in _list_dir(folder) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 def _ground_truth_problem(dataset: DavisDataset, name: str, paths: list[Path]) -> str | None:

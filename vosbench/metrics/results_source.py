@@ -52,12 +52,15 @@ class FolderResults:
 
     def _build_index(self) -> dict[str, set[str]]:
         index: dict[str, set[str]] = {}
-        with os.scandir(self.root) as entries:
-            for entry in entries:
-                if entry.is_dir() and not entry.name.startswith("."):
-                    stems = {n[:-4] for n in os.listdir(entry.path) if n.endswith(".png") and not n.startswith(".")}
-                    if stems:
-                        index[entry.name] = stems
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if entry.is_dir() and not entry.name.startswith("."):
+                        stems = {n[:-4] for n in os.listdir(entry.path) if n.endswith(".png") and not n.startswith(".")}
+                        if stems:
+                            index[entry.name] = stems
+        except OSError as exc:  # e.g. a sequence folder without read permission
+            raise DataError(f"{exc.filename or self.root}: cannot list the predictions ({exc.strerror or exc})") from None
         return index
 
     def sequences(self) -> set[str]:
