@@ -181,3 +181,21 @@ def test_unlistable_folders_are_one_line_errors(davis, monkeypatch):
 
     monkeypatch.setattr(type(res), "iterdir", iterdir)
     assert "alpha: cannot list the folder (Permission denied)" in _error_line(run(root, res))
+
+
+def test_corrupt_member_of_a_submission_zip(davis, tmp_path):
+    """Deflate data damaged inside the zip (the central directory intact): zlib.error, not a traceback."""
+    import zipfile
+
+    root, res = davis
+    zpath = tmp_path / "sub.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        for png in sorted(res.glob("*/*.png")):
+            zf.writestr(png.relative_to(res).as_posix(), png.read_bytes() * 20)  # compressible: a real deflate stream
+    info = zipfile.ZipFile(zpath).getinfo("beta/00002.png")
+    data = bytearray(zpath.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + 8
+    data[start : start + 40] = b"\xff" * 40
+    zpath.write_bytes(bytes(data))
+    line = _error_line(run(root, zpath))
+    assert "sub.zip:beta/00002.png: cannot read from the zip" in line

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -140,7 +141,8 @@ class ZipResults:
             data = self._zip.read(member)
         except KeyError:
             raise DataError(f"{self.describe(sequence, frame)}: file not found") from None
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC mismatch, truncated archive
+        # CRC mismatch, truncated archive, corrupt deflate data, unsupported compression, encryption
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
             raise DataError(f"{self.describe(sequence, frame)}: cannot read from the zip ({exc})") from None
         return decode_id_mask(data, self.describe(sequence, frame), allow_gray=True)
 
