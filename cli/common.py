@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections.abc import Iterator
 
@@ -43,13 +44,22 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+# OS errors caused by the machine, not by vosbench: a full disk, no permission, a read-only mount.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 @contextlib.contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn library errors into a one-line message and exit code 1."""
+    """Turn library errors, and a full disk or missing permission, into a one-line message and exit code 1."""
     try:
         yield
     except VosbenchError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise  # anything else is a bug and keeps its traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise fail(f"{where}{exc.strerror or exc}") from None
     except KeyboardInterrupt:
         raise fail("interrupted", code=130) from None
 

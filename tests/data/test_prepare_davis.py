@@ -258,3 +258,19 @@ def test_cli_sha256_checks_a_local_archive_too(tmp_path, trainval_zip):
     assert not root.exists()
     result = runner.invoke(app, [*args, hashlib.sha256(trainval_zip.read_bytes()).hexdigest()])
     assert result.exit_code == 0, result.output
+
+
+def test_cli_disk_full_writing_the_manifest_is_one_line(tmp_path, trainval_zip, monkeypatch):
+    import errno
+
+    from vosbench.data import prepare as prepare_mod
+
+    def full(path, manifest):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(prepare_mod, "write_manifest", full)
+    root = tmp_path / "davis"
+    result = runner.invoke(app, ["prepare", "davis2017", "--root", str(root), "--archive", str(trainval_zip)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert lines == [f"error: {root / 'manifest.json'}: No space left on device"]
