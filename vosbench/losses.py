@@ -113,7 +113,8 @@ def segmentation_loss(
     k = logits.shape[1] - 1
     known = target[target != cfg.ignore_index]
     if known.numel() and (int(known.max()) > k or int(known.min()) < 0):
-        raise ValueError(f"target ids must be in 0..{k} (or {cfg.ignore_index}), got {int(known.max())}")
+        bad = int(known.max()) if int(known.max()) > k else int(known.min())
+        raise ValueError(f"target ids must be in 0..{k} (or {cfg.ignore_index}), got {bad}")
     parts: dict[str, torch.Tensor] = {}
     if cfg.ce > 0:
         parts["ce"] = cfg.ce * F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)

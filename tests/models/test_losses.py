@@ -126,3 +126,22 @@ def test_segmentation_loss_rejects_ids_beyond_objects():
     logits = torch.zeros(1, 3, 4, 4)
     with pytest.raises(ValueError, match="0..2"):
         segmentation_loss(_output(logits), torch.full((1, 4, 4), 3), LossConfig())
+    with pytest.raises(ValueError, match="got -1"):
+        segmentation_loss(_output(logits), torch.full((1, 4, 4), -1), LossConfig())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lovasz_gradient_is_the_jaccard_increment_of_each_error_rank(seed):
+    # Berman et al. Eq. 9: d/dm_i of the extension is g_{rank(i)} = Δ({π_1..π_r}) − Δ({π_1..π_{r−1}}).
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(6, generator=g, dtype=torch.float64).requires_grad_()
+    gt = (torch.rand(6, generator=g) > 0.5).long()
+    gt[0] = 1
+    lovasz_extension(m, gt).backward()
+    order = torch.argsort(m.detach(), descending=True).tolist()
+    expected = torch.zeros(6, dtype=torch.float64)
+    for rank, i in enumerate(order):
+        before = jaccard_loss_of_set(set(order[:rank]), gt.tolist())
+        expected[i] = jaccard_loss_of_set(set(order[: rank + 1]), gt.tolist()) - before
+    torch.testing.assert_close(m.grad, expected)
+    assert (expected >= 0).all()  # Δ_J is increasing: a larger error never lowers the loss

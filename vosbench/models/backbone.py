@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -49,13 +50,10 @@ class _EvalModeStatistics:
         return super().train(False)  # type: ignore[misc]
 
 
-_FROZEN_CLASSES: dict[type, type] = {}
-
-
+@functools.cache
 def _frozen_class(cls: type) -> type:
-    if cls not in _FROZEN_CLASSES:
-        _FROZEN_CLASSES[cls] = type(f"FrozenStats{cls.__name__}", (_EvalModeStatistics, cls), {})
-    return _FROZEN_CLASSES[cls]
+    """One eval-mode subclass per BatchNorm class (cached so frozen modules share a class)."""
+    return type(f"FrozenStats{cls.__name__}", (_EvalModeStatistics, cls), {})
 
 
 def bn_statistics_frozen(module: nn.Module) -> bool:
