@@ -74,7 +74,11 @@ def test_prior_switches_to_own_prediction() -> None:
     net, batch = _Recorder(), _batch()
     clip_forward(net, batch, _Cfg(), own_prior=True)
     assert torch.equal(net.priors[0], batch["masks"][:, 0])  # the reference frame's mask is given
-    assert torch.equal(net.priors[1], net.memory_masks[1])  # frame 1's prediction
+    # frame 1's prediction (object 1 everywhere), as the 0-1 mask inference gives, not the soft probs
+    assert torch.equal(net.priors[1][:, 0], torch.ones(1, 4, 5)) and not net.priors[1][:, 1].any()
+    assert torch.equal(net.priors[1], (net.memory_masks[1] > 0.5).float())
+    assert not torch.equal(net.priors[1], net.memory_masks[1])
+    assert not torch.equal(net.priors[1], batch["masks"][:, 1])
 
 
 def test_no_prior_without_spatial_module() -> None:

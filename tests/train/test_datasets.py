@@ -90,18 +90,30 @@ def test_weighted_mix_follows_weights(make_davis_root: Callable[..., Path], tmp_
                  samples_per_epoch=400)
     ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=0)
     assert np.allclose(ds.weights, [0.75, 0.25])
-    picks = [int(np.random.default_rng([0, 0, i]).choice(2, p=ds.weights)) for i in range(400)]
+    picks: list[int] = []
+    for k, src in enumerate(ds.sources):  # record which source each clip is read from
+        real = src.read_clip
+
+        def read_clip(*args, _k=k, _real=real, **kwargs):
+            picks.append(_k)
+            return _real(*args, **kwargs)
+
+        src.read_clip = read_clip  # type: ignore[method-assign]
+    ds.set_epoch(0, 1)
+    for i in range(400):
+        ds._raw_clip(np.random.default_rng([0, 0, i]))
+    assert len(picks) == 400
     assert 0.65 < picks.count(0) / 400 < 0.85
 
 
 def test_depth_is_loaded_and_missing_depth_is_named(make_davis_root: Callable[..., Path]) -> None:
     root = make_davis_root({"a": (4, 1)}, split="train", size=(48, 64))
     data = _data(root)
-    with pytest.raises(DataError, match=r"Depth/480p/a does not exist.*vosbench prepare depth"):  # before training
-        ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
+    with pytest.raises(DataError, match="depth"):
+        ds[0]
     for t in range(4):
         write_depth(root / "Depth" / "480p" / "a" / f"{t:05d}.png", np.full((48, 64), 0.5, np.float32))
-    ds = ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
     s = ds[0]
     assert s["depth"].shape == (3, 1, 32, 48)
     assert float(s["depth"].max()) <= 1.0
@@ -138,3 +150,25 @@ def test_youtube_source(tmp_path: Path) -> None:
     ds.set_epoch(0, 0)
     s = ds[0]
     assert s["images"].shape == (3, 3, 32, 48) and bool(s["valid"][0])
+
+
+def test_epoch_max_skip_reaches_the_frame_sampler(make_davis_root: Callable[..., Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from vosbench.train import datasets
+
+    root = make_davis_root({"a": (12, 1)}, split="train", size=(48, 64))
+    data = _data(root)
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), seed=0)
+    seen: list[int] = []
+    real = datasets.sample_frame_indices
+
+    def spy(rng, n, clip_frames, max_skip):
+        seen.append(max_skip)
+        return real(rng, n, clip_frames, max_skip)
+
+    monkeypatch.setattr(datasets, "sample_frame_indices", spy)
+    for epoch, skip in ((0, 0), (3, 7)):
+        ds.set_epoch(epoch, skip)
+        ds[0]
+        assert seen and set(seen) == {skip}
+        seen.clear()

@@ -3,7 +3,8 @@
 One step takes a batch of 3-frame clips: frame 0 is encoded into memory with its ground-truth
 mask; frames 1 and 2 are predicted (losses on both); frame 1's predicted soft mask joins the memory
 for frame 2. Models with the SCM spatial prior get the previous frame's ground truth as the prior,
-and from ``train.prior_switch_epoch`` on their own previous prediction (SCM §2.3).
+and from ``train.prior_switch_epoch`` on their own previous prediction (SCM §2.3) as the 0-1 mask
+the inference engine gives at test time (one-hot of the argmax, no gradient through it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
@@ -63,6 +65,12 @@ def _segmentation_loss(output: Any, target: torch.Tensor, loss_cfg: Any, valid: 
     return segmentation_loss(output, target, loss_cfg, valid=valid)
 
 
+def hard_prediction(probs: torch.Tensor) -> torch.Tensor:
+    """One-hot 0-1 masks B,K,H,W of the arg-max object of ``probs`` B,K+1,H,W (what inference feeds the prior)."""
+    probs = probs.detach()
+    return F.one_hot(probs.argmax(1), probs.shape[1]).permute(0, 3, 1, 2)[:, 1:].float()
+
+
 def clip_forward(
     model: torch.nn.Module, batch: dict[str, torch.Tensor], model_cfg: Any, *, own_prior: bool = False
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -81,7 +89,7 @@ def clip_forward(
     q0 = net.encode_query(images[:, 0], d(0))
     mem = net.encode_memory(images[:, 0], masks[:, 0], d(0), query=q0)
     keys, values = [mem.key], [mem.value]
-    prev_pred = masks[:, 0]
+    own = masks[:, 0]  # the model's own previous prediction as a 0-1 mask (frame 0: its ground truth)
     total = images.new_zeros(())
     parts_sum: dict[str, float] = {}
     for t in range(1, n_frames):
@@ -89,13 +97,14 @@ def clip_forward(
         mk, mv = torch.stack(keys, dim=3), torch.stack(values, dim=3)  # B,K,C,T,h,w
         prior = None
         if model_cfg.spatial_prior:
-            prior = prev_pred if own_prior else masks[:, t - 1]
+            prior = own if own_prior else masks[:, t - 1]
         out = net.segment(q, mk, mv, prev_mask=prior, valid=valid)
         loss, parts = _segmentation_loss(out, target[:, t], model_cfg.loss, valid)
         total = total + loss
         for k, v in parts.items():
             parts_sum[k] = parts_sum.get(k, 0.0) + float(v)
         prev_pred = out.probs[:, 1:].float()  # B,K,H,W soft masks of the real slots
+        own = hard_prediction(out.probs)
         if t < n_frames - 1:
             m = net.encode_memory(images[:, t], prev_pred, d(t), query=q)
             keys.append(m.key)
@@ -152,6 +161,27 @@ def _epoch_loader(dataset: ClipDataset, ctx: DistContext, cfg: TrainConfig, epoc
                       drop_last=True, persistent_workers=False)
 
 
+def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1) -> list[tuple[Any, float]]:
+    """The input checks a run makes before it writes anything; returns the opened data sources.
+
+    ``vosbench train --nproc N`` calls it before starting torchrun, so bad input is one error line.
+    """
+    from vosbench.models import get_preset
+
+    if cfg.train.batch_size % world_size:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world_size} workers")
+    if cfg.data.samples_per_epoch < cfg.train.batch_size:
+        raise ConfigError(f"data.samples_per_epoch ({cfg.data.samples_per_epoch}) is smaller than train.batch_size ({cfg.train.batch_size})")
+    last_path = Path(out) / "last.pt"
+    if not resume and last_path.exists():
+        raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
+    try:
+        get_preset(cfg.model.preset, **cfg.model.overrides)
+    except ConfigError as exc:  # unknown preset or model key: say which section it is in
+        raise ConfigError(f"[model] {exc}") from None
+    return open_sources(cfg.data)
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -186,19 +216,12 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         torch.set_num_threads(cfg.train.threads)
     if dev.type == "cuda" and ctx.distributed:
         dev = torch.device("cuda", ctx.local_rank)
-    if cfg.train.batch_size % ctx.world_size:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {ctx.world_size} workers")
+    sources = preflight(cfg, out, resume=resume, world_size=ctx.world_size)
     per_rank = cfg.train.batch_size // ctx.world_size
     last_path = out / "last.pt"
-    if not resume and last_path.exists():
-        raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
-
-    sources = open_sources(cfg.data)
     model, model_cfg = _build_model(cfg)
     dataset = ClipDataset(sources, cfg.data, cfg.augment, depth=bool(model_cfg.depth), seed=cfg.train.seed)
     steps_per_epoch = cfg.data.samples_per_epoch // cfg.train.batch_size
-    if steps_per_epoch < 1:
-        raise ConfigError(f"data.samples_per_epoch ({cfg.data.samples_per_epoch}) is smaller than train.batch_size ({cfg.train.batch_size})")
     total_steps = cfg.train.epochs * steps_per_epoch
     stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
 
@@ -285,6 +308,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
                 loss, parts = net(batch, own_prior=own_prior)
             loss_value = float(mean_across(ctx, loss.detach()))
             if not math.isfinite(loss_value):
+                if loss_log is not None:
+                    loss_log.flush()  # the losses up to the last good step, whatever log_every is
                 last_good = f"; last good checkpoint: {last_path}" if last_path.exists() else "; no checkpoint was saved yet"
                 raise NonFiniteLossError(f"loss became {loss_value} at step {step + 1} (epoch {epoch}); training stopped{last_good}")
             optimizer.zero_grad(set_to_none=True)
