@@ -13,8 +13,8 @@ from rich.table import Table
 from cli.common import console, fail, handle_errors, progress_bar
 from vosbench.errors import VosbenchError
 from vosbench.train.distributed import launch_command
-from vosbench.train.loop import TrainResult
-from vosbench.train.run import train_from_config
+from vosbench.train.loop import TrainResult, preflight, resolve_device
+from vosbench.train.run import default_out_dir, resolve_run_config, train_from_config
 
 
 def _summary(result: TrainResult) -> Table:
@@ -50,14 +50,18 @@ def train(
             args.append("--resume")
         for item in overrides:
             args += ["--set", item]
-        with handle_errors():
+        run_dir = out if out is not None else default_out_dir(config)
+        with handle_errors():  # bad input: one error line here, before torchrun starts any worker
             cmd = launch_command(nproc, args)
+            resolve_device(device)
+            preflight(resolve_run_config(config, data=data, overrides=overrides), run_dir, resume=resume,
+                      world_size=nproc)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         rc = subprocess.call(cmd, env=env)
         if rc != 0:
             raise fail(f"distributed training failed (torchrun exit code {rc}); see the workers' messages above")
-        console.print(f"training finished: {out or Path('runs') / config.stem}", highlight=False)
+        console.print(f"training finished: {run_dir}", highlight=False)
         return
     _run_worker(config, data, out, resume, max_steps, device, overrides)
 

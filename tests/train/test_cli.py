@@ -72,3 +72,37 @@ def test_nan_loss_is_one_line(config_file: Path, tmp_path: Path, monkeypatch: py
                                  "--device", "cpu"])
     _one_line_error(result, "loss became nan at step 1")
     assert not (tmp_path / "r" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--data", "/nonexistent/root"], "dataset root not found"),
+    (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
+    (["--set", "train.batch_size=3", "--set", "data.samples_per_epoch=6"], "not divisible by 2 workers"),
+    (["--set", "model.overrides.key_dimm=8"], "[model] unknown model config key 'key_dimm'"),
+])
+def test_nproc_bad_input_fails_before_torchrun(config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              args: list[str], needle: str) -> None:
+    import subprocess
+
+    launched: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), "--nproc", "2",
+                                 "--device", "cpu", "--set", "train.batch_size=2", *args])
+    _one_line_error(result, needle)
+    assert not launched and not (tmp_path / "r").exists()
+
+
+def test_nproc_launches_torchrun_with_the_same_options(config_file: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    launched: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), "--nproc", "2",
+                                 "--device", "cpu", "--max-steps", "3", "--set", "train.batch_size=2"])
+    assert result.exit_code == 0, result.output
+    (cmd,) = launched
+    assert "--nproc-per-node=2" in cmd and cmd[cmd.index("-m", 3) + 1] == "vosbench.train.launch"
+    tail = cmd[cmd.index("vosbench.train.launch") + 1:]
+    assert tail == ["--config", str(config_file), "--device", "cpu", "--out", str(tmp_path / "r"),
+                    "--max-steps", "3", "--set", "train.batch_size=2"]

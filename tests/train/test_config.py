@@ -46,6 +46,11 @@ def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("override,msg", [("train.epochs=ten", "train.epochs must be an integer"),
                                           ("data.crop=[1,2,3]", "data.crop"), ("train.amp=fp8", "train.amp"),
                                           ("data.stage=videos", "data.stage"), ("optim.lr=0", "optim.lr"),
+                                          ("optim.betas=[0.9, 1.0]", r"optim.betas\[1\] must be in \[0, 1\)"),
+                                          ("optim.lr_decay=0", "optim.lr_decay must be > 0"),
+                                          ("optim.grad_clip=-1", "optim.grad_clip must be >= 0"),
+                                          ("curriculum.ramp_epochs=-2", "curriculum.ramp_epochs must be >= 0"),
+                                          ("curriculum.end_skip=-1", "curriculum.end_skip must be >= 0"),
                                           ("noequals", "expected key=value")])
 def test_bad_values(tmp_path: Path, override: str, msg: str) -> None:
     with pytest.raises(ConfigError, match=msg):

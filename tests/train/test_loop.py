@@ -61,6 +61,48 @@ def test_resume_continues_the_same_run(tiny_config: Callable[..., TrainConfig], 
     assert (tmp_path / "part" / "last.pt").stat().st_mtime_ns == before
 
 
+class _KillAfter:
+    """A progress reporter that interrupts the run (as Ctrl-C or a kill would) once ``steps`` steps are done."""
+
+    def __init__(self, steps: int):
+        self.steps, self.done = steps, 0
+
+    def start(self, description: str, total: int | None = None) -> None:
+        pass
+
+    def update(self, description: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self.steps:
+            raise KeyboardInterrupt
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    # SCM: the spatial prior switches to the model's own prediction in epoch 1, lr halves, max skip grows
+    cfg = tiny_config("model.preset=scm-tiny", "train.epochs=2", "train.batch_size=1", "data.samples_per_epoch=2",
+                      "train.save_every=2", "optim.lr_decay_epochs=[1]", "curriculum.ramp_epochs=1",
+                      "train.prior_switch_epoch=1")
+    train(cfg, tmp_path / "full", device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "part", device="cpu", progress=_KillAfter(3))
+    _, extra = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert extra["step"] == 2 and not (tmp_path / "part" / "step-3.pt").exists()
+    assert [r["step"] for r in read_log(tmp_path / "part" / "log.csv")] == [1, 2, 3]  # step 3 is redone
+    resumed = train(cfg, tmp_path / "part", resume=True, device="cpu")
+    assert resumed.step == 4
+    a, b = read_log(tmp_path / "full" / "log.csv"), read_log(tmp_path / "part" / "log.csv")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    assert [r["lr"] for r in b] == [1e-4, 1e-4, 5e-5, 5e-5]
+    assert [r["max_skip"] for r in b] == [0, 0, 2, 2] and [r["own_prior"] for r in b] == [0, 0, 1, 1]
+    wa, wb = _weights(tmp_path / "full" / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    _, extra = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert extra["scheduler"]["lr"] == 5e-5 and extra["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+
+
 def test_existing_run_needs_resume(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
     cfg = tiny_config()
     train(cfg, tmp_path / "r", max_steps=1, device="cpu")
@@ -74,26 +116,42 @@ def test_resume_with_another_architecture_is_refused(tiny_config: Callable[..., 
         train(tiny_config("model.preset=scm-tiny"), tmp_path / "r", resume=True, device="cpu")
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(
-    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _poison_from_call(monkeypatch: pytest.MonkeyPatch, first_bad_call: int) -> None:
+    """Make the loss NaN from the ``first_bad_call``-th frame loss on (2 frames per step)."""
     calls = {"n": 0}
     real = loop._segmentation_loss
 
-    def poisoned(output, target, loss_cfg, valid):  # 2 frames per step: calls 5, 6 are step 3
+    def poisoned(output, target, loss_cfg, valid):
         calls["n"] += 1
         total, parts = real(output, target, loss_cfg, valid)
-        if calls["n"] >= 5:
+        if calls["n"] >= first_bad_call:
             total = total * float("nan")
         return total, parts
 
     monkeypatch.setattr(loop, "_segmentation_loss", poisoned)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _poison_from_call(monkeypatch, 5)  # calls 5, 6 are step 3
     out = tmp_path / "r"
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 3 .*last good checkpoint"):
         train(tiny_config(), out, device="cpu")
     _, extra = load_checkpoint(out / "last.pt")
     assert extra["step"] == 2
     assert not (out / "step-3.pt").exists()
+    assert [r["step"] for r in read_log(out / "log.csv")] == [1, 2]
+
+
+def test_nan_loss_before_any_checkpoint_still_logs_the_good_steps(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _poison_from_call(monkeypatch, 5)
+    out = tmp_path / "r"
+    with pytest.raises(NonFiniteLossError, match="at step 3 .*no checkpoint was saved yet"):
+        train(tiny_config("train.save_every=100", "train.log_every=50"), out, device="cpu")
+    assert not (out / "last.pt").exists()
     assert [r["step"] for r in read_log(out / "log.csv")] == [1, 2]
 
 

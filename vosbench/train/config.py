@@ -178,8 +178,22 @@ class TrainConfig:
             raise bad("data.workers", "must be >= 0")
         if not self.optim.lr > 0:
             raise bad("optim.lr", "must be > 0")
-        if self.curriculum.start_skip < 0 or self.curriculum.end_skip < 0:
-            raise bad("curriculum", "skips must be >= 0")
+        for i, beta in enumerate(self.optim.betas):
+            if not 0.0 <= beta < 1.0:
+                raise bad(f"optim.betas[{i}]", f"must be in [0, 1), got {beta}")
+        if not self.optim.lr_decay > 0:
+            raise bad("optim.lr_decay", "must be > 0")
+        non_negative = {
+            "optim.weight_decay": self.optim.weight_decay,
+            "optim.grad_clip": self.optim.grad_clip,
+            "curriculum.start_skip": self.curriculum.start_skip,
+            "curriculum.end_skip": self.curriculum.end_skip,
+            "curriculum.ramp_epochs": self.curriculum.ramp_epochs,
+            "curriculum.final_epochs": self.curriculum.final_epochs,
+        }
+        for key, value in non_negative.items():
+            if not value >= 0:
+                raise bad(key, f"must be >= 0, got {value}")
 
     def to_toml(self) -> str:
         return _to_toml(self.to_dict())
