@@ -189,3 +189,11 @@ def test_real_davis_clips_with_tiny_model(real_vos_root: Path, tiny_depth_model:
     for seq in DavisDataset(root, "val", "480p"):
         d = seq.depth(seq.num_frames - 1)
         assert d.shape == seq.size and 0.0 <= d.min() < d.max() <= 1.0
+
+
+def test_unwritable_depth_folder_is_a_data_error(make_davis_root) -> None:
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
+    (root / "Depth").write_text("a file where the Depth/ folder goes")
+    with pytest.raises(DataError, match=r"Depth.*cannot write depth maps"):
+        prepare_depth(root, "val", "480p", CountingEstimator())
+    assert (root / "Depth").read_text().startswith("a file")

@@ -153,7 +153,11 @@ def prepare_depth(
             continue
         progress.start(seq.name, total=seq.num_frames)
         t0 = time.perf_counter()
-        low, high = _prepare_sequence(seq, out_dir, estimator, info, norm, progress)
+        try:
+            low, high = _prepare_sequence(seq, out_dir, estimator, info, norm, progress)
+        except OSError as exc:  # a file where a folder goes, disk full, no permission
+            where = exc.filename or out_dir
+            raise DataError(f"{where}: cannot write depth maps ({exc.strerror or exc})") from None
         summary.sequences.append(
             SequenceDepthResult(seq.name, seq.num_frames, "written", time.perf_counter() - t0, low, high)
         )
