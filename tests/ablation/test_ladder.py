@@ -110,6 +110,16 @@ def test_changed_rung_redoes_only_what_depends_on_it(ladder_file, tmp_path):
     assert runner.calls == {"train": 0, "infer": 1, "evaluate": 1}
 
 
+def test_changed_training_config_retrains(ladder_file, tmp_path):
+    run_ladder(load_ladder(ladder_file), tmp_path / "out", FakeRunner())
+    (ladder_file.parent / "train.toml").write_text("[train]\nmax_steps = 5\nlr = 1e-4\n")
+    runner = FakeRunner()
+    res = run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
+    # every rung trains from that file: all retrain, and everything downstream is redone
+    assert runner.calls == {"train": 3, "infer": 4, "evaluate": 4}
+    assert all(r.ran["train"] for r in res.rungs[:3])
+
+
 def test_interrupted_ladder_resumes(ladder_file, tmp_path):
     class Failing(FakeRunner):
         def infer(self, rung, checkpoint, out_dir, progress):
@@ -165,3 +175,59 @@ def test_bad_ladders(tmp_path, text, message):
     p.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_ladder(p)
+
+
+ABLATIONS = Path(__file__).resolve().parents[2] / "ablations"
+PAPER_COLUMNS = {  # SCM Table 2 rows / D-STM Table 2 check-mark columns
+    "scm": ["ResNeSt", "Seg. head", "Spatial prior", "Train strategy", "Flip+MS", "Finetune"],
+    "dstm": ["ResNeSt", "Lovász", "Depth", "ASPP", "TTA"],
+}
+
+
+def _resolved_model(rung):
+    from vosbench.ablation.steps import toml_value
+    from vosbench.models import get_preset
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(rung.train_config, overrides=[f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()])
+    return cfg, get_preset(cfg.model.preset, **cfg.model.overrides)
+
+
+@pytest.mark.parametrize("name", ["scm-cpu", "scm-davis", "dstm-cpu", "dstm-davis"])
+def test_shipped_ladders_are_the_papers_rungs(name):
+    ladder = load_ladder(ABLATIONS / f"{name}.toml")
+    family = name.split("-")[0]
+    # one rung per paper row, each switching on exactly the next column, in the paper's order
+    assert len(ladder.rungs) == len(PAPER_COLUMNS[family]) + 1
+    assert [len(r.features) for r in ladder.rungs] == list(range(len(ladder.rungs)))
+    assert [f.split("-")[0] for f in ladder.rungs[-1].features] == PAPER_COLUMNS[family]
+    models = [_resolved_model(r)[1] for r in ladder.rungs]  # every preset and override exists
+    assert models[0].backbone.startswith("resnet") and "resnest" in models[1].backbone
+    last = models[-1]
+    if family == "scm":
+        assert (last.spatial_prior, last.aspp, last.refine, last.depth) == (True, True, True, False)
+        assert not models[2].spatial_prior and models[3].spatial_prior
+        assert ladder.rungs[-1].infer_options["finetune_steps"] > 0 and ladder.rungs[-1].infer_options["flip"]
+    else:
+        assert (last.depth, last.aspp, last.spatial_prior) == (True, True, False) and last.loss.lovasz > 0
+        assert models[1].loss.lovasz == 0 < models[2].loss.lovasz and not models[2].depth and models[3].depth
+        assert not models[3].aspp and models[4].aspp
+    tta = next(i for i, r in enumerate(ladder.rungs) if r.features[-1:] in (("Flip+MS",), ("TTA",)))
+    assert len(ladder.rungs[tta].infer_options["scales"]) == 3
+    assert len(ladder.rungs[tta - 1].infer_options.get("scales", [1.0])) == 1  # no TTA before its rung
+
+
+@pytest.mark.parametrize("name", ["scm-cpu", "dstm-cpu", "scm-davis", "dstm-davis"])
+def test_ladders_infer_at_the_scale_they_train_at(name):
+    """The tiny configs train at half the embedded frames' height: their rungs must infer at 0.5."""
+    from vosbench.data.synthetic.profiles import PROFILES
+
+    ladder = load_ladder(ABLATIONS / f"{name}.toml")
+    for rung in ladder.rungs:
+        cfg, _ = _resolved_model(rung)
+        if name.endswith("-cpu"):
+            train_scale = sum(cfg.data.short_side) / 2 / PROFILES["small"].size[0]
+        else:
+            train_scale = 1.0  # DAVIS configs train at full resolution
+        scales = rung.infer_options.get("scales", [1.0])
+        assert min(scales, key=lambda s: abs(s - train_scale)) == pytest.approx(train_scale, abs=0.01), rung.name

@@ -34,3 +34,31 @@ def test_cli_unknown_preset_and_missing_data(tmp_path, make_davis_root):
                               "--out", str(tmp_path / "out")])
     assert res.exit_code == 1 and "rung 'a'" in res.output and "no-such-preset" in res.output
     assert not (tmp_path / "out" / "train").exists(), "nothing trained before the ladder was checked"
+
+
+def test_data_fingerprint_covers_manifest_split_lists_and_depth(tmp_path):
+    from vosbench.ablation.steps import VosbenchSteps
+
+    (tmp_path / "ImageSets" / "2017").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("a\n")
+    steps = VosbenchSteps(tmp_path)
+    seen = {steps.data_fingerprint()}
+
+    def changed() -> bool:
+        fp = steps.data_fingerprint()
+        new = fp not in seen
+        seen.add(fp)
+        return new
+
+    assert not changed()  # stable
+    (tmp_path / "manifest.json").write_text('{"seed": 0}')
+    assert changed()
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("a\nb\n")  # with a manifest too
+    assert changed()
+    depth = tmp_path / "Depth" / "480p" / "a"
+    depth.mkdir(parents=True)
+    (depth / "normalization.json").write_text('{"estimator": "one"}')
+    assert changed()
+    (depth / "normalization.json").write_text('{"estimator": "another"}')  # re-prepared depth
+    assert changed()
+    assert VosbenchSteps(tmp_path, max_steps=5).data_fingerprint() not in seen

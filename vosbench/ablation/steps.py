@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vosbench.ablation.ladder import RungSpec
+from vosbench.depth.prepare import NORMALIZATION_FILE
 from vosbench.errors import ConfigError, DataError
 from vosbench.progress import Progress
 
@@ -52,13 +53,15 @@ class VosbenchSteps:
         self.workers = workers
 
     def data_fingerprint(self) -> str:
+        """Hash of the dataset's manifest, split lists and depth records (`prepare depth` writes one
+        ``normalization.json`` per sequence naming the estimator), so re-prepared data retrains."""
         h = hashlib.sha256()
-        manifest = self.data / "manifest.json"
-        if manifest.is_file():
-            h.update(manifest.read_bytes())
-        else:
-            for p in sorted((self.data / "ImageSets").rglob("*.txt")):
-                h.update(p.name.encode() + p.read_bytes())
+        records = [self.data / "manifest.json"]
+        records += sorted((self.data / "ImageSets").rglob("*.txt"))
+        records += sorted((self.data / "Depth").glob(f"*/*/{NORMALIZATION_FILE}"))
+        for p in records:
+            if p.is_file():
+                h.update(str(p.relative_to(self.data)).encode() + b"\0" + p.read_bytes())
         h.update(f"{self.split}/{self.resolution}/max_steps={self.max_steps}".encode())
         return h.hexdigest()[:16]
 
