@@ -287,13 +287,23 @@ class InferenceCore:
             st.groups.append(ObjectGroup(start, len(st.object_ids), st.frame))
             extra = probs.new_zeros(1, len(new_ids), *probs.shape[-2:])
             probs = torch.cat([probs, extra], dim=1)
-        fg = probs[:, 1:].clone()
-        given = torch.zeros(probs.shape[-2:], dtype=torch.bool, device=probs.device)
-        for obj in objects:
-            given |= mask == obj
-        fg *= (~given).to(fg.dtype)
-        for obj in objects:
-            fg[0, st.object_ids.index(obj)] = (mask == obj).to(fg.dtype)
-        bg = (1 - fg.sum(1, keepdim=True)).clamp_min(0)
-        return torch.cat([bg, fg], dim=1)
+        return paste_ground_truth(probs, mask, objects, st.object_ids)
+
+
+def paste_ground_truth(probs: Tensor, mask: Tensor, objects: Sequence[int], object_ids: Sequence[int]) -> Tensor:
+    """``probs`` 1,K+1,H,W with ``objects`` set to their ground truth in ``mask`` (H,W ids).
+
+    Where a given object's mask is on, the other objects' probabilities are zeroed; elsewhere
+    the prediction is kept. Channel ``i+1`` belongs to ``object_ids[i]``.
+    """
+    fg = probs[:, 1:].clone()
+    given = torch.zeros(probs.shape[-2:], dtype=torch.bool, device=probs.device)
+    for obj in objects:
+        given |= mask == obj
+    fg *= (~given).to(fg.dtype)
+    ids = list(object_ids)
+    for obj in objects:
+        fg[0, ids.index(obj)] = (mask == obj).to(fg.dtype)
+    bg = (1 - fg.sum(1, keepdim=True)).clamp_min(0)
+    return torch.cat([bg, fg], dim=1)
 

@@ -2,8 +2,10 @@
 
 Each variant (scale, flip) runs its own :class:`~vosbench.infer.engine.InferenceCore` with its
 own memory on the transformed video; the probabilities are mapped back to the original
-resolution (bilinear, un-flipped) and averaged. The single variant (1.0, no flip) is passed
-through untouched, so it equals plain inference exactly.
+resolution (bilinear, un-flipped) and averaged. On a frame with a given mask, the given objects'
+average is replaced by the mask itself at the original resolution (the resampled variants blur
+it). The single variant (1.0, no flip) is passed through untouched, so it equals plain inference
+exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vosbench.errors import ConfigError
-from vosbench.infer.engine import EngineConfig, InferenceCore, mask_to_tensor, object_ids_in
+from vosbench.infer.engine import EngineConfig, InferenceCore, mask_to_tensor, object_ids_in, paste_ground_truth
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,13 @@ class TTAInference:
             mask = mask_to_tensor(mask, core.device)
             if objects is None:
                 objects = object_ids_in(mask)
-        if len(self.variants) == 1:
+        if len(self.variants) == 1 and self.variants[0].identity:
             return self.variants[0].step(image, mask, objects, depth)
         total = None
         for v in self.variants:
             p = v.step(image, mask, objects, depth)
             total = p.clone() if total is None else total.add_(p)
-        return total.div_(len(self.variants))
+        total.div_(len(self.variants))
+        if mask is not None and objects:
+            total = paste_ground_truth(total[None], mask, objects, self.object_ids)[0]
+        return total
