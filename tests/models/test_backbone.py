@@ -138,3 +138,18 @@ def test_stride_features_found_by_reduction():
     # A dilated trunk (output stride 8) has no stride-16 feature.
     with pytest.raises(ConfigError, match="stride-4/8/16"):
         Backbone("resnet18", timm_kwargs={"output_stride": 8})
+
+
+def test_imagenet_weights_for_a_flattened_features_trunk(tmp_path):
+    # timm's features_only ConvNeXt names its stem 'stem_0' where the classifier has 'stem.0'.
+    torch.manual_seed(4)
+    state = timm.create_model("convnext_atto", pretrained=False).state_dict()
+    path = tmp_path / "convnext_atto.pth"
+    torch.save(state, path)
+    bb = Backbone("convnext_atto", ("rgb_mean", "zeros"))
+    bb.load_imagenet(path)
+    w = bb.body.stem_0.weight
+    torch.testing.assert_close(w[:, :3], state["stem.0.weight"])
+    torch.testing.assert_close(w[:, 3], state["stem.0.weight"].mean(dim=1))
+    assert w[:, 4].abs().max() == 0
+    torch.testing.assert_close(bb.body.stages_2.blocks[0].conv_dw.weight, state["stages.2.blocks.0.conv_dw.weight"])

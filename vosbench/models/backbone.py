@@ -127,9 +127,10 @@ class Backbone(nn.Module):
         new: dict[str, torch.Tensor] = {}
         adapted: list[str] = []
         for key, target in own.items():
-            if key not in state:
+            src_key = key if key in state else classifier_key(key)
+            if src_key not in state:
                 continue
-            src = state[key]
+            src = state[src_key]
             if src.shape == target.shape:
                 new[key] = src
             elif (
@@ -150,11 +151,12 @@ class Backbone(nn.Module):
         missing = [k for k in own if k not in new and not k.endswith("num_batches_tracked")]
         # Keys of stages the features-only trunk drops (layer4, fc) are expected; extra keys inside a
         # stage it keeps mean another depth of network (e.g. resnet34 weights for resnet18).
-        kept_stages = {k.split(".")[0] for k in own}
+        known = set(own) | {classifier_key(k) for k in own}
+        kept_stages = tuple({classifier_key(k.split(".")[0]) + "." for k in own})  # "layer1.", "stages.0."
         foreign = [
             k
             for k in state
-            if k not in own and k.split(".")[0] in kept_stages and not k.endswith("num_batches_tracked")
+            if k not in known and k.startswith(kept_stages) and not k.endswith("num_batches_tracked")
         ]
         if foreign and not missing:
             raise CheckpointError(
@@ -195,6 +197,19 @@ def stride_indices(name: str, reductions: Sequence[int]) -> tuple[int, ...]:
             )
         indices.append(found[-1])
     return tuple(indices)
+
+
+def classifier_key(key: str) -> str:
+    """The classification-model name of a features-only weight.
+
+    timm flattens nested ``Sequential`` trunks of some models (ConvNeXt) for ``features_only``, so
+    ``stem.0.weight`` / ``stages.1.…`` become ``stem_0.weight`` / ``stages_1.…``; other keys are unchanged.
+    """
+    head, dot, rest = key.partition(".")
+    base, sep, index = head.rpartition("_")
+    if sep and base and index.isdigit():
+        return f"{base}.{index}{dot}{rest}"
+    return key
 
 
 def expand_input_conv(weight: torch.Tensor, extra_channels: Sequence[str]) -> torch.Tensor:
