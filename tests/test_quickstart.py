@@ -27,3 +27,20 @@ def test_quickstart_end_to_end(tmp_path):
     res2 = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--profile", "tiny", "--max-steps", "1"])
     assert res2.exit_code == 0, res2.output
     assert (out / "train/last.pt").stat().st_mtime_ns == mtime
+
+
+def test_quickstart_trains_the_model_configs_stm_tiny_trains():
+    """The packaged config is a shorter stm-tiny run: same network, BN and loss settings."""
+    from pathlib import Path
+
+    from vosbench.models import get_preset
+    from vosbench.quickstart import default_config
+    from vosbench.train.run import resolve_run_config
+
+    def model(path):
+        cfg = resolve_run_config(path)
+        return get_preset(cfg.model.preset, **cfg.model.overrides)
+
+    quick = model(default_config())
+    assert quick == model(Path(__file__).resolve().parents[1] / "configs" / "stm-tiny.toml")
+    assert not quick.freeze_bn and quick.loss.iou > 0
