@@ -1,12 +1,15 @@
 """Training speed on CPU: seconds per step and peak RSS of each tiny preset, and DDP scaling (gloo).
 
-Each measurement runs in a fresh process: ``vosbench train`` on the tiny configs (3-frame clips,
-batch 2), timing steps from ``log.csv`` after a warm-up step; then the ``stm-tiny`` config under
+Each measurement runs in a fresh process: ``vosbench train`` on the shipped tiny configs
+(``configs/<preset>.toml``: their model overrides, crop and augmentation) with 3-frame clips and
+batch 2, timing steps from ``log.csv`` after a warm-up step; then ``configs/stm-tiny.toml`` under
 torchrun with 1 and 2 gloo workers at the same global batch, reporting samples per second.
+Peak RSS is the child's VmHWM (``ru_maxrss`` would include the RSS it inherited from this process).
 
-    .venv/bin/python benchmarks/train_speed.py [--data ROOT] [--steps 6] [--crop 128x224]
+    .venv/bin/python benchmarks/train_speed.py [--data ROOT] [--steps 6] [--crop 96x160]
 
-Without ``--data`` a small embedded dataset (6 videos, 240x432, with depth) is generated in a temp folder.
+Without ``--data`` a small embedded dataset (8 videos, 240x432, with depth) is generated in a temp folder.
+Without ``--crop`` each config's own crop is used (96x160 for the tiny configs).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("stm-tiny", "scm-tiny", "dstm-tiny")
 
 CHILD = r"""
-import json, resource, sys
+import json, sys
 from vosbench.train.run import train_from_config
-r = train_from_config(sys.argv[1], out=sys.argv[2], max_steps=int(sys.argv[3]), device="cpu")
-print("RESULT " + json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+r = train_from_config(sys.argv[1], out=sys.argv[2], max_steps=int(sys.argv[3]), device="cpu", overrides=sys.argv[4:])
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("RESULT " + json.dumps({"rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 
@@ -38,27 +42,26 @@ def _step_times(log_csv: Path) -> list[float]:
     return [b - a for a, b in itertools.pairwise(seconds)]  # drops the first (warm-up) step
 
 
-def _config(tmp: Path, preset: str, data: Path, crop: tuple[int, int], batch: int, threads: int) -> Path:
-    path = tmp / f"{preset}-b{batch}-t{threads}.toml"
-    path.write_text(
-        f'[model]\npreset = "{preset}"\n'
-        f'[data]\nroot = "{data}"\nsplit = "train"\ncrop = [{crop[0]}, {crop[1]}]\n'
-        f"short_side = [{crop[0]}, {crop[0] + 32}]\nmax_objects = 2\nsamples_per_epoch = 512\n"
-        f"[curriculum]\nend_skip = 5\n[optim]\nlr = 1e-4\n"
-        f'[train]\nepochs = 1\nbatch_size = {batch}\namp = "none"\nthreads = {threads}\nsave_every = 100000\n'
-    )
-    return path
+def _overrides(data: Path, crop: tuple[int, int] | None, batch: int, threads: int) -> list[str]:
+    """``--set`` items: the benchmark's data, batch and thread count on top of a shipped tiny config."""
+    items = [f'data.root="{data}"', "data.split=train", "data.samples_per_epoch=512", "data.workers=0",
+             "train.epochs=1", f"train.batch_size={batch}", f"train.threads={threads}", 'train.amp="none"',
+             "train.save_every=100000", "train.log_every=100000"]
+    if crop is not None:
+        items += [f"data.crop=[{crop[0]}, {crop[1]}]", f"data.short_side=[{crop[0]}, {crop[0] + 32}]"]
+    return items
 
 
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def measure_preset(tmp: Path, preset: str, data: Path, crop: tuple[int, int], steps: int, threads: int) -> dict:
-    cfg = _config(tmp, preset, data, crop, 2, threads)
+def measure_preset(tmp: Path, preset: str, data: Path, crop: tuple[int, int] | None, steps: int, threads: int) -> dict:
+    cfg = REPO / "configs" / f"{preset}.toml"
     out = tmp / f"run-{preset}-t{threads}"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(cfg), str(out), str(steps + 1)], env=_env(),
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(cfg), str(out), str(steps + 1),
+                           *_overrides(data, crop, 2, threads)], env=_env(), capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{preset}: training failed:\n{proc.stderr[-2000:]}")
     info = json.loads(proc.stdout.split("RESULT ", 1)[1])
@@ -66,12 +69,13 @@ def measure_preset(tmp: Path, preset: str, data: Path, crop: tuple[int, int], st
     return {"preset": preset, "threads": threads, "s_per_step": sum(times) / len(times), "rss_mb": info["rss_mb"]}
 
 
-def measure_ddp(tmp: Path, data: Path, crop: tuple[int, int], steps: int, nproc: int, batch: int) -> dict:
-    cfg = _config(tmp, "stm-tiny", data, crop, batch, 1)
+def measure_ddp(tmp: Path, data: Path, crop: tuple[int, int] | None, steps: int, nproc: int, batch: int) -> dict:
     out = tmp / f"ddp-{nproc}-b{batch}"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "vosbench.train.launch", "--config", str(cfg), "--out", str(out), "--max-steps", str(steps + 1),
-           "--device", "cpu"]
+           "-m", "vosbench.train.launch", "--config", str(REPO / "configs" / "stm-tiny.toml"), "--out", str(out),
+           "--max-steps", str(steps + 1), "--device", "cpu"]
+    for item in _overrides(data, crop, batch, 1):
+        cmd += ["--set", item]
     proc = subprocess.run(cmd, env=dict(_env(), OMP_NUM_THREADS="1"), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"DDP x{nproc}: training failed:\n{proc.stderr[-2000:]}")
@@ -84,10 +88,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="DAVIS-layout root with a train split (and Depth/ for dstm-tiny)")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per measurement (after 1 warm-up step)")
-    ap.add_argument("--crop", default="128x224", help="training crop HxW (the tiny configs use 128x224)")
+    ap.add_argument("--crop", default=None, help="training crop HxW (default: each config's own, 96x160)")
     ap.add_argument("--threads", default="1", help="torch threads per process for the preset table, e.g. 1,2")
     args = ap.parse_args()
-    crop = tuple(int(v) for v in args.crop.lower().split("x"))
+    crop = None if args.crop is None else tuple(int(v) for v in args.crop.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="train-speed-") as td:
         tmp = Path(td)
         data = args.data
@@ -97,7 +101,8 @@ def main() -> None:
             data = tmp / "data"
             generate_synthetic(data, "tiny", seed=0, videos=8, size=(240, 432))
         rows = [measure_preset(tmp, p, data, crop, args.steps, int(t)) for t in args.threads.split(",") for p in PRESETS]
-        print(f"\nTraining step on CPU (3-frame clips, batch 2, crop {crop[0]}x{crop[1]}, 2 object slots)")
+        shown = "each config's" if crop is None else f"{crop[0]}x{crop[1]}"
+        print(f"\nTraining step on CPU (3-frame clips, batch 2, crop {shown}, shipped tiny configs)")
         print(f"{'preset':<12}{'threads':>8}{'s/step':>10}{'samples/s':>11}{'peak RSS MB':>13}")
         for r in rows:
             print(f"{r['preset']:<12}{r['threads']:>8}{r['s_per_step']:>10.2f}{2 / r['s_per_step']:>11.2f}{r['rss_mb']:>13.0f}")
