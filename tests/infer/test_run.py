@@ -232,6 +232,18 @@ def test_youtube_vos_root_late_objects_join_on_their_annotation(tiny_checkpoint,
     assert np.array_equal(read_mask(out / "00015.png") == 3, read_mask(ann / "00015.png") == 3)
 
 
+def test_youtube_vos_video_whose_objects_all_appear_later(tiny_checkpoint, tmp_path):
+    from tests.data.test_youtube import write_split
+
+    write_split(tmp_path / "yt", "valid", {"dd44": (3, {1: 1})}, annotate_all=False)
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), tmp_path / "yt", "valid", out=tmp_path / "out")
+    assert summary.sequences[0].objects == 1
+    out = tmp_path / "out" / "dd44"
+    assert not read_mask(out / "00000.png").any()
+    ann = read_mask(tmp_path / "yt" / "valid" / "Annotations" / "dd44" / "00005.png")
+    assert np.array_equal(read_mask(out / "00005.png"), ann)
+
+
 def test_unknown_device_is_a_config_error(tiny_checkpoint, tmp_path):
     data = _davis(tmp_path / "data", {"s": (2, 1)})
     with pytest.raises(ConfigError, match="--device must be cpu, cuda or cuda:N, got 'gpu'"):

@@ -33,7 +33,7 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
-from vosbench.data.youtube import YouTubeVOS
+from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir
 from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig
@@ -200,7 +200,10 @@ def infer_sequence(
     if n == 0:
         raise DataError(f"sequence {seq.name!r} has no frames")
     h, w = seq.size
-    first_mask = seq.first_mask()
+    if isinstance(seq, YouTubeSequence) and not seq.has_mask(0):
+        first_mask = np.zeros((h, w), np.uint8)  # every object of this video appears later
+    else:
+        first_mask = seq.first_mask()  # a DAVIS sequence must annotate its first frame
     # the objects of the first frame's mask (a YouTube-VOS sequence's object_ids also lists the
     # objects that appear later: those join on their own annotated frame below)
     ids = [int(o) for o in np.unique(first_mask) if o not in (0, VOID_ID)]
