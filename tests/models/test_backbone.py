@@ -152,4 +152,5 @@ def test_imagenet_weights_for_a_flattened_features_trunk(tmp_path):
     torch.testing.assert_close(w[:, :3], state["stem.0.weight"])
     torch.testing.assert_close(w[:, 3], state["stem.0.weight"].mean(dim=1))
     assert w[:, 4].abs().max() == 0
-    torch.testing.assert_close(bb.body.stages_2.blocks[0].conv_dw.weight, state["stages.2.blocks.0.conv_dw.weight"])
+    dw = bb.body.stages_2.blocks[0].conv_dw.weight
+    torch.testing.assert_close(dw, state["stages.2.blocks.0.conv_dw.weight"])

@@ -203,7 +203,7 @@ def classifier_key(key: str) -> str:
     """The classification-model name of a features-only weight.
 
     timm flattens nested ``Sequential`` trunks of some models (ConvNeXt) for ``features_only``, so
-    ``stem.0.weight`` / ``stages.1.…`` become ``stem_0.weight`` / ``stages_1.…``; other keys are unchanged.
+    ``stem.0.weight`` / ``stages.1.…`` become ``stem_0.weight`` / ``stages_1.…``; other keys stay.
     """
     head, dot, rest = key.partition(".")
     base, sep, index = head.rpartition("_")
