@@ -132,7 +132,7 @@ def test_segmentation_loss_rejects_ids_beyond_objects():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_lovasz_gradient_is_the_jaccard_increment_of_each_error_rank(seed):
-    # Berman et al. Eq. 9: d/dm_i of the extension is g_r = Δ({π_1..π_r}) − Δ({π_1..π_{r−1}}), r = rank(i).
+    # Berman et al. Eq. 9: d/dm_i of the extension is g_r = Δ(π_1..π_r) − Δ(π_1..π_{r−1}), r = rank(i).
     g = torch.Generator().manual_seed(seed)
     m = torch.rand(6, generator=g, dtype=torch.float64).requires_grad_()
     gt = (torch.rand(6, generator=g) > 0.5).long()
