@@ -30,7 +30,7 @@ def _distributed(device: str) -> tuple[int, int, str]:
 
 def infer_cmd(
     *,
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root.")],
+    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root, or a YouTube-VOS 2019 root (ROOT/<split>/meta.json).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
     ensemble: Annotated[str | None, typer.Option(
@@ -38,7 +38,7 @@ def infer_cmd(
         help="Comma-separated checkpoints (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
-    split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt).")] = "val",
+    split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Add horizontally flipped variants (TTA).")] = None,
     scales: Annotated[str | None, typer.Option("--scales", help="TTA scales, e.g. 0.75,1.0,1.25 (default 1.0).")] = None,
