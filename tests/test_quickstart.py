@@ -24,9 +24,17 @@ def test_quickstart_end_to_end(tmp_path):
     assert f"{100 * folder.summary.jf_mean:.1f}" in res.output
     # a re-run reuses the dataset, the finished training and the written sequences
     mtime = (out / "train/last.pt").stat().st_mtime_ns
+    mask = out / "results" / val[0] / "00001.png"
+    written = mask.stat().st_mtime_ns
     res2 = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--profile", "tiny", "--max-steps", "1"])
     assert res2.exit_code == 0, res2.output
     assert (out / "train/last.pt").stat().st_mtime_ns == mtime
+    assert mask.stat().st_mtime_ns == written
+    # training on (a higher step cap) makes the earlier masks stale: they are inferred again
+    res3 = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--profile", "tiny", "--max-steps", "2"])
+    assert res3.exit_code == 0, res3.output
+    assert (out / "train/last.pt").stat().st_mtime_ns != mtime
+    assert mask.stat().st_mtime_ns != written
 
 
 def test_quickstart_trains_the_model_configs_stm_tiny_trains():

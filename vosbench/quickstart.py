@@ -1,17 +1,19 @@
 """The end-to-end quickstart: embedded dataset → train a tiny model → infer → evaluate → package.
 
 Every step is a library call the other verbs also make; finished steps are reused on a re-run
-(the dataset when its manifest exists, training through ``resume``, inference per sequence).
+(the dataset when its manifest exists, training through ``resume``, inference per sequence as
+long as ``results.checkpoint`` names the checkpoint that wrote them).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vosbench.fsutil import atomic_dir
+from vosbench.fsutil import atomic_dir, atomic_write_text, sha256_file
 from vosbench.metrics import EvaluationResult
 from vosbench.progress import Progress, ensure_progress
 
@@ -70,6 +72,11 @@ def run_quickstart(
         progress=progress,
     )
     results = out / "results"
+    # Masks written by another checkpoint (training went on, or another --config) are stale.
+    source, marker = sha256_file(trained.last_checkpoint), out / "results.checkpoint"
+    if not (marker.is_file() and marker.read_text().strip() == source):
+        shutil.rmtree(results, ignore_errors=True)
+        atomic_write_text(marker, source + "\n")
     summary = infer_dataset(str(trained.last_checkpoint), data, split, "480p", results,
                             InferOptions(device=device), progress)
     evaluation = evaluate_results(data, results, split, progress=progress)
