@@ -103,6 +103,43 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: Callable[..., 
     assert extra["scheduler"]["lr"] == 5e-5 and extra["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
 
 
+def test_main_stage_starts_from_the_pretraining_checkpoint(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    from vosbench.models import build_model, get_preset
+
+    pre = train(tiny_config("data.stage=static", "train.epochs=1"), tmp_path / "pre", device="cpu")
+    assert pre.step == 2
+    # lr 1e-12: one Adam step moves each weight by ~1e-12, so the main stage's weights are the loaded ones
+    main = tiny_config(f"train.init_checkpoint={pre.last_checkpoint}", "optim.lr=1e-12")
+    train(main, tmp_path / "main", max_steps=1, device="cpu")
+    wp, wm = _weights(tmp_path / "pre" / "last.pt"), _weights(tmp_path / "main" / "last.pt")
+    assert max(float((wp[k].float() - wm[k].float()).abs().max()) for k in wp) < 1e-8
+    torch.manual_seed(0)
+    fresh = build_model(get_preset("stm-tiny")).state_dict()
+    assert max(float((wp[k].float() - fresh[k].float()).abs().max()) for k in wp) > 1e-4  # pretraining moved them
+    with pytest.raises(CheckpointError, match="differs"):
+        train(tiny_config(f"train.init_checkpoint={pre.last_checkpoint}", "model.preset=scm-tiny"), tmp_path / "x",
+              device="cpu")
+    with pytest.raises(CheckpointError, match="init_checkpoint not found"):
+        train(tiny_config(f"train.init_checkpoint={tmp_path / 'nope.pt'}"), tmp_path / "y", device="cpu")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_resume_checks_the_checkpoint_and_warns_on_a_changed_config(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vosbench.models import save_checkpoint
+
+    out = tmp_path / "r"
+    train(tiny_config(), out, max_steps=1, device="cpu")
+    with caplog.at_level("WARNING", logger="vosbench.train.loop"):
+        train(tiny_config("optim.lr=2e-4", "train.log_every=3"), out, resume=True, max_steps=2, device="cpu")
+    assert "differs from the run's in optim.lr;" in caplog.text  # log_every does not change the run
+    model, _ = load_checkpoint(out / "last.pt")
+    save_checkpoint(tmp_path / "plain" / "last.pt", model)  # weights + config only (e.g. an exported model)
+    with pytest.raises(CheckpointError, match="not a training checkpoint .*optimizer"):
+        train(tiny_config(), tmp_path / "plain", resume=True, device="cpu")
+
+
 def test_existing_run_needs_resume(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
     cfg = tiny_config()
     train(cfg, tmp_path / "r", max_steps=1, device="cpu")

@@ -161,6 +161,27 @@ def _epoch_loader(dataset: ClipDataset, ctx: DistContext, cfg: TrainConfig, epoc
                       drop_last=True, persistent_workers=False)
 
 
+# keys that may change between a run and its resumption without changing what it computes
+RESUME_FREE_KEYS = frozenset({"data.root", "data.workers", "train.save_every", "train.log_every", "train.tensorboard",
+                              "train.threads"})
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def changed_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted config keys whose values differ between a checkpoint's saved config and ``current``."""
+    a, b = _flat(saved), _flat(current)
+    return sorted(k for k in set(a) | set(b) if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k))
+
+
 def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1) -> list[tuple[Any, float]]:
     """The input checks a run makes before it writes anything; returns the opened data sources.
 
@@ -175,6 +196,9 @@ def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1)
     last_path = Path(out) / "last.pt"
     if not resume and last_path.exists():
         raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
+    init = cfg.train.init_checkpoint
+    if init and not (resume and last_path.exists()) and not Path(init).is_file():
+        raise CheckpointError(f"{init}: train.init_checkpoint not found (train the previous stage first)")
     try:
         get_preset(cfg.model.preset, **cfg.model.overrides)
     except ConfigError as exc:  # unknown preset or model key: say which section it is in
@@ -231,12 +255,22 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     step = 0
     if resume and last_path.exists():
         loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
+        missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
+        if missing:
+            raise CheckpointError(f"{last_path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
         model.load_state_dict(loaded.state_dict())
-        optimizer.load_state_dict(extra["optimizer"])
+        try:
+            optimizer.load_state_dict(extra["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"{last_path}: optimizer state does not fit this model's trainable parameters ({exc})") from None
         if extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
         restore_rng(extra["rng"])
         step = int(extra["step"])
+        changed = changed_keys(extra.get("train_config", {}), cfg.to_dict())
+        if changed:
+            log.warning("%s: resuming with a config that differs from the run's in %s; the continuation will not "
+                        "match an uninterrupted run", last_path, ", ".join(changed))
     else:
         if resume:
             log.warning("%s: nothing to resume, starting a new run", last_path)
