@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -34,6 +35,20 @@ def test_cli_unknown_preset_and_missing_data(tmp_path, make_davis_root):
                               "--out", str(tmp_path / "out")])
     assert res.exit_code == 1 and "rung 'a'" in res.output and "no-such-preset" in res.output
     assert not (tmp_path / "out" / "train").exists(), "nothing trained before the ladder was checked"
+    # bad training overrides and inference options are found before the first rung trains
+    stm = Path(__file__).resolve().parents[2] / "configs" / "stm-tiny.toml"
+    for rung, message in (
+        ('set = { "train.bogus" = 1 }', "unknown config key 'train.bogus'"),
+        ("infer = { flipp = true }", "unknown inference option 'flipp'"),
+        ("infer = { scales = [0.0] }", "scale 0.0 out of range"),
+    ):
+        (tmp_path / "l.toml").write_text(
+            f"[[rungs]]\nname='a'\ntrain_config='{stm}'\n[[rungs]]\nname='b'\n{rung}\n"
+        )
+        res = runner.invoke(app, ["ablate", "--config", str(tmp_path / "l.toml"), "--data", str(root),
+                                  "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
+        assert res.exit_code == 1 and "rung 'b'" in res.output and message in " ".join(res.output.split())
+        assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_data_fingerprint_covers_manifest_split_lists_and_depth(tmp_path):

@@ -101,12 +101,12 @@ def run_ladder(
     common rungs (e.g. the STM baseline).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     store = Path(cache) if cache is not None else out
     progress = ensure_progress(progress)
     data_fp = runner.data_fingerprint()
-    for rung in ladder.rungs:
+    for rung in ladder.rungs:  # every rung is checked before any work (or folder) is made
         runner.check(rung)
+    out.mkdir(parents=True, exist_ok=True)
     results: list[RungResult] = []
     for rung in ladder.rungs:
         ran: dict[str, bool] = {}

@@ -69,16 +69,23 @@ class VosbenchSteps:
         return [f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()]
 
     def check(self, rung: RungSpec) -> None:
+        """Resolve the rung's training config, model preset and inference options (no training)."""
+        from vosbench.infer.run import InferOptions
         from vosbench.models import get_preset
         from vosbench.train.run import resolve_run_config
 
+        try:
+            options = InferOptions.resolve(**rung.infer_options)
+            options.tta(), options.finetune(), options.engine()  # each validates its values
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise ConfigError(f"rung {rung.name!r}: {exc}") from None
         if rung.checkpoint is not None:
             if not rung.checkpoint.is_file():
                 raise DataError(f"rung {rung.name!r}: checkpoint {rung.checkpoint} not found")
             return
         assert rung.train_config is not None
-        cfg = resolve_run_config(rung.train_config, data=self.data, overrides=self._overrides(rung))
         try:
+            cfg = resolve_run_config(rung.train_config, data=self.data, overrides=self._overrides(rung))
             get_preset(cfg.model.preset, **cfg.model.overrides)
         except ConfigError as exc:
             raise ConfigError(f"rung {rung.name!r}: {exc}") from None
