@@ -37,9 +37,15 @@ def test_help_has_an_example() -> None:
 def test_train_writes_outputs_then_refuses_another_architecture(config_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(out), "--max-steps", "1",
-                                 "--device", "cpu"])
+                                 "--device", "cpu", "--set", "optim.lr=2e-4", "--set", "optim.betas=[0.8, 0.99]"])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} >= {"last.pt", "step-1.pt", "log.csv", "config.toml"}
+    from vosbench.train.config import load_config
+    from vosbench.train.trainlog import read_log
+
+    resolved = load_config(out / "config.toml")  # the --set overrides reach the run
+    assert resolved.optim.lr == 2e-4 and resolved.optim.betas == (0.8, 0.99)
+    assert read_log(out / "log.csv")[0]["lr"] == 2e-4
     result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(out), "--resume",
                                  "--set", "model.preset=scm-tiny", "--device", "cpu"])
     _one_line_error(result, "differs")

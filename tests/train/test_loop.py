@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,3 +210,22 @@ def test_disk_full_on_save_keeps_previous_checkpoint(
         train(tiny_config(), out, resume=True, max_steps=4, device="cpu")
     assert (out / "last.pt").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "configs").glob("*tiny*.toml")))
+def test_shipped_tiny_config_trains_a_step(name: str, train_root: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from vosbench.data.imageio import write_depth
+    from vosbench.train.config import load_config
+
+    for frame in (train_root / "JPEGImages" / "480p").glob("*/*.jpg"):  # D-STM reads depth maps
+        write_depth(train_root / "Depth" / "480p" / frame.parent.name / f"{frame.stem}.png",
+                    np.full((48, 64), 0.5, np.float32))
+    path = Path(__file__).resolve().parents[2] / "configs" / name
+    cfg = load_config(path, [f"data.root={train_root}", "data.crop=[32, 48]", "data.short_side=[40, 48]",
+                             "data.samples_per_epoch=8", "train.batch_size=2"])
+    result = train(cfg, tmp_path / "r", max_steps=1, device="cpu")
+    assert result.step == 1 and math.isfinite(result.final_loss)
+    model, extra = load_checkpoint(tmp_path / "r" / "last.pt")
+    assert model.config.name == cfg.model.preset and extra["train_config"]["model"] == cfg.to_dict()["model"]
