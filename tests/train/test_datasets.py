@@ -109,11 +109,11 @@ def test_weighted_mix_follows_weights(make_davis_root: Callable[..., Path], tmp_
 def test_depth_is_loaded_and_missing_depth_is_named(make_davis_root: Callable[..., Path]) -> None:
     root = make_davis_root({"a": (4, 1)}, split="train", size=(48, 64))
     data = _data(root)
-    ds = ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
-    with pytest.raises(DataError, match="depth"):
-        ds[0]
+    with pytest.raises(DataError, match=r"Depth/480p/a does not exist.*vosbench prepare depth"):  # before training
+        ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
     for t in range(4):
         write_depth(root / "Depth" / "480p" / "a" / f"{t:05d}.png", np.full((48, 64), 0.5, np.float32))
+    ds = ClipDataset(open_sources(data), data, AugmentSection(), depth=True, seed=0)
     s = ds[0]
     assert s["depth"].shape == (3, 1, 32, 48)
     assert float(s["depth"].max()) <= 1.0
