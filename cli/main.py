@@ -16,8 +16,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Verb modules; each defines `register(app)`. Modules that are not present yet are skipped so that
-# verbs can land independently.
+# Verb modules; each defines `register(app)`. A verb module keeps torch-heavy imports inside its
+# command function, so `vosbench --help` and the light verbs start without loading torch.
 VERB_MODULES = (
     "cli.prepare",
     "cli.dataset_info",
@@ -39,13 +39,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register_all() -> None:
     for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(name).register(app)
 
 
 _register_all()

@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from cli.common import console, handle_errors
-from vosbench.models.registry import get_preset
-from vosbench.models.summary import summarize_presets
 
 
 def models(
@@ -25,6 +23,9 @@ def models(
 
     Example: vosbench models scm-tiny dstm-tiny --config
     """
+    from vosbench.models.registry import get_preset  # torch/timm load only when the verb runs
+    from vosbench.models.summary import summarize_presets
+
     with handle_errors():
         summaries = summarize_presets(names)
         configs = [get_preset(s.name).to_dict() for s in summaries] if config else []

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cli.common import console, fail, handle_errors, progress_bar
 from vosbench.errors import VosbenchError
-from vosbench.train.distributed import launch_command
-from vosbench.train.loop import TrainResult, preflight, resolve_device
-from vosbench.train.run import default_out_dir, resolve_run_config, train_from_config
+
+if TYPE_CHECKING:
+    from vosbench.train.loop import TrainResult
 
 
 def _summary(result: TrainResult) -> Table:
@@ -40,6 +40,11 @@ def train(
 
     Example: vosbench train --config configs/stm-tiny.toml --data data/synthetic-small --out runs/stm-tiny
     """
+    # torch loads only when the verb runs, so `vosbench --help` and the other verbs start fast
+    from vosbench.train.distributed import launch_command
+    from vosbench.train.loop import preflight, resolve_device
+    from vosbench.train.run import default_out_dir, resolve_run_config, train_from_config
+
     overrides = list(set_ or [])
     if nproc > 1:
         args = ["--config", str(config), "--device", device]
@@ -68,6 +73,8 @@ def train(
 
 def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool, max_steps: int | None,
                 device: str, overrides: list[str]) -> None:
+    from vosbench.train.run import train_from_config
+
     is_main = os.environ.get("RANK", "0") == "0"
     if not is_main:  # other torchrun workers: rank 0 reports errors and progress
         try:

@@ -1,0 +1,23 @@
+"""The CLI registers every verb without loading torch (``vosbench --help`` must start fast)."""
+
+import subprocess
+import sys
+
+from cli.main import VERB_MODULES
+
+
+def test_cli_import_loads_every_verb_but_not_torch() -> None:
+    code = (
+        "import sys, cli.main\n"
+        "names = sorted(c.name for c in cli.main.app.registered_commands)\n"
+        "groups = sorted(g.name for g in cli.main.app.registered_groups)\n"
+        "print(' '.join(names + groups))\n"
+        "print('torch' in sys.modules, 'timm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    verbs, heavy = out.strip().splitlines()
+    assert heavy == "False False"
+    for verb in ("train", "infer", "evaluate", "models", "ablate", "package-submission", "visualize",
+                 "quickstart", "dataset-info", "prepare"):
+        assert verb in verbs.split(), verb
+    assert len(VERB_MODULES) == 10
