@@ -36,7 +36,7 @@ def summary_table(title: str, rows: list[dict]) -> Table:
 
 def davis2017(
     root: Annotated[
-        Path, typer.Option("--root", help="Dataset root to create or add to (DAVIS-2017 layout).")
+        Path, typer.Option("--root", "--data", help="Dataset root to create or add to (DAVIS-2017 layout).")
     ],
     split: Annotated[
         ArchiveSplit, typer.Option("--split", help="Which official archive.")

@@ -21,7 +21,7 @@ class StaticFormat(str, Enum):
 
 def static(
     root: Annotated[
-        Path, typer.Option("--root", help="Folder to create (replaced as a whole if it exists).")
+        Path, typer.Option("--root", "--data", help="Folder to create (replaced as a whole if it exists).")
     ],
     archive: Annotated[Path, typer.Option("--archive", help="The source zip.")],
     format: Annotated[

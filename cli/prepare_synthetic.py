@@ -17,7 +17,7 @@ ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  
 
 
 def synthetic(
-    root: Annotated[Path, typer.Option("--root", help="Folder to create (replaced if it holds a synthetic dataset).")],
+    root: Annotated[Path, typer.Option("--root", "--data", help="Folder to create (replaced if it holds a synthetic dataset).")],
     profile: Annotated[
         ProfileName, typer.Option("--profile", help="tiny: tests (seconds); small: CPU training; davis: DAVIS-val shape.")
     ] = "small",  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from vosbench.data.youtube import prepare_youtube_vos, youtube_summary
 
 def youtube_vos(
     root: Annotated[
-        Path, typer.Option("--root", help="Dataset root to create or add to (train/ and valid/ go here).")
+        Path, typer.Option("--root", "--data", help="Dataset root to create or add to (train/ and valid/ go here).")
     ],
     archive: Annotated[
         list[Path],

@@ -359,9 +359,10 @@ def test_mean_j_ignores_void_and_checks_sizes(make_davis_root, tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_prepare_synthetic(tmp_path):
+@pytest.mark.parametrize("root_flag", ["--root", "--data"])  # --data: the dataset-root flag of every verb
+def test_cli_prepare_synthetic(tmp_path, root_flag):
     root = tmp_path / "syn"
-    res = runner.invoke(app, ["prepare", "synthetic", "--root", str(root), "--profile", "tiny", "--videos", "3",
+    res = runner.invoke(app, ["prepare", "synthetic", root_flag, str(root), "--profile", "tiny", "--videos", "3",
                               "--frames", "3", "--size", "48x64", "--seed", "5"])
     assert res.exit_code == 0, res.output
     assert "train" in res.output and "val" in res.output
