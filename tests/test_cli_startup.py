@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 
-
 def test_cli_import_loads_every_verb_but_not_torch() -> None:
     code = (
         "import sys, cli.main\n"
