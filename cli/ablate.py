@@ -39,7 +39,14 @@ def ablate(
 
     Example: vosbench ablate --config ablations/scm-cpu.toml --data runs/data/small
     """
-    from vosbench.ablation import boost_table, checkmark_table, full_table, load_ladder, run_ladder, write_tables
+    from vosbench.ablation import (
+        boost_table,
+        checkmark_table,
+        full_table,
+        load_ladder,
+        run_ladder,
+        write_tables,
+    )
     from vosbench.ablation.steps import VosbenchSteps
     from vosbench.errors import ConfigError
 

@@ -66,7 +66,14 @@ def infer_cmd(
     """
     with handle_errors():
         from vosbench.errors import ConfigError
-        from vosbench.infer import InferOptions, MemberSpec, Recipe, infer_dataset, parse_ensemble, parse_scales
+        from vosbench.infer import (
+            InferOptions,
+            MemberSpec,
+            Recipe,
+            infer_dataset,
+            parse_ensemble,
+            parse_scales,
+        )
 
         if (checkpoint is None) == (ensemble is None):
             raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")

@@ -43,7 +43,7 @@ def train(
     # torch loads only when the verb runs, so `vosbench --help` and the other verbs start fast
     from vosbench.train.distributed import launch_command
     from vosbench.train.loop import preflight, resolve_device
-    from vosbench.train.run import default_out_dir, resolve_run_config, train_from_config
+    from vosbench.train.run import default_out_dir, resolve_run_config
 
     overrides = list(set_ or [])
     if nproc > 1:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import encode_mask_png, has_davis_palette, read_frame, read_mask
-from vosbench.data.synthetic import generate_synthetic, plan_videos, resolve_profile
 from vosbench.data.synthetic import generate as gen
+from vosbench.data.synthetic import generate_synthetic, plan_videos, resolve_profile
 from vosbench.data.synthetic.baselines import mean_j, swap_ids, write_baseline
 from vosbench.data.synthetic.render import footprint, object_matrix, render_frame
 from vosbench.data.synthetic.textures import TextureBank

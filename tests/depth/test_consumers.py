@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vosbench.data.davis import DavisDataset
-from vosbench.depth.prepare import prepare_depth
 from vosbench.depth.estimators import FolderDepthEstimator
+from vosbench.depth.prepare import prepare_depth
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection
 from vosbench.train.datasets import ClipDataset, open_sources

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from vosbench.data.davis import DavisDataset
-from vosbench.data.imageio import read_depth
 from vosbench.depth.estimators import DepthEstimator, FolderDepthEstimator, FrameKey, make_estimator
 from vosbench.depth.prepare import NORMALIZATION_FILE, PercentileNormalization, normalize_depth, prepare_depth
 from vosbench.errors import ConfigError, DataError

@@ -30,7 +30,6 @@ from PIL import Image
 from vosbench.data.imageio import _open_verified
 from vosbench.errors import CheckpointError, ConfigError, DataError
 
-
 DepthKind = Literal["auto", "disparity", "depth"]
 DEPTH_KINDS: tuple[str, ...] = ("auto", "disparity", "depth")
 FOLDER_PREFIX = "folder:"

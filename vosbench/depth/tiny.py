@@ -20,7 +20,12 @@ def write_tiny_depth_model(folder: str | Path, *, input_size: int = 56, seed: in
     """
     try:
         import torch
-        from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+        from transformers import (
+            DepthAnythingConfig,
+            DepthAnythingForDepthEstimation,
+            Dinov2Config,
+            DPTImageProcessor,
+        )
     except ImportError as exc:
         raise ConfigError(f"the tiny depth model needs `transformers` ({exc}); install it with {INSTALL_HINT}") from None
     folder = Path(folder)

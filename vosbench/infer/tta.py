@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vosbench.errors import ConfigError
-from vosbench.infer.engine import EngineConfig, InferenceCore, mask_to_tensor, object_ids_in, paste_ground_truth
+from vosbench.infer.engine import (
+    EngineConfig,
+    InferenceCore,
+    mask_to_tensor,
+    object_ids_in,
+    paste_ground_truth,
+)
 
 
 @dataclass(frozen=True)
