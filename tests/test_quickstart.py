@@ -52,3 +52,14 @@ def test_quickstart_trains_the_model_configs_stm_tiny_trains():
     quick = model(default_config())
     assert quick == model(Path(__file__).resolve().parents[1] / "configs" / "stm-tiny.toml")
     assert not quick.freeze_bn and quick.loss.iou > 0
+
+
+def test_quickstart_infers_at_the_scale_its_config_trains_at(tiny_synthetic_root):
+    """stm-tiny trains at ~half the embedded frames' height: the quickstart infers at that scale."""
+    from vosbench.quickstart import default_config, training_scale
+    from vosbench.train.run import resolve_run_config
+
+    lo, hi = resolve_run_config(default_config()).data.short_side
+    height = 96  # the tiny profile's frames are 96x160
+    assert training_scale(default_config(), tiny_synthetic_root) == round((lo + hi) / 2 / height, 3)
+    assert training_scale(default_config(), tiny_synthetic_root) != 1.0

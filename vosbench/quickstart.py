@@ -23,6 +23,18 @@ def default_config() -> Path:
     return Path(str(resources.files("vosbench.resources") / "quickstart.toml"))
 
 
+def training_scale(config: str | os.PathLike, data: str | os.PathLike, split: str = "val") -> float:
+    """The scale a config trains at on ``data``: the mean of ``data.short_side`` over the frames'
+    short side (the tiny configs train at half the embedded frames' height: 0.5 on ``small``)."""
+    from vosbench.data.davis import DavisDataset
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(config, data=Path(data))
+    dataset = DavisDataset(data, split)
+    seq = dataset.sequence(dataset.sequence_names[0])
+    return round(sum(cfg.data.short_side) / 2 / min(seq.size), 3)
+
+
 @dataclass
 class QuickstartResult:
     data: Path
@@ -77,8 +89,9 @@ def run_quickstart(
     if not (marker.is_file() and marker.read_text().strip() == source):
         shutil.rmtree(results, ignore_errors=True)
         atomic_write_text(marker, source + "\n")
+    scale = training_scale(config or default_config(), data, split)
     summary = infer_dataset(str(trained.last_checkpoint), data, split, "480p", results,
-                            InferOptions(device=device), progress)
+                            InferOptions(device=device, scales=(scale,)), progress)
     evaluation = evaluate_results(data, results, split, progress=progress)
     baseline_dir = out / "baseline-copy"
     if not baseline_dir.is_dir():
