@@ -68,3 +68,17 @@ def test_prior_switch_epoch() -> None:
     assert not use_own_prior(TrainSection(prior_switch_epoch=-1), 1000)
     t = TrainSection(prior_switch_epoch=3)
     assert [use_own_prior(t, e) for e in range(5)] == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize("name", ["dstm-tiny", "dstm-r50-main"])
+def test_shipped_dstm_configs_reach_their_end_skip(name: str) -> None:
+    """D-STM grows the skip over the whole run: the last epoch must sample with the full end_skip."""
+    from pathlib import Path
+
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(Path(__file__).resolve().parents[2] / "configs" / f"{name}.toml")
+    values = [max_skip_at(cfg.curriculum, e, cfg.train.epochs) for e in range(cfg.train.epochs)]
+    assert values[0] == cfg.curriculum.start_skip == 0
+    assert values[-1] == cfg.curriculum.end_skip
+    assert values[int(0.8 * cfg.train.epochs)] < cfg.curriculum.end_skip  # still growing late in the run
