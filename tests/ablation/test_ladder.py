@@ -39,7 +39,7 @@ features = ["TTA"]
 """
 
 # J&F per rung of the fake runner, keyed by what the rung changes
-SCORES = {"Baseline": 0.700, "+ResNeSt": 0.729, "+Depth": 0.751, "+TTA": 0.766}
+SCORES = {"Baseline": 0.700, "+ResNeSt": 0.729, "+Depth": 0.751, "+TTA": 0.766, "+Ensemble": 0.78}
 
 
 class FakeRunner:
@@ -58,8 +58,10 @@ class FakeRunner:
         p.write_text(json.dumps(rung.train_overrides, sort_keys=True))
         return p
 
-    def infer(self, rung, checkpoint: Path, out_dir: Path, progress) -> None:
+    def infer(self, rung, checkpoint: Path, out_dir: Path, progress, ensemble=()) -> None:
         self.calls["infer"] += 1
+        self.ensembles = getattr(self, "ensembles", {})
+        self.ensembles[rung.name] = [checkpoint, *ensemble]
         (out_dir / "masks.txt").write_text(checkpoint.read_text() + json.dumps(rung.infer_options))
 
     def evaluate(self, rung, results_dir: Path, progress) -> dict:
@@ -231,3 +233,37 @@ def test_ladders_infer_at_the_scale_they_train_at(name):
             train_scale = 1.0  # DAVIS configs train at full resolution
         scales = rung.infer_options.get("scales", [1.0])
         assert min(scales, key=lambda s: abs(s - train_scale)) == pytest.approx(train_scale, abs=0.01), rung.name
+
+
+def test_ensemble_rung_averages_with_named_earlier_rungs(ladder_file, tmp_path):
+    ladder_file.write_text(LADDER + '\n[[rungs]]\nname = "+Ensemble"\nensemble = ["+ResNeSt"]\n')
+    ladder = load_ladder(ladder_file)
+    assert ladder.rungs[-1].ensemble == ("+ResNeSt",)
+    assert all(r.ensemble == () for r in ladder.rungs[:-1])
+    runner = FakeRunner()
+    res = run_ladder(ladder, tmp_path / "out", runner)
+    # no training of its own: the +TTA rung's model, averaged with the +ResNeSt rung's
+    assert runner.calls == {"train": 3, "infer": 5, "evaluate": 5}
+    assert runner.ensembles["+Ensemble"] == [res.rungs[3].checkpoint, res.rungs[1].checkpoint]
+    assert runner.ensembles["+TTA"] == [res.rungs[3].checkpoint]
+    assert res.rungs[4].results_dir != res.rungs[3].results_dir  # same options, other members
+    runner2 = FakeRunner()
+    run_ladder(ladder, tmp_path / "out", runner2)
+    assert runner2.calls == {"train": 0, "infer": 0, "evaluate": 0}
+
+
+@pytest.mark.parametrize("names", ['["+Later"]', '["+Ensemble"]', '"+ResNeSt"'])
+def test_ensemble_must_name_earlier_rungs(ladder_file, names):
+    ladder_file.write_text(LADDER + f'\n[[rungs]]\nname = "+Ensemble"\nensemble = {names}\n'
+                           '\n[[rungs]]\nname = "+Later"\n')
+    with pytest.raises(ConfigError, match="ensemble"):
+        load_ladder(ladder_file)
+
+
+def test_full_scale_scm_ladder_ends_with_finetune_and_ensemble():
+    """SCM Table 2's last row: online finetune and model ensemble (two differently trained models)."""
+    ladder = load_ladder(ABLATIONS / "scm-davis.toml")
+    last = ladder.rungs[-1]
+    assert last.ensemble and last.infer_options["finetune_steps"] > 0
+    by_name = {r.name: r for r in ladder.rungs}
+    assert all(by_name[e].train_overrides != last.train_overrides for e in last.ensemble)

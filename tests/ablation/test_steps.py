@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -77,3 +78,32 @@ def test_data_fingerprint_covers_manifest_split_lists_and_depth(tmp_path):
     (depth / "normalization.json").write_text('{"estimator": "another"}')  # re-prepared depth
     assert changed()
     assert VosbenchSteps(tmp_path, max_steps=5).data_fingerprint() not in seen
+
+
+def test_real_ladder_with_an_ensemble_rung(tmp_path, tiny_synthetic_root):
+    """Real train -> infer -> evaluate steps; the ensemble rung's masks are those of `vosbench infer`
+    run on both checkpoints."""
+    from vosbench.ablation import load_ladder, run_ladder
+    from vosbench.ablation.steps import VosbenchSteps
+    from vosbench.data.imageio import read_mask
+    from vosbench.infer.run import InferOptions, infer_dataset
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "stm-tiny.toml"
+    (tmp_path / "l.toml").write_text(
+        f'[ladder]\nname = "ens"\n\n[[rungs]]\nname = "Baseline"\ntrain_config = "{config}"\n'
+        '\n[[rungs]]\nname = "+lr"\nset = { "optim.lr" = 1e-3 }\n'
+        '\n[[rungs]]\nname = "+Ensemble"\nensemble = ["Baseline"]\n'
+    )
+    res = run_ladder(load_ladder(tmp_path / "l.toml"), tmp_path / "out",
+                     VosbenchSteps(tiny_synthetic_root, max_steps=1), cache=tmp_path / "cache")
+    base, lr, ens = res.rungs
+    assert ens.checkpoint == lr.checkpoint != base.checkpoint
+    assert ens.ran == {"train": False, "infer": True, "evaluate": True}
+    direct = tmp_path / "direct"
+    infer_dataset(f"{lr.checkpoint},{base.checkpoint}", tiny_synthetic_root, "val", "480p", direct,
+                  InferOptions(device="cpu"))
+    pngs = sorted(p.relative_to(ens.results_dir) for p in ens.results_dir.glob("*/*.png"))
+    assert pngs and pngs == sorted(p.relative_to(direct) for p in direct.glob("*/*.png"))
+    for p in pngs:
+        assert np.array_equal(read_mask(ens.results_dir / p), read_mask(direct / p)), p
+    assert 0.0 <= ens.metrics["J&F-Mean"] <= 1.0

@@ -22,6 +22,8 @@
 A rung inherits everything from the rung before it and applies its own changes: ``train_config``
 replaces, ``set`` and ``infer`` update key by key, ``features`` adds (``drop_features`` removes).
 ``checkpoint = "path.pt"`` reuses a finished checkpoint instead of training.
+``ensemble = ["+Spatial constraint"]`` (not inherited) averages this rung's model with the models
+of the named earlier rungs at inference (equal weights), as in the SCM entry's last row.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import tomllib
 from vosbench.errors import ConfigError
 
 _LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features", "device"}
-_RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint"}
+_RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class RungSpec:
     infer_options: dict[str, Any]
     features: tuple[str, ...]
     checkpoint: Path | None = None
+    ensemble: tuple[str, ...] = ()  # earlier rungs whose models join this rung's at inference
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,12 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
         for f in r.get("drop_features", ()):
             if f in enabled:
                 enabled.remove(f)
+        ensemble = r.get("ensemble", [])
+        if not isinstance(ensemble, list) or not all(isinstance(e, str) for e in ensemble):
+            raise ConfigError(f"{rwhere}: ensemble must be a list of earlier rung names")
+        for e in ensemble:
+            if e not in names or e == name:
+                raise ConfigError(f"{rwhere}: ensemble names {e!r}, which is not an earlier rung")
         ckpt = rel(r.get("checkpoint"))
         if train_config is None and ckpt is None:
             raise ConfigError(f"{rwhere}: needs a train_config (here or on an earlier rung) or a checkpoint")
@@ -127,6 +136,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
                 infer_options=copy.deepcopy(infer),
                 features=tuple(enabled),
                 checkpoint=ckpt,
+                ensemble=tuple(ensemble),
             )
         )
     data = head.get("data")

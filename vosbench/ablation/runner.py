@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,8 +44,10 @@ class StepRunner(Protocol):
     def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
         """Train into ``work_dir`` (resuming if it holds a checkpoint); return the final checkpoint."""
 
-    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress) -> None:
-        """Write predicted masks for the evaluation split into ``out_dir``."""
+    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress,
+              ensemble: Sequence[Path] = ()) -> None:
+        """Write predicted masks for the evaluation split into ``out_dir`` (``ensemble``: more
+        checkpoints averaged with ``checkpoint``, equal weights; passed only when non-empty)."""
 
     def evaluate(self, rung: RungSpec, results_dir: Path, progress: Progress) -> dict[str, Any]:
         """Return ``{"global": {metric: value}, "subsets": {name: {metric: value}}}`` (values in [0, 1])."""
@@ -108,6 +111,7 @@ def run_ladder(
         runner.check(rung)
     out.mkdir(parents=True, exist_ok=True)
     results: list[RungResult] = []
+    trained: dict[str, tuple[str, Path]] = {}  # rung name -> (train key, checkpoint), for ensembles
     for rung in ladder.rungs:
         ran: dict[str, bool] = {}
         # -- train
@@ -132,25 +136,31 @@ def run_ladder(
                 work.rename(final)
                 ran["train"] = True
         # -- infer
-        ikey = content_key(
-            {
-                "step": "infer",
-                "version": __version__,
-                "train": tkey,
-                "options": rung.infer_options,
-                "split": ladder.split,
-                "resolution": ladder.resolution,
-                "data": data_fp,
-            }
-        )
+        payload = {
+            "step": "infer",
+            "version": __version__,
+            "train": tkey,
+            "options": rung.infer_options,
+            "split": ladder.split,
+            "resolution": ladder.resolution,
+            "data": data_fp,
+        }
+        others = [trained[name] for name in rung.ensemble]  # (train key, checkpoint) of each
+        if others:
+            payload["ensemble"] = [key for key, _ in others]
+        ikey = content_key(payload)
         results_dir = store / "infer" / ikey
         if results_dir.is_dir():
             ran["infer"] = False
         else:
             log.info("[%s] inference (%s)", rung.name, ikey)
             with atomic_dir(results_dir) as tmp:
-                runner.infer(rung, ckpt, tmp, progress)
+                if others:
+                    runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
+                else:
+                    runner.infer(rung, ckpt, tmp, progress)
             ran["infer"] = True
+        trained[rung.name] = (tkey, ckpt)
         # -- evaluate
         ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
         metrics_file = store / "eval" / ekey / "metrics.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,16 @@ class VosbenchSteps:
         )
         return result.last_checkpoint
 
-    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress) -> None:
+    def infer(self, rung: RungSpec, checkpoint: Path, out_dir: Path, progress: Progress,
+              ensemble: Sequence[Path] = ()) -> None:
+        from vosbench.infer.recipe import MemberSpec
         from vosbench.infer.run import InferOptions, infer_dataset
 
         options = InferOptions.resolve(**{**rung.infer_options, "device": self.device, "overwrite": True})
-        infer_dataset(str(checkpoint), self.data, self.split, self.resolution, out_dir, options, progress)
+        members: str | list[MemberSpec] = str(checkpoint)
+        if ensemble:
+            members = [MemberSpec(Path(p)) for p in (checkpoint, *ensemble)]
+        infer_dataset(members, self.data, self.split, self.resolution, out_dir, options, progress)
 
     def evaluate(self, rung: RungSpec, results_dir: Path, progress: Progress) -> dict[str, Any]:
         from vosbench.metrics import evaluate_results
