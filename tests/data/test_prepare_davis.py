@@ -82,6 +82,22 @@ def test_trainval_and_testdev_merge(tmp_path, trainval_zip, testdev_zip):
     assert again["sequences"] == manifest["sequences"] and len(again["sources"]) == 2
 
 
+def test_two_resolutions_in_one_root_keep_both_manifest_sections(tmp_path, make_davis_root, trainval_zip):
+    full = tmp_path / "src_full"
+    make_davis_root({"bear": (4, 1)}, split="train", root=full, size=(96, 128), resolution="Full-Resolution")
+    make_davis_root({"dogs": (5, 3)}, split="val", root=full, size=(96, 128), resolution="Full-Resolution")
+    full_zip = zip_tree(full, tmp_path / "DAVIS-2017-trainval-Full-Resolution.zip")
+    root = tmp_path / "davis"
+    first = prepare_davis2017(root, "trainval", archive=trainval_zip)
+    both = prepare_davis2017(root, "trainval", "Full-Resolution", archive=full_zip)
+    assert both["resolution"] == "Full-Resolution" and both["sequences"]["dogs"]["height"] == 96
+    assert list(both["resolutions"]) == ["480p", "Full-Resolution"]
+    assert both["resolutions"]["480p"]["sequences"] == first["sequences"]
+    assert both["resolutions"]["480p"]["sequences"]["cows"]["height"] == 48
+    assert both["resolutions"]["Full-Resolution"]["splits"] == {"train": ["bear"], "val": ["dogs"]}
+    assert json.loads((root / "manifest.json").read_text()) == both
+
+
 def test_wrong_resolution_or_split_is_refused(tmp_path, trainval_zip):
     with pytest.raises(DataError, match="no JPEGImages/Full-Resolution folder .it has 480p"):
         prepare_davis2017(tmp_path / "r", "trainval", "Full-Resolution", archive=trainval_zip)

@@ -95,13 +95,28 @@ def _check_davis_tree(
         )
 
 
-def read_manifest_sources(root: Path) -> list[dict]:
+def _read_old_manifest(root: Path) -> dict:
     try:
         old = json.loads((root / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
-        return []
-    sources = old.get("sources") if isinstance(old, dict) else None
+        return {}
+    return old if isinstance(old, dict) else {}
+
+
+def read_manifest_sources(root: Path) -> list[dict]:
+    sources = _read_old_manifest(root).get("sources")
     return list(sources) if isinstance(sources, list) else []
+
+
+def manifest_resolutions(root: Path, current: dict) -> dict[str, dict]:
+    """Per-resolution sections (``splits``, ``sequences``) of ``root``'s manifest, ``current``'s
+    resolution replaced: preparing 480p and then Full-Resolution into one root keeps both."""
+    old = _read_old_manifest(root)
+    sections = dict(old.get("resolutions") or {})
+    if not sections and old.get("resolution") in RESOLUTIONS:  # a manifest from before sections
+        sections[old["resolution"]] = {"splits": old.get("splits", {}), "sequences": old.get("sequences", {})}
+    sections[current["resolution"]] = {"splits": current["splits"], "sequences": current["sequences"]}
+    return {r: sections[r] for r in RESOLUTIONS if r in sections}
 
 
 def splits_at_resolution(root: Path, resolution: str) -> list[str]:
@@ -181,6 +196,8 @@ def prepare_davis2017(
     manifest = build_manifest(
         root, resolution, splits=splits_at_resolution(root, resolution), extra={"sources": sources}
     )
+    # top level: the resolution just prepared; "resolutions": every resolution prepared into root
+    manifest["resolutions"] = manifest_resolutions(root, manifest)
     write_manifest(root / MANIFEST_NAME, manifest)
     progress.advance()
     return manifest
