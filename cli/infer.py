@@ -45,6 +45,10 @@ def infer_cmd(
     finetune_steps: Annotated[int | None, typer.Option(
         "--finetune-steps", min=0, help="Online finetuning steps per video on the first frame (default 0 = off).")] = None,
     finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="Online finetuning learning rate (default 1e-5).")] = None,
+    finetune_aug: Annotated[float | None, typer.Option(
+        "--finetune-aug", min=0.0,
+        help="Strength of the finetuning pseudo-frames' augmentation: 1 = rotate 10°, scale ±10 %, shear 5°, "
+             "shift 5 %, colour jitter 0.1 (default); 0.5 halves every range; 0 = copies of the first frame.")] = None,
     mem_every: Annotated[int | None, typer.Option("--mem-every", min=1, help="Add every N-th frame to memory (default 5).")] = None,
     max_mem_frames: Annotated[int | None, typer.Option(
         "--max-mem-frames", min=2,
@@ -88,6 +92,7 @@ def infer_cmd(
             scales=parse_scales(scales) if scales is not None else None,
             finetune_steps=finetune_steps,
             finetune_lr=finetune_lr,
+            finetune_aug=finetune_aug,
             mem_every=mem_every,
             max_mem_frames=max_mem_frames,
             device=device,

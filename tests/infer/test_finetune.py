@@ -59,3 +59,22 @@ def test_finetune_with_train_mode_bn_keeps_running_statistics():
     tuned_state = tuned.state_dict()
     assert all(torch.equal(tuned_state[k], v) for k, v in stats.items())
     assert any(not torch.equal(tuned_state[k], v) for k, v in model.state_dict().items() if "running_" not in k)
+
+
+def test_finetune_aug_scales_the_pseudo_frame_augmentation():
+    from vosbench.data.augment import AugFrame, pseudo_clip
+    from vosbench.infer.run import InferOptions
+
+    default = InferOptions(finetune_steps=3).finetune()
+    assert default == FinetuneConfig(steps=3)  # strength 1 is the default config, bit for bit
+    half = InferOptions(finetune_steps=3, finetune_aug=0.5).finetune()
+    assert half.deform.rotate == default.deform.rotate / 2 and half.deform.shear == default.deform.shear / 2
+    assert half.deform.scale == pytest.approx((0.95, 1.05)) and half.color == pytest.approx(default.color / 2)
+    none = InferOptions(finetune_steps=3, finetune_aug=0.0).finetune()
+    image, mask = _first_frame()
+    clip = pseudo_clip(np.random.default_rng(0), AugFrame(image, mask, None), 3, none.deform)
+    assert all(np.array_equal(f.image, image) and np.array_equal(f.mask, mask) for f in clip)
+    moved = pseudo_clip(np.random.default_rng(0), AugFrame(image, mask, None), 3, default.deform)
+    assert not all(np.array_equal(f.mask, mask) for f in moved[1:])
+    with pytest.raises(ConfigError, match="augmentation"):
+        InferOptions(finetune_aug=-1.0).finetune()

@@ -54,6 +54,7 @@ class InferOptions:
     scales: tuple[float, ...] = (1.0,)
     finetune_steps: int = 0
     finetune_lr: float = 1e-5
+    finetune_aug: float = 1.0  # strength of the pseudo-frames' augmentation (0 = plain copies)
     mem_every: int = 5
     max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES
     device: str = "cpu"
@@ -82,7 +83,17 @@ class InferOptions:
         return TTAConfig(flip=self.flip, scales=tuple(self.scales)).validate()
 
     def finetune(self) -> FinetuneConfig:
-        return FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr).validate()
+        cfg = FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr)
+        s = self.finetune_aug
+        if not s >= 0:
+            raise ConfigError(f"finetune augmentation strength must be >= 0, got {s}")
+        if s != 1.0:  # scale every range of the default deformation and colour jitter
+            d = cfg.deform
+            lo, hi = d.scale
+            cfg = dataclasses.replace(cfg, color=cfg.color * s, deform=dataclasses.replace(
+                d, rotate=d.rotate * s, scale=(1 - (1 - lo) * s, 1 + (hi - 1) * s), shear=d.shear * s,
+                translate=d.translate * s, elastic_alpha=d.elastic_alpha * s))
+        return cfg.validate()
 
 
 @dataclass
