@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import typer
 
@@ -37,9 +38,27 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     setup_logging(verbose)
 
 
+def _reflow(doc: str) -> str:
+    """One line per paragraph: Typer's help keeps a docstring's line breaks, so wrapped source lines
+    would print as ragged half-lines; the terminal wraps the paragraphs instead."""
+    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        doc = command.help or (command.callback.__doc__ if command.callback else None)
+        if doc:
+            command.help = _reflow(doc)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
 def _register_all() -> None:
     for name in VERB_MODULES:
         importlib.import_module(name).register(app)
+    _reflow_help(app)
 
 
 _register_all()
