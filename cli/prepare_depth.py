@@ -19,7 +19,9 @@ EXAMPLE = (
 
 def prepare_depth_cmd(
     *,
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (Depth/ is written inside it).")],
+    data: Annotated[Path, typer.Option(
+        "--data", help="DAVIS-layout dataset root (Depth/<res>/ is written inside it), or a `prepare static` "
+                       "set (depth/ is written inside it; --split and --resolution do not apply).")],
     estimator: Annotated[str, typer.Option(
         "--estimator",
         help="A transformers depth model: a local folder (save_pretrained output) or a hub id "
@@ -39,18 +41,29 @@ def prepare_depth_cmd(
 ) -> None:
     """Estimate a depth map for every frame, normalised per video to 16-bit PNGs in ROOT/Depth/<res>/.
 
-    Finished sequences are skipped on re-run; each sequence appears only once complete.
+    Finished sequences are skipped on re-run; each sequence appears only once complete. For a static
+    image set (D-STM pretraining) every image gets ROOT/depth/<name>.png, normalised per image.
     """
     with handle_errors():
         from vosbench.data.davis import DavisDataset
+        from vosbench.data.static import StaticImageSet
         from vosbench.depth.estimators import make_estimator
-        from vosbench.depth.prepare import prepare_depth
+        from vosbench.depth.prepare import is_static_set, prepare_depth, prepare_static_depth
+        from vosbench.errors import DataError
 
-        DavisDataset(data, split, resolution).sequence_names  # a wrong --data fails before a model loads
+        static = is_static_set(data)
+        if static:  # a wrong --data fails before a model loads
+            if not len(StaticImageSet(data)):
+                raise DataError(f"{data}: the static set has no images")
+        else:
+            _ = DavisDataset(data, split, resolution).sequence_names
         _quiet_transformers()
         est = make_estimator(estimator, device=device, batch_size=batch_size, kind=depth_kind)  # type: ignore[arg-type]
         with progress_bar() as progress:
-            summary = prepare_depth(data, split, resolution, est, overwrite=overwrite, progress=progress)
+            if static:
+                summary = prepare_static_depth(data, est, overwrite=overwrite, progress=progress)
+            else:
+                summary = prepare_depth(data, split, resolution, est, overwrite=overwrite, progress=progress)
 
     table = Table(title=escape(f"depth maps: {summary.depth_dir}"))
     for col in ("sequence", "frames", "status", "seconds", "range (raw)", "note"):

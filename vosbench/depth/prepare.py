@@ -258,3 +258,82 @@ def _prepare_sequence(
         atomic_write_text(tmp / NORMALIZATION_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return low, high
 
+
+
+def is_static_set(root: str | os.PathLike) -> bool:
+    """A `vosbench prepare static` folder (``images/`` + ``masks/``) rather than a DAVIS layout."""
+    root = Path(root)
+    return (root / "images").is_dir() and (root / "masks").is_dir() and not (root / "JPEGImages").is_dir()
+
+
+def prepare_static_depth(
+    root: str | os.PathLike,
+    estimator: DepthEstimator,
+    *,
+    overwrite: bool = False,
+    normalization: PercentileNormalization | None = None,
+    progress: Progress | None = None,
+) -> DepthPrepareSummary:
+    """Depth maps for a static image set (D-STM pretraining): ``ROOT/depth/<name>.png``, 16-bit.
+
+    Each still image is its own "video", so its range is its own (the same percentiles as a
+    sequence's); ``ROOT/depth/normalization.json`` records every image's range and the estimator.
+    Images whose map exists are skipped (``overwrite`` redoes them); each PNG is written atomically,
+    so an interrupted run resumes where it stopped.
+    """
+    from vosbench.data.static import StaticImageSet
+
+    norm = normalization or PercentileNormalization()
+    progress = ensure_progress(progress)
+    images = StaticImageSet(root)
+    out_dir = images.root / "depth"
+    info = estimator.describe()
+    record_path = out_dir / NORMALIZATION_FILE
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except ValueError:
+        record = {}
+    if overwrite:
+        record = {}
+    elif record.get("images") and record.get("estimator") != info:
+        raise DataError(f"{record_path}: the maps there were made by {record.get('estimator')}; "
+                        "pass --overwrite to redo them with this estimator")
+    ranges: dict[str, list[float]] = dict(record.get("images", {}))
+    summary = DepthPrepareSummary(images.root, "static", "", out_dir, info)
+    # an existing map is kept (ours, or one put there by hand) unless overwrite
+    todo = [i for i in range(len(images)) if overwrite or not (out_dir / f"{images.names[i]}.png").is_file()]
+    skipped = len(images) - len(todo)
+    if skipped:
+        summary.sequences.append(SequenceDepthResult("(already made)", skipped, "skipped"))
+    progress.start(f"depth of {images.root.name}", total=len(todo))
+    t0 = time.perf_counter()
+    batch = max(1, int(getattr(estimator, "batch_size", 1)))
+    try:
+        out_dir.mkdir(exist_ok=True)
+        for start in range(0, len(todo), batch):
+            idx = todo[start:start + batch]
+            frames = [images.image(i) for i in idx]
+            preds = estimator.predict(frames, [FrameKey("", images.names[i]) for i in idx])
+            if len(preds) != len(frames):
+                raise DataError(f"{images.root}: estimator returned {len(preds)} maps for {len(frames)} images")
+            for i, frame, pred in zip(idx, frames, preds):
+                pred = np.asarray(pred, dtype=np.float32)
+                if pred.shape != frame.shape[:2] or not np.all(np.isfinite(pred)):
+                    raise DataError(f"{images.image_path(i)}: estimator returned a bad map "
+                                    f"(shape {pred.shape}, finite: {bool(np.all(np.isfinite(pred)))})")
+                low, high = _video_range(_subsample(pred, norm.max_samples_per_frame), norm)
+                write_depth(out_dir / f"{images.names[i]}.png", normalize_depth(pred, low, high))
+                ranges[images.names[i]] = [low, high]
+            progress.advance(len(idx))
+    except OSError as exc:  # a file where the folder goes, disk full, no permission
+        raise DataError(f"{exc.filename or out_dir}: cannot write depth maps ({exc.strerror or exc})") from None
+    finally:
+        if ranges:  # what was written so far, so a re-run skips it
+            atomic_write_text(record_path, json.dumps({
+                "method": "percentile, per image", "low_percentile": norm.low, "high_percentile": norm.high,
+                "formula": "png / 65535 = clip((raw - low) / (high - low), 0, 1); 0 = near, 1 = far",
+                "estimator": info, "images": dict(sorted(ranges.items())),
+            }, indent=2) + "\n")
+    if todo:
+        summary.sequences.append(SequenceDepthResult("(images)", len(todo), "written", time.perf_counter() - t0))
+    return summary

@@ -133,7 +133,8 @@ class StaticSource:
         d = None
         if depth:
             if item.depth is None or not item.depth.is_file():
-                raise DataError(f"{item.depth or item.image}: depth map missing; create it with `vosbench prepare depth`")
+                raise DataError(f"{item.depth or item.image}: depth map missing; create it with "
+                                f"`vosbench prepare depth --data {self.name} --estimator NAME_OR_PATH`")
             d = read_depth(item.depth)
         return A.AugFrame(read_frame(item.image), read_mask(item.mask), d)
 
