@@ -41,6 +41,17 @@ log = logging.getLogger(__name__)
 
 NORMALIZATION_FILE = "normalization.json"
 _RAW_FILE = ".raw_depth.npy"
+FORMULA = "png / 65535 = clip((raw - low) / (high - low), 0, 1); 0 = near, 1 = far"
+
+
+def _checked_map(pred: object, shape: tuple[int, int], source: Path) -> np.ndarray:
+    """An estimator's map for the frame at ``source`` as float32, refused unless finite and frame-sized."""
+    pred = np.asarray(pred, dtype=np.float32)
+    if pred.shape != tuple(shape):
+        raise DataError(f"{source}: estimator returned a {pred.shape} map for a {shape[0]}x{shape[1]} frame")
+    if not np.all(np.isfinite(pred)):
+        raise DataError(f"{source}: estimator returned NaN or infinite depth")
+    return pred
 
 
 @dataclass(frozen=True)
@@ -224,11 +235,7 @@ def _prepare_sequence(
             if len(preds) != len(frames):
                 raise DataError(f"{seq.name}: estimator returned {len(preds)} maps for {len(frames)} frames")
             for i, pred in zip(idx, preds):
-                pred = np.asarray(pred, dtype=np.float32)
-                if pred.shape != (h, w):
-                    raise DataError(f"{seq.frame_paths[i]}: estimator returned a {pred.shape} map for a {h}x{w} frame")
-                if not np.all(np.isfinite(pred)):
-                    raise DataError(f"{seq.frame_paths[i]}: estimator returned NaN or infinite depth")
+                pred = _checked_map(pred, (h, w), seq.frame_paths[i])
                 raw[i] = pred
                 samples.append(_subsample(pred, norm.max_samples_per_frame))
             progress.advance(len(frames))
@@ -249,7 +256,7 @@ def _prepare_sequence(
             "high_percentile": norm.high,
             "low": low,
             "high": high,
-            "formula": "png / 65535 = clip((raw - low) / (high - low), 0, 1); 0 = near, 1 = far",
+            "formula": FORMULA,
             "frames": n,
             "height": h,
             "width": w,
@@ -317,10 +324,7 @@ def prepare_static_depth(
             if len(preds) != len(frames):
                 raise DataError(f"{images.root}: estimator returned {len(preds)} maps for {len(frames)} images")
             for i, frame, pred in zip(idx, frames, preds):
-                pred = np.asarray(pred, dtype=np.float32)
-                if pred.shape != frame.shape[:2] or not np.all(np.isfinite(pred)):
-                    raise DataError(f"{images.image_path(i)}: estimator returned a bad map "
-                                    f"(shape {pred.shape}, finite: {bool(np.all(np.isfinite(pred)))})")
+                pred = _checked_map(pred, frame.shape[:2], images.image_path(i))
                 low, high = _video_range(_subsample(pred, norm.max_samples_per_frame), norm)
                 write_depth(out_dir / f"{images.names[i]}.png", normalize_depth(pred, low, high))
                 ranges[images.names[i]] = [low, high]
@@ -331,7 +335,7 @@ def prepare_static_depth(
         if ranges:  # what was written so far, so a re-run skips it
             atomic_write_text(record_path, json.dumps({
                 "method": "percentile, per image", "low_percentile": norm.low, "high_percentile": norm.high,
-                "formula": "png / 65535 = clip((raw - low) / (high - low), 0, 1); 0 = near, 1 = far",
+                "formula": FORMULA,
                 "estimator": info, "images": dict(sorted(ranges.items())),
             }, indent=2) + "\n")
     if todo:
