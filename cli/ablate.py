@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
+from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 
 def _render(df, title: str, index: bool = False) -> Table:
@@ -31,7 +32,10 @@ def ablate(
     cache: Annotated[Path, typer.Option("--cache", help="Step cache shared by ladders (checkpoints, masks, metrics).")] = Path(
         "runs/ablate/cache"
     ),
-    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the ladder's).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help=DEVICE_HELP + " Default: the ladder's (auto).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help=PRECISION_HELP + " Applies to every rung's training and inference (default: each "
+                                             "rung's own, auto).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
 ) -> None:
@@ -45,18 +49,21 @@ def ablate(
         full_table,
         load_ladder,
         run_ladder,
+        with_precision,
         write_tables,
     )
     from vosbench.ablation.steps import VosbenchSteps
     from vosbench.errors import ConfigError
+    from vosbench.precision import resolve_numerics
 
     with handle_errors():
-        ladder = load_ladder(config)
+        ladder = with_precision(load_ladder(config), precision)
         root = data or ladder.data
         if root is None:
             raise ConfigError(f"{config}: no dataset root; pass --data ROOT or set [ladder].data")
         out_dir = out or Path("runs") / "ablate" / ladder.name
-        steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers)
+        numerics = resolve_numerics(device or ladder.device, precision or "auto")  # a bad pair fails here
+        steps = VosbenchSteps(root, ladder.split, ladder.resolution, str(numerics.device), max_steps, workers)
         with progress_bar() as progress:
             result = run_ladder(ladder, out_dir, steps, progress, cache=cache)
         written = write_tables(result, out_dir)
@@ -67,6 +74,8 @@ def ablate(
     console.print(_render(full_table(result), "full table"))
     cached = sum(1 for r in result.rungs for v in r.ran.values() if not v)
     console.print(f"tables and chart in [bold]{out_dir}[/] ({', '.join(sorted(written))}); {cached} cached steps reused")
+    console.print(f"device {numerics.device}, precision {precision or 'per rung (auto: ' + numerics.precision + ' here)'}",
+                  highlight=False)
 
 
 def register(app: typer.Typer) -> None:

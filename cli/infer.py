@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
+from vosbench.precision import DEVICE_HELP
 
 EXAMPLE = (
     "Example: vosbench infer --checkpoint runs/scm/last.pt --data data/DAVIS --split val "
@@ -21,8 +24,11 @@ EXAMPLE = (
 
 def _distributed(device: str) -> tuple[int, int, str]:
     """(rank, world size, device) from torchrun's environment; CUDA ranks use their local GPU."""
+    from vosbench.precision import resolve_device
+
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = str(resolve_device(device))
     if world > 1 and device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return rank, world, device
@@ -40,21 +46,7 @@ def infer_cmd(
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
-    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Add horizontally flipped variants (TTA).")] = None,
-    scales: Annotated[str | None, typer.Option("--scales", help="TTA scales, e.g. 0.75,1.0,1.25 (default 1.0).")] = None,
-    finetune_steps: Annotated[int | None, typer.Option(
-        "--finetune-steps", min=0, help="Online finetuning steps per video on the first frame (default 0 = off).")] = None,
-    finetune_lr: Annotated[float | None, typer.Option("--finetune-lr", help="Online finetuning learning rate (default 1e-5).")] = None,
-    finetune_aug: Annotated[float | None, typer.Option(
-        "--finetune-aug", min=0.0,
-        help="Strength of the finetuning pseudo-frames' augmentation: 1 = rotate 10°, scale ±10 %, shear 5°, "
-             "shift 5 %, colour jitter 0.1 (default); 0.5 halves every range; 0 = copies of the first frame.")] = None,
-    mem_every: Annotated[int | None, typer.Option("--mem-every", min=1, help="Add every N-th frame to memory (default 5).")] = None,
-    max_mem_frames: Annotated[int | None, typer.Option(
-        "--max-mem-frames", min=2,
-        help="Most memory frames read at once, previous frame included; the oldest non-first frame is "
-             "evicted beyond it (default 24).")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo sequences that are already finished.")] = False,
     save_probs: Annotated[bool, typer.Option(
         "--save-probs", help="Also save <out>/<seq>/probs/<frame>.npz (uint8 probabilities) for later ensembling.")] = False,
@@ -62,6 +54,7 @@ def infer_cmd(
         "--depth-estimator",
         help="For depth (D-STM) checkpoints on data without Depth/ maps: an estimator spec as in "
              "`vosbench prepare depth --estimator`.")] = None,
+    inference: dict[str, object],
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
 
@@ -76,7 +69,6 @@ def infer_cmd(
             Recipe,
             infer_dataset,
             parse_ensemble,
-            parse_scales,
         )
 
         if (checkpoint is None) == (ensemble is None):
@@ -86,20 +78,8 @@ def infer_cmd(
         else:
             recipe = parse_ensemble(ensemble)  # type: ignore[arg-type]
         rank, world, device = _distributed(device)
-        options = InferOptions.resolve(
-            recipe,
-            flip=flip,
-            scales=parse_scales(scales) if scales is not None else None,
-            finetune_steps=finetune_steps,
-            finetune_lr=finetune_lr,
-            finetune_aug=finetune_aug,
-            mem_every=mem_every,
-            max_mem_frames=max_mem_frames,
-            device=device,
-            overwrite=overwrite,
-            save_probs=save_probs,
-            depth_estimator=depth_estimator,
-        )
+        options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
+                                       save_probs=save_probs, depth_estimator=depth_estimator)
         with progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
 
@@ -115,12 +95,50 @@ def infer_cmd(
     if summary.peak_cuda_mb is not None:
         memory += f", peak CUDA {summary.peak_cuda_mb:.0f} MiB"
     console.print(
-        f"models: {', '.join(summary.members)}\n"
+        f"models: {', '.join(summary.members)} on {summary.device}, {summary.precision}\n"
         f"{len(summary.written)} written ({summary.frames} frames, {summary.fps:.2f} frames/s), "
         f"{len(summary.sequences) - len(summary.written)} skipped; {memory}"
     )
 
 
+def with_inference_flags(func: Callable[..., None]) -> Callable[..., None]:
+    """``func`` with one flag per inference option (vosbench.infer.options), gathered into its
+    ``inference`` argument (only the flags given: the others leave the recipe's values)."""
+    from vosbench.infer.options import inference_fields
+
+    sig = inspect.signature(func, eval_str=True)
+    fields = inference_fields()
+    flags = []
+    for f in fields:
+        name = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            info, hint = typer.Option(f"{name}/--no-{name[2:]}", help=f.metadata["help"]), bool
+        elif kind is tuple:  # comma-separated numbers (scales)
+            info, hint = typer.Option(name, help=f.metadata["help"]), str
+        else:
+            info, hint = typer.Option(name, help=f.metadata["help"]), kind
+        flags.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                       annotation=Annotated[hint | None, info]))
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: object) -> None:
+        from vosbench.infer import parse_scales
+
+        given = {f.name: kwargs.pop(f.name) for f in fields}
+        given = {k: v for k, v in given.items() if v is not None}
+        if isinstance(given.get("scales"), str):
+            with handle_errors():
+                given["scales"] = parse_scales(given["scales"])
+        return func(**kwargs, inference=given)
+
+    params = [p for p in sig.parameters.values() if p.name != "inference"]
+    wrapper.__signature__ = sig.replace(parameters=params + flags)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params + flags}
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
-    app.command("infer", help=inspect.cleandoc(infer_cmd.__doc__ or "") + "\n\n" + EXAMPLE)(infer_cmd)
+    command = with_inference_flags(infer_cmd)
+    app.command("infer", help=inspect.cleandoc(infer_cmd.__doc__ or "") + "\n\n" + EXAMPLE)(command)
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
+from vosbench.precision import DEVICE_HELP
 
 EXAMPLE = (
     "Example: vosbench prepare depth --data data/DAVIS --split val "
@@ -30,7 +31,7 @@ def prepare_depth_cmd(
     )],
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt).")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Frames per forward pass.")] = 4,
     depth_kind: Annotated[str, typer.Option(
         "--depth-kind",
@@ -76,6 +77,7 @@ def prepare_depth_cmd(
     console.print(
         f"{len(summary.written)} written ({summary.frames_written} frames, "
         f"{summary.frames_per_second:.2f} frames/s), {len(summary.skipped)} skipped"
+        + (f"; estimated on {est.device}" if getattr(est, "device", None) else "")
     )
 
 

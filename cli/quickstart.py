@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
+from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 
 def quickstart(
@@ -22,7 +23,9 @@ def quickstart(
         Path | None, typer.Option("--config", help="Training config (default: the packaged quickstart config).")
     ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap the training steps.")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help=PRECISION_HELP + " For training and inference (default: auto).")] = None,
 ) -> None:
     """Prepare the embedded dataset, train a tiny STM on CPU, infer on val, evaluate, package a zip.
 
@@ -32,7 +35,7 @@ def quickstart(
 
     with handle_errors(), progress_bar() as progress:
         res = run_quickstart(out, profile=profile, seed=seed, config=config, max_steps=max_steps,
-                             device=device, progress=progress)
+                             device=device, precision=precision, progress=progress)
     table = Table(title="DAVIS J&F on the embedded val split (%)", title_justify="left")
     table.add_column("method")
     for c in ("J&F", "J mean", "J rec.", "J decay", "F mean", "F rec.", "F decay"):
@@ -42,7 +45,8 @@ def quickstart(
     console.print(table)
     console.print("(copy frame 0 = the first-frame mask pasted on every frame)")
     console.print(
-        f"trained {res.train_steps} steps in {res.train_seconds:.0f} s; inference {res.infer_fps:.1f} frames/s\n"
+        f"trained {res.train_steps} steps in {res.train_seconds:.0f} s ({res.train_numerics}); "
+        f"inference {res.infer_fps:.1f} frames/s ({res.infer_numerics})\n"
         f"checkpoint  {res.checkpoint}\nresults     {res.results}\n"
         f"submission  {res.submission} ({res.submission_bytes / 1e6:.1f} MB, validated)"
     )

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli.common import console, fail, handle_errors, progress_bar
 from vosbench.errors import VosbenchError
+from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 if TYPE_CHECKING:
     from vosbench.train.loop import TrainResult
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
 
 def _summary(result: TrainResult) -> Table:
     t = Table(title=f"training run in {result.out_dir}")
-    for col in ("steps", "final loss", "minutes", "checkpoint"):
+    for col in ("steps", "final loss", "minutes", "device", "precision", "checkpoint"):
         t.add_column(col)
     t.add_row(f"{result.step}/{result.total_steps}", f"{result.final_loss:.4f}", f"{result.seconds / 60:.1f}",
-              str(result.last_checkpoint))
+              result.device, result.precision, str(result.last_checkpoint))
     return t
 
 
@@ -33,7 +34,9 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this global step (schedules unchanged).")] = None,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Local worker processes (DDP through torchrun).")] = 1,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help=PRECISION_HELP + " Sets train.precision (default: the config's, auto).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable).")] = None,
 ) -> None:
     """Train a model from a TOML config; writes OUT/last.pt, OUT/step-<N>.pt, OUT/log.csv and OUT/config.toml.
@@ -42,10 +45,11 @@ def train(
     """
     # torch loads only when the verb runs, so `vosbench --help` and the other verbs start fast
     from vosbench.train.distributed import launch_command
-    from vosbench.train.loop import preflight, resolve_device
+    from vosbench.precision import resolve_numerics
+    from vosbench.train.loop import preflight
     from vosbench.train.run import default_out_dir, resolve_run_config
 
-    overrides = list(set_ or [])
+    overrides = list(set_ or []) + ([f'train.precision="{precision}"'] if precision is not None else [])
     if nproc > 1:
         args = ["--config", str(config), "--device", device]
         for flag, value in (("--data", data), ("--out", out), ("--max-steps", max_steps)):
@@ -58,9 +62,9 @@ def train(
         run_dir = out if out is not None else default_out_dir(config)
         with handle_errors():  # bad input: one error line here, before torchrun starts any worker
             cmd = launch_command(nproc, args)
-            resolve_device(device)
-            preflight(resolve_run_config(config, data=data, overrides=overrides), run_dir, resume=resume,
-                      world_size=nproc)
+            cfg = resolve_run_config(config, data=data, overrides=overrides)
+            resolve_numerics(device, cfg.train.precision, "train")
+            preflight(cfg, run_dir, resume=resume, world_size=nproc)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         rc = subprocess.call(cmd, env=env)

@@ -47,6 +47,8 @@ class QuickstartResult:
     train_seconds: float
     infer_fps: float
     submission_bytes: int
+    train_numerics: str = ""  # device and precision that ran, e.g. "cpu bf16"
+    infer_numerics: str = ""
 
 
 def run_quickstart(
@@ -56,11 +58,16 @@ def run_quickstart(
     seed: int = 0,
     config: str | os.PathLike | None = None,
     max_steps: int | None = None,
-    device: str = "cpu",
+    device: str = "auto",
+    precision: str | None = None,
     split: str = "val",
     progress: Progress | None = None,
 ) -> QuickstartResult:
-    """Run the whole pipeline under ``out`` (``data/``, ``train/``, ``results/``, ``baseline/``, zip)."""
+    """Run the whole pipeline under ``out`` (``data/``, ``train/``, ``results/``, ``baseline/``, zip).
+
+    ``precision`` (None = the config's ``train.precision`` for training, ``auto`` for inference)
+    applies to both.
+    """
     from vosbench.data.synthetic import generate_synthetic
     from vosbench.data.synthetic.baselines import write_baseline
     from vosbench.infer.run import InferOptions, infer_dataset
@@ -81,6 +88,7 @@ def run_quickstart(
         resume=(train_dir / "last.pt").is_file(),
         max_steps=max_steps,
         device=device,
+        overrides=[f'train.precision="{precision}"'] if precision is not None else [],
         progress=progress,
     )
     results = out / "results"
@@ -91,7 +99,7 @@ def run_quickstart(
         atomic_write_text(marker, source + "\n")
     scale = training_scale(config or default_config(), data, split)
     summary = infer_dataset(str(trained.last_checkpoint), data, split, "480p", results,
-                            InferOptions(device=device, scales=(scale,)), progress)
+                            InferOptions(device=device, scales=(scale,), precision=precision or "auto"), progress)
     evaluation = evaluate_results(data, results, split, progress=progress)
     baseline_dir = out / "baseline-copy"
     if not baseline_dir.is_dir():
@@ -111,4 +119,6 @@ def run_quickstart(
         train_seconds=trained.seconds,
         infer_fps=summary.fps,
         submission_bytes=packaged.size_bytes,
+        train_numerics=f"{trained.device} {trained.precision}",
+        infer_numerics=f"{summary.device} {summary.precision}",
     )

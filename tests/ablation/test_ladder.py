@@ -19,7 +19,7 @@ features = ["ResNeSt", "Depth", "TTA"]
 [[rungs]]
 name = "Baseline"
 train_config = "train.toml"
-set = { "train.max_steps" = 10 }
+set = { "train.epochs" = 10 }
 infer = { flip = false }
 
 [[rungs]]
@@ -29,7 +29,7 @@ features = ["ResNeSt"]
 
 [[rungs]]
 name = "+Depth"
-set = { "model.depth" = true }
+set = { "model.overrides.depth" = true }
 features = ["Depth"]
 
 [[rungs]]
@@ -84,7 +84,7 @@ def test_rungs_inherit_and_accumulate(ladder_file):
     ladder = load_ladder(ladder_file)
     assert [r.name for r in ladder.rungs] == ["Baseline", "+ResNeSt", "+Depth", "+TTA"]
     last = ladder.rungs[-1]
-    assert last.train_overrides == {"train.max_steps": 10, "model.preset": "r", "model.depth": True}
+    assert last.train_overrides == {"train.epochs": 10, "model.preset": "r", "model.overrides.depth": True}
     assert last.infer_options == {"flip": True}
     assert last.features == ("ResNeSt", "Depth", "TTA")
     assert ladder.rungs[2].train_config == ladder_file.parent / "train.toml"

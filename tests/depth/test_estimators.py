@@ -49,8 +49,10 @@ def test_bad_options_are_config_errors(tiny_depth_model: Path, tmp_path: Path) -
         make_estimator(str(tiny_depth_model), batch_size=0)
     with pytest.raises(ConfigError, match="depth kind"):
         make_estimator(str(tiny_depth_model), kind="inverse")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="unknown device"):
+    with pytest.raises(ConfigError, match="--device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
         make_estimator(str(tiny_depth_model), device="tpu")
+    with pytest.raises(ConfigError, match="got 'mps'"):
+        make_estimator(str(tiny_depth_model), device="mps")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             make_estimator(str(tiny_depth_model), device="cuda")

@@ -95,5 +95,5 @@ def test_infer_cli_unknown_device_is_one_line(make_davis_root, tiny_checkpoint, 
     root = make_davis_root({"alpha": (2, 1)}, size=(16, 16))
     res = runner.invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--data", str(root),
                               "--out", str(tmp_path / "out"), "--device", "gpu"])
-    assert res.exit_code == 1 and "--device must be cpu, cuda or cuda:N" in res.output
+    assert res.exit_code == 1 and "--device must be auto, cpu, cuda or cuda:N" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()

@@ -51,7 +51,7 @@ def _naive(model: StandInModel, frames, mask, mem_every: int = 5) -> list[torch.
 def test_matches_reference_stm_loop():
     frames, mask = _video(13)
     model = StandInModel().eval()
-    core = InferenceCore(model, EngineConfig(mem_every=5, max_mem_frames=50))
+    core = InferenceCore(model, EngineConfig(mem_every=5, max_mem_frames=50, precision="fp32"))  # as the reference
     got = [core.step(frames[0], mask)] + [core.step(f) for f in frames[1:]]
     # one memory encoding per frame (all objects at once), none for the last frame
     assert model.memory_calls == [2] * 12

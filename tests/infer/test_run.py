@@ -246,7 +246,7 @@ def test_youtube_vos_video_whose_objects_all_appear_later(tiny_checkpoint, tmp_p
 
 def test_unknown_device_is_a_config_error(tiny_checkpoint, tmp_path):
     data = _davis(tmp_path / "data", {"s": (2, 1)})
-    with pytest.raises(ConfigError, match="--device must be cpu, cuda or cuda:N, got 'gpu'"):
+    with pytest.raises(ConfigError, match="--device must be auto, cpu, cuda or cuda:N, got 'gpu'"):
         infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out", options=InferOptions(device="gpu"))
     assert not (tmp_path / "out").exists()
 

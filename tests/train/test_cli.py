@@ -55,7 +55,7 @@ def test_train_writes_outputs_then_refuses_another_architecture(config_file: Pat
     (["--data", "/nonexistent/root"], "dataset root not found"),
     (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
     (["--set", "data.split=test-dev"], "split file not found"),
-    (["--device", "tpu"], "unknown device"),
+    (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_input_is_one_line(config_file: Path, tmp_path: Path, args: list[str], needle: str) -> None:
     result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), *args])

@@ -21,10 +21,10 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_overrides_and_types(tmp_path: Path) -> None:
     p = _write(tmp_path, '[model]\npreset = "scm-tiny"\n[optim]\nlr = 1e-5\n[data]\ncrop = [96, 128]\n')
-    cfg = load_config(p, ["optim.lr=3e-4", "data.crop=[64, 80]", "train.amp=none", "data.root=/x/y",
+    cfg = load_config(p, ["optim.lr=3e-4", "data.crop=[64, 80]", "train.precision=fp32", "data.root=/x/y",
                           "model.overrides.key_dim=16", "train.epochs=2"])
     assert cfg.model.preset == "scm-tiny"
-    assert cfg.optim.lr == 3e-4 and cfg.data.crop == (64, 80) and cfg.train.amp == "none"
+    assert cfg.optim.lr == 3e-4 and cfg.data.crop == (64, 80) and cfg.train.precision == "fp32"
     assert cfg.data.root == "/x/y" and cfg.model.overrides == {"key_dim": 16} and cfg.train.epochs == 2
     assert cfg.optim.betas == (0.9, 0.999)  # default kept
 
@@ -44,7 +44,7 @@ def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("override,msg", [("train.epochs=ten", "train.epochs must be an integer"),
-                                          ("data.crop=[1,2,3]", "data.crop"), ("train.amp=fp8", "train.amp"),
+                                          ("data.crop=[1,2,3]", "data.crop"), ("train.precision=fp8", "train.precision"),
                                           ("data.stage=videos", "data.stage"), ("optim.lr=0", "optim.lr"),
                                           ("optim.betas=[0.9, 1.0]", r"optim.betas\[1\] must be in \[0, 1\)"),
                                           ("optim.lr_decay=0", "optim.lr_decay must be > 0"),

@@ -1,7 +1,7 @@
 """Ablation ladders: run a sequence of configs (train → infer → evaluate, each step cached by a
 content hash) and build the papers' tables (SCM-style Boost column, D-STM-style checkmarks)."""
 
-from vosbench.ablation.ladder import LadderConfig, RungSpec, load_ladder
+from vosbench.ablation.ladder import LadderConfig, RungSpec, load_ladder, with_precision
 from vosbench.ablation.runner import LadderResult, RungResult, StepRunner, run_ladder
 from vosbench.ablation.tables import boost_table, checkmark_table, full_table, write_tables
 
@@ -16,5 +16,6 @@ __all__ = [
     "full_table",
     "load_ladder",
     "run_ladder",
+    "with_precision",
     "write_tables",
 ]

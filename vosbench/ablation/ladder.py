@@ -11,8 +11,8 @@
     [[rungs]]
     name = "Baseline (STM)"
     train_config = "configs/stm-tiny.toml"   # relative to the ladder file
-    set = { "train.max_steps" = 600 }        # training-config overrides (dotted keys)
-    infer = { flip = false, scales = [1.0] }
+    set = { "data.samples_per_epoch" = 160 } # training-config overrides: the keys `train --set` takes
+    infer = { flip = false, scales = [1.0] } # inference options: the names of `infer`'s flags
 
     [[rungs]]
     name = "+Spatial constraint"
@@ -29,6 +29,7 @@ of the named earlier rungs at inference (equal weights), as in the SCM entry's l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ from typing import Any
 import tomllib
 
 from vosbench.errors import ConfigError
+from vosbench.infer.options import validate_inference_options
+from vosbench.precision import check_precision
+from vosbench.train.config import check_override
 
 _LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features", "device"}
 _RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble"}
@@ -63,7 +67,7 @@ class LadderConfig:
     data: Path | None = None
     split: str = "val"
     resolution: str = "480p"
-    device: str = "cpu"
+    device: str = "auto"
     description: str = ""
     source: Path | None = field(default=None, compare=False)
 
@@ -109,8 +113,15 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
             train_config = rel(r["train_config"])
             if train_config is not None and not train_config.is_file():
                 raise ConfigError(f"{rwhere}: training config {train_config} not found")
-        overrides = {**overrides, **dict(r.get("set", {}))}
-        infer = {**infer, **dict(r.get("infer", {}))}
+        own_set, own_infer = r.get("set", {}), r.get("infer", {})
+        named = f"{where} rung {name!r}"
+        if not isinstance(own_set, dict) or not isinstance(own_infer, dict):
+            raise ConfigError(f"{named}: set and infer must be tables")
+        for key, value in own_set.items():  # the keys and values `vosbench train --set` takes
+            check_override(key, value, f"{named} set")
+        # the options `vosbench infer` takes, under the same names
+        overrides = {**overrides, **own_set}
+        infer = {**infer, **validate_inference_options(own_infer, f"{named} infer")}
         for f in r.get("features", ()):
             if features and f not in features:
                 raise ConfigError(f"{rwhere}: feature {f!r} is not a column of [ladder].features")
@@ -148,9 +159,23 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
         data=Path(data) if data else None,
         split=head.get("split", "val"),
         resolution=head.get("resolution", "480p"),
-        device=head.get("device", "cpu"),
+        device=head.get("device", "auto"),
         source=source,
     )
+
+
+def with_precision(ladder: LadderConfig, precision: str | None) -> LadderConfig:
+    """``ladder`` with every rung trained and inferred at ``precision`` (``ablate --precision``; it
+    enters every step's cache key); None keeps each rung's own (its config's ``train.precision``)."""
+    if precision is None:
+        return ladder
+    check_precision(precision)
+    rungs = tuple(
+        dataclasses.replace(r, train_overrides={**r.train_overrides, "train.precision": precision},
+                            infer_options={**r.infer_options, "precision": precision})
+        for r in ladder.rungs
+    )
+    return dataclasses.replace(ladder, rungs=rungs)
 
 
 def load_ladder(path: str | os.PathLike) -> LadderConfig:

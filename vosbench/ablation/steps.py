@@ -43,7 +43,7 @@ class VosbenchSteps:
     """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``."""
 
     def __init__(self, data: str | os.PathLike, split: str = "val", resolution: str = "480p",
-                 device: str = "cpu", max_steps: int | None = None, workers: int | None = None):
+                 device: str = "auto", max_steps: int | None = None, workers: int | None = None):
         self.data = Path(data)
         if not self.data.is_dir():
             raise DataError(f"{self.data}: dataset root not found")

@@ -29,6 +29,7 @@ from PIL import Image
 
 from vosbench.data.imageio import _open_verified
 from vosbench.errors import CheckpointError, ConfigError, DataError
+from vosbench.precision import resolve_device
 
 DepthKind = Literal["auto", "disparity", "depth"]
 DEPTH_KINDS: tuple[str, ...] = ("auto", "disparity", "depth")
@@ -90,7 +91,7 @@ class TransformersDepthEstimator(DepthEstimator):
     other model (Depth Anything relative, DPT/MiDaS) as disparity.
     """
 
-    def __init__(self, model: str, *, device: str = "cpu", batch_size: int = 4, kind: DepthKind = "auto"):
+    def __init__(self, model: str, *, device: str = "auto", batch_size: int = 4, kind: DepthKind = "auto"):
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         if kind not in DEPTH_KINDS:
@@ -102,7 +103,7 @@ class TransformersDepthEstimator(DepthEstimator):
             raise ConfigError(f"depth models need the `transformers` package ({exc}); install it with {INSTALL_HINT}") from None
 
         self.batch_size = batch_size
-        self.device = _resolve_device(device, torch)
+        self.device = str(resolve_device(device))
         source = _model_source(model)
         self.model_ref = str(Path(source).resolve()) if Path(source).is_dir() else model
         try:
@@ -175,14 +176,6 @@ class TransformersDepthEstimator(DepthEstimator):
             arr = m.detach().float().cpu().numpy().reshape(s)  # H,W
             result.append(_to_depth(arr, self.kind))
         return result
-
-
-def _resolve_device(device: str, torch) -> str:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
-        raise ConfigError(f"unknown device {device!r}; expected cpu, cuda or cuda:N")
-    return device
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -278,7 +271,7 @@ def read_depth_file(path: Path) -> np.ndarray:
     return arr
 
 
-def make_estimator(spec: str | os.PathLike, *, device: str = "cpu", batch_size: int = 4, kind: DepthKind = "auto") -> DepthEstimator:
+def make_estimator(spec: str | os.PathLike, *, device: str = "auto", batch_size: int = 4, kind: DepthKind = "auto") -> DepthEstimator:
     """Build an estimator from ``--estimator``: ``folder:PATH``, a model folder, or a hub id."""
     spec = str(spec).strip()
     if not spec:

@@ -1,35 +1,45 @@
-"""Inference: the per-video memory engine, TTA, online finetuning, ensembles, dataset runs."""
+"""Inference: the per-video memory engine, TTA, online finetuning, ensembles, dataset runs.
 
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, EngineState, InferenceCore
-from vosbench.infer.ensemble import EnsembleInference, LoadedMember, load_members, video_predictor
-from vosbench.infer.finetune import FinetuneConfig, finetune_model
-from vosbench.infer.memory import MemoryBank
-from vosbench.infer.recipe import MemberSpec, Recipe, load_recipe, parse_ensemble
-from vosbench.infer.run import InferOptions, InferSummary, SequenceResult, infer_dataset, infer_sequence
-from vosbench.infer.tta import TTAConfig, TTAInference, parse_scales
+Names load on first use (PEP 562), so ``vosbench.infer.options`` (the inference-option table the
+CLI builds its flags from) imports without torch.
+"""
 
-__all__ = [
-    "DEFAULT_MAX_MEM_FRAMES",
-    "EngineConfig",
-    "EngineState",
-    "EnsembleInference",
-    "FinetuneConfig",
-    "InferOptions",
-    "InferSummary",
-    "InferenceCore",
-    "LoadedMember",
-    "MemberSpec",
-    "MemoryBank",
-    "Recipe",
-    "SequenceResult",
-    "TTAConfig",
-    "TTAInference",
-    "finetune_model",
-    "infer_dataset",
-    "infer_sequence",
-    "load_members",
-    "load_recipe",
-    "parse_ensemble",
-    "parse_scales",
-    "video_predictor",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_MAX_MEM_FRAMES": "options",
+    "EngineConfig": "engine",
+    "EngineState": "engine",
+    "InferenceCore": "engine",
+    "EnsembleInference": "ensemble",
+    "LoadedMember": "ensemble",
+    "load_members": "ensemble",
+    "video_predictor": "ensemble",
+    "FinetuneConfig": "finetune",
+    "finetune_model": "finetune",
+    "MemoryBank": "memory",
+    "InferOptions": "options",
+    "MemberSpec": "recipe",
+    "Recipe": "recipe",
+    "load_recipe": "recipe",
+    "parse_ensemble": "recipe",
+    "InferSummary": "run",
+    "SequenceResult": "run",
+    "infer_dataset": "run",
+    "infer_sequence": "run",
+    "TTAConfig": "tta",
+    "TTAInference": "tta",
+    "parse_scales": "tta",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vosbench.infer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vosbench.infer.{module}"), name)

@@ -21,7 +21,6 @@ separate ``segment`` calls whose per-object probabilities are merged by soft agg
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +33,9 @@ from torch import Tensor, nn
 from vosbench.data.imageio import VOID_ID
 from vosbench.errors import ConfigError
 from vosbench.infer.memory import MemoryBank
+from vosbench.infer.options import DEFAULT_MAX_MEM_FRAMES
 from vosbench.models.aggregate import soft_aggregate
-
-# A 1000-frame video at mem_every=5 would otherwise hold 200 memory frames; 24 covers every
-# DAVIS-2017 val/test video (<= 104 frames -> 21 permanent + 1 temporary) without eviction.
-DEFAULT_MAX_MEM_FRAMES = 24
+from vosbench.precision import check_precision, resolve_numerics
 
 
 @dataclass
@@ -49,8 +46,7 @@ class EngineConfig:
     max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES  # frames read at once, temporary frame included
     pad_multiple: int = 16
     hard_prior: bool = True  # spatial prior = one-hot of the previous prediction (SCM: "0-1 mask")
-    amp: bool = True  # autocast (float16) on CUDA
-    channels_last: bool = True  # on CUDA
+    precision: str = "auto"  # vosbench.precision: auto | fp32 (no autocast) | bf16 | fp16
 
     def validate(self) -> EngineConfig:
         if self.mem_every < 1:
@@ -59,6 +55,7 @@ class EngineConfig:
             raise ConfigError(f"max_mem_frames must be >= 2 (first + previous frame), got {self.max_mem_frames}")
         if self.pad_multiple < 1:
             raise ConfigError(f"pad_multiple must be >= 1, got {self.pad_multiple}")
+        check_precision(self.precision)
         return self
 
 
@@ -110,11 +107,11 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def prepare_model(model: nn.Module, device: str | torch.device, config: EngineConfig | None = None) -> nn.Module:
-    """Move ``model`` to ``device`` in eval mode (channels_last on CUDA); returns it."""
+    """Move ``model`` to ``device`` in eval mode (in the memory format its precision runs fastest in)."""
     config = config or EngineConfig()
-    device = torch.device(device)
-    model = model.eval().to(device)
-    if device.type == "cuda" and config.channels_last:
+    numerics = resolve_numerics(torch.device(device), config.precision, "infer")
+    model = model.eval().to(numerics.device)
+    if numerics.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -147,8 +144,9 @@ class InferenceCore:
         self.model = model
         self.config = (config or EngineConfig()).validate()
         self.device = model_device(model)
+        self.numerics = resolve_numerics(self.device, self.config.precision, "infer")
         self.spatial_prior, self.needs_depth = model_flags(model)
-        self.state = EngineState(memory=MemoryBank(self.config.max_mem_frames))
+        self.state = EngineState(memory=self._new_memory())
 
     # ---- public -----------------------------------------------------------------------------
     @property
@@ -162,7 +160,7 @@ class InferenceCore:
 
     def reset(self) -> None:
         """Forget the video (memory, objects, previous prediction)."""
-        self.state = EngineState(memory=MemoryBank(self.config.max_mem_frames))
+        self.state = EngineState(memory=self._new_memory())
 
     @torch.inference_mode()
     def step(
@@ -194,7 +192,7 @@ class InferenceCore:
 
         pads = pad_amounts(h, w, self.config.pad_multiple)
         img = self._pad(image.to(self.device, torch.float32)[None], pads, "replicate")
-        if self.device.type == "cuda" and self.config.channels_last:
+        if self.numerics.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         dep = None
         if self.needs_depth:
@@ -211,7 +209,7 @@ class InferenceCore:
             new_ids = [o for o in objects if o not in st.object_ids]
             mask_p = self._pad(m[None, None].float(), pads, "constant")[0, 0].long()
 
-        with self._autocast():
+        with self.numerics.autocast():
             self._flush_pending()
             query = None
             if st.object_ids or new_ids:
@@ -234,10 +232,9 @@ class InferenceCore:
             return x
         return F.pad(x, pads, mode=mode) if mode != "constant" else F.pad(x, pads, value=0.0)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.config.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+    def _new_memory(self) -> MemoryBank:
+        """An empty bank storing keys and values in the compute dtype."""
+        return MemoryBank(self.config.max_mem_frames, dtype=self.numerics.dtype)
 
     def _flush_pending(self) -> None:
         """Memory-encode the previous frame (all objects at once) and store it."""

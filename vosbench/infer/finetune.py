@@ -25,6 +25,7 @@ from vosbench.errors import ConfigError
 from vosbench.infer.engine import model_device, model_flags
 from vosbench.losses import segmentation_loss
 from vosbench.models import MemoryEncoding
+from vosbench.precision import check_precision, resolve_numerics
 from vosbench.progress import Progress, ensure_progress
 
 
@@ -38,6 +39,7 @@ class FinetuneConfig:
     deform: DeformParams = field(default_factory=lambda: DeformParams(rotate=10.0, scale=(0.9, 1.1), shear=5.0, translate=0.05))
     color: float = 0.1  # brightness/contrast/saturation jitter of the pseudo-frames
     seed: int = 0
+    precision: str = "auto"  # vosbench.precision, resolved for training on the model's device
 
     def validate(self) -> FinetuneConfig:
         if self.steps < 0:
@@ -46,6 +48,7 @@ class FinetuneConfig:
             raise ConfigError(f"finetune learning rate must be > 0, got {self.lr}")
         if self.clip_length < 2:
             raise ConfigError(f"finetune clip length must be >= 2, got {self.clip_length}")
+        check_precision(self.precision)
         return self
 
 
@@ -96,6 +99,8 @@ def finetune_model(
     if needs_depth and depth is None:
         raise ConfigError("online finetuning of a depth model needs the first frame's depth")
     device = model_device(model)
+    numerics = resolve_numerics(device, config.precision, "train")
+    scaler = torch.amp.GradScaler(device.type, enabled=numerics.needs_grad_scaler)
     loss_cfg = model.config.loss
     params = [p for p in tuned.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
@@ -115,19 +120,21 @@ def finetune_model(
             frames = [_tensors(f, object_ids, device) for f in clip]
             memory: list[MemoryEncoding] = []
             total = torch.zeros((), device=device)
-            for t in range(1, len(frames)):
-                img, masks, _, dep = frames[t - 1]
-                memory.append(tuned.encode_memory(img, masks, depth=dep))
-                key, value = MemoryEncoding.stack(memory)
-                img, _, target, dep = frames[t]
-                query = tuned.encode_query(img, depth=dep)
-                prior = frames[t - 1][1] if spatial_prior else None
-                out = tuned.segment(query, key, value, prev_mask=prior)
-                loss, _ = segmentation_loss(out, target, loss_cfg)
-                total = total + loss
+            with numerics.autocast():
+                for t in range(1, len(frames)):
+                    img, masks, _, dep = frames[t - 1]
+                    memory.append(tuned.encode_memory(img, masks, depth=dep))
+                    key, value = MemoryEncoding.stack(memory)
+                    img, _, target, dep = frames[t]
+                    query = tuned.encode_query(img, depth=dep)
+                    prior = frames[t - 1][1] if spatial_prior else None
+                    out = tuned.segment(query, key, value, prev_mask=prior)
+                    loss, _ = segmentation_loss(out, target, loss_cfg)  # float32 (the losses cast)
+                    total = total + loss
             optimizer.zero_grad(set_to_none=True)
-            (total / (len(frames) - 1)).backward()
-            optimizer.step()
+            scaler.scale(total / (len(frames) - 1)).backward()
+            scaler.step(optimizer)
+            scaler.update()
             progress.advance(1)
     for p in tuned.parameters():
         p.grad = None

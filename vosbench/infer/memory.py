@@ -36,6 +36,7 @@ class MemoryBank:
     """Bounded key/value memory of one video (see the module docstring for the policy)."""
 
     capacity: int
+    dtype: torch.dtype | None = None  # storage dtype (the compute precision); None = the first key's
     keys: Tensor | None = None  # 1,K,Ck,capacity,h,w
     values: Tensor | None = None  # 1,K,Cv,capacity,h,w
     slots: list[MemorySlot] = field(default_factory=list)  # permanent slots, in slot order
@@ -78,8 +79,8 @@ class MemoryBank:
         """(Re)allocate buffers for ``key``'s object count and ``frames`` slots, keeping what is stored."""
         _, k, ck, h, w = key.shape
         cv = value.shape[2]
-        new_k = key.new_zeros(1, k, ck, frames, h, w)
-        new_v = value.new_zeros(1, k, cv, frames, h, w)
+        new_k = key.new_zeros(1, k, ck, frames, h, w, dtype=self.dtype or key.dtype)
+        new_v = value.new_zeros(1, k, cv, frames, h, w, dtype=self.dtype or value.dtype)
         if self.keys is not None:
             old_k, old_t = self.keys.shape[1], self.keys.shape[3]
             if self.keys.shape[2] != ck or self.keys.shape[4:] != (h, w) or self.values.shape[2] != cv:

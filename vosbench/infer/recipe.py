@@ -1,7 +1,8 @@
 """Ensemble recipes: ``--ensemble a.pt,b.pt`` or a TOML file (format in docs/model-api.md).
 
 A recipe names its member checkpoints (with optional weights) and, optionally, inference
-settings (``[inference]``) that command-line flags override.
+options (``[inference]``: any of :mod:`vosbench.infer.options`, the same names as ``vosbench
+infer``'s flags) that command-line flags override.
 """
 
 from __future__ import annotations
@@ -14,16 +15,7 @@ from typing import Any
 import tomllib
 
 from vosbench.errors import ConfigError
-
-# [inference] keys a recipe may set, with their types
-INFERENCE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "flip": bool,
-    "scales": list,
-    "finetune_steps": int,
-    "finetune_lr": (int, float),
-    "mem_every": int,
-    "max_mem_frames": int,
-}
+from vosbench.infer.options import validate_inference_options
 
 
 @dataclass(frozen=True)
@@ -95,20 +87,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
     inference = data.get("inference", {})
     if not isinstance(inference, dict):
         raise ConfigError(f"{path}: [inference] must be a table")
-    for key, value in inference.items():
-        if key not in INFERENCE_KEYS:
-            raise ConfigError(f"{path}: unknown [inference] key '{key}' (expected {', '.join(INFERENCE_KEYS)})")
-        want = INFERENCE_KEYS[key]
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if key == "scales" and ok:
-            ok = bool(value) and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in value)
-        if not ok:
-            raise ConfigError(f"{path}: [inference] {key} has the wrong type ({value!r})")
-    inference = dict(inference)
-    if "scales" in inference:
-        inference["scales"] = tuple(float(s) for s in inference["scales"])
-    if "finetune_lr" in inference:
-        inference["finetune_lr"] = float(inference["finetune_lr"])
+    inference = validate_inference_options(inference, f"{path}: [inference]")
     return Recipe(
         members=members,
         name=str(head.get("name", path.stem)),

@@ -36,64 +36,13 @@ from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
-from vosbench.infer.finetune import FinetuneConfig
+from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
-from vosbench.infer.tta import TTAConfig
+from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class InferOptions:
-    """Inference settings (a recipe's ``[inference]`` table fills the ones the caller leaves None)."""
-
-    flip: bool = False
-    scales: tuple[float, ...] = (1.0,)
-    finetune_steps: int = 0
-    finetune_lr: float = 1e-5
-    finetune_aug: float = 1.0  # strength of the pseudo-frames' augmentation (0 = plain copies)
-    mem_every: int = 5
-    max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES
-    device: str = "cpu"
-    overwrite: bool = False
-    save_probs: bool = False
-    depth_estimator: str | None = None
-    amp: bool = True
-
-    @classmethod
-    def resolve(cls, recipe: Recipe | None = None, **given: object) -> InferOptions:
-        """Defaults <- recipe ``[inference]`` <- ``given`` (entries that are None are ignored)."""
-        values: dict[str, object] = dict(recipe.inference) if recipe else {}
-        values.update({k: v for k, v in given.items() if v is not None})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(f"unknown inference option '{unknown[0]}'")
-        if "scales" in values:
-            values["scales"] = tuple(float(s) for s in values["scales"])  # type: ignore[union-attr]
-        return cls(**values)  # type: ignore[arg-type]
-
-    def engine(self) -> EngineConfig:
-        return EngineConfig(mem_every=self.mem_every, max_mem_frames=self.max_mem_frames, amp=self.amp).validate()
-
-    def tta(self) -> TTAConfig:
-        return TTAConfig(flip=self.flip, scales=tuple(self.scales)).validate()
-
-    def finetune(self) -> FinetuneConfig:
-        cfg = FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr)
-        s = self.finetune_aug
-        if not s >= 0:
-            raise ConfigError(f"finetune augmentation strength must be >= 0, got {s}")
-        if s != 1.0:  # scale every range of the default deformation and colour jitter
-            d = cfg.deform
-            lo, hi = d.scale
-            cfg = dataclasses.replace(cfg, color=cfg.color * s, deform=dataclasses.replace(
-                d, rotate=d.rotate * s, scale=(1 - (1 - lo) * s, 1 + (hi - 1) * s), shear=d.shear * s,
-                translate=d.translate * s, elastic_alpha=d.elastic_alpha * s))
-        return cfg.validate()
 
 
 @dataclass
@@ -119,6 +68,8 @@ class InferSummary:
     sequences: list[SequenceResult] = field(default_factory=list)
     peak_rss_mb: float = 0.0
     peak_cuda_mb: float | None = None
+    device: str = ""  # the device and precision that ran (auto resolved)
+    precision: str = ""
 
     @property
     def written(self) -> list[SequenceResult]:
@@ -292,23 +243,21 @@ def infer_dataset(
         recipe = parse_ensemble(ensemble)
     else:
         recipe = Recipe(members=list(ensemble))
-    options = options or InferOptions.resolve(recipe)
-    engine, _, _ = options.engine(), options.tta(), options.finetune()  # validate before any work
+    options = (options or InferOptions.resolve(recipe)).validate()  # validate before any work
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} out of range for world size {world_size}")
     progress = ensure_progress(progress)
-    try:
-        device = torch.device(options.device)
-    except RuntimeError:
-        raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {options.device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
+    numerics = resolve_numerics(options.device, options.precision, "infer")
+    device = numerics.device
+    # from here on the options name what actually runs (auto resolved)
+    options = dataclasses.replace(options, device=str(device), precision=numerics.precision)
+    engine = options.engine()
     dataset = open_dataset(data, split, resolution)
     names = dataset.sequence_names[rank::world_size]
     out = Path(out)
     members = load_members(recipe, device, engine)
     summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
-                           rank, world_size)
+                           rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
     sequences = [dataset.sequence(n) for n in names]
     estimator = None

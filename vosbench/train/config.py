@@ -20,10 +20,10 @@ import tomllib
 
 from vosbench.errors import ConfigError
 from vosbench.fsutil import atomic_write_text
+from vosbench.precision import PRECISIONS
 
 STAGES = ("static", "video")
 SOURCE_KINDS = ("davis", "youtube", "static")
-AMP_MODES = ("none", "bf16", "fp16")
 
 
 @dataclass
@@ -112,7 +112,7 @@ class TrainSection:
     epochs: int = 150
     batch_size: int = 4  # global (split across DDP workers)
     seed: int = 0
-    amp: str = "bf16"  # CUDA autocast dtype (none | bf16 | fp16); CPU always runs fp32
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (vosbench.precision; auto: bf16 where it is native)
     prior_switch_epoch: int = -1  # from this epoch the spatial prior is the model's own previous prediction
     init_checkpoint: str = ""  # start from these weights (e.g. the pretraining stage's last.pt)
     save_every: int = 500  # steps between step-<N>.pt checkpoints
@@ -153,8 +153,8 @@ class TrainConfig:
                 raise bad(f"data.sources[{i}].kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {s.kind!r}")
             if not (s.weight > 0 and math.isfinite(s.weight)):
                 raise bad(f"data.sources[{i}].weight", "must be > 0")
-        if self.train.amp not in AMP_MODES:
-            raise bad("train.amp", f"must be one of {', '.join(AMP_MODES)}, got {self.train.amp!r}")
+        if self.train.precision not in PRECISIONS:
+            raise bad("train.precision", f"must be one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
         if min(self.data.crop) < 16:
             raise bad("data.crop", "must be at least 16x16")
         if self.data.short_side[0] > self.data.short_side[1] or self.data.short_side[0] < 1:
@@ -240,6 +240,32 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             node = nxt
         node[parts[-1]] = parse_value(value.strip())
     return out
+
+
+def check_override(key: str, value: Any, origin: str = "override") -> Any:
+    """Check one dotted key and its (TOML) value against the config's schema, as ``--set`` and a
+    ladder rung's ``set`` table give them; returns the converted value.
+
+    Keys under a free-form table (``model.overrides.*``) are checked later, by the model preset.
+    Ranges that depend on other keys are checked when the whole config is built.
+    """
+    node: Any = TrainConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(node)]
+        if part not in names:
+            section = ".".join(parts[:i]) or "top level"
+            raise ConfigError(f"{origin}: unknown config key '{key}' (known in {section}: {', '.join(names)})")
+        hint = typing.get_type_hints(node)[part]
+        rest = ".".join(parts[i + 1:])
+        if not rest:
+            return _convert(hint, value, key, origin)
+        if typing.get_origin(hint) is dict:
+            return value
+        if not dataclasses.is_dataclass(hint):
+            raise ConfigError(f"{origin}: '{'.'.join(parts[:i + 1])}' is not a section (in '{key}')")
+        node = hint
+    return value
 
 
 def _deepcopy(d: Any) -> Any:

@@ -9,7 +9,6 @@ the inference engine gives at test time (one-hot of the argmax, no gradient thro
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
+from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
 from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
 from vosbench.train.checkpointing import (
@@ -39,8 +39,6 @@ from vosbench.train.trainlog import LossLog
 
 log = logging.getLogger(__name__)
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 class NonFiniteLossError(VosbenchError):
     """The loss became NaN or infinite; training stopped before the bad update."""
@@ -54,6 +52,8 @@ class TrainResult:
     total_steps: int
     final_loss: float
     seconds: float
+    device: str = ""  # the device and precision that ran (auto resolved)
+    precision: str = ""
 
 
 # --------------------------------------------------------------------------- one clip
@@ -126,16 +126,6 @@ class ClipLoss(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------- set-up helpers
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: CUDA is not available on this machine")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ConfigError(f"unknown device {device!r} (cpu, cuda or auto)")
-    return torch.device(device)
 
 
 def _build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
@@ -225,6 +215,7 @@ def train(
     very same run.
     """
     dev = resolve_device(device)
+    resolve_precision(cfg.train.precision, dev, "train")  # an unsupported pair fails before any set-up
     ctx = init_distributed(dev.type)
     try:
         return _train(cfg, Path(out_dir), resume=resume, max_steps=max_steps, dev=dev, ctx=ctx,
@@ -250,8 +241,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
 
     optimizer = build_optimizer(model, cfg.optim)
-    amp = cfg.train.amp if dev.type == "cuda" else "none"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+    numerics = resolve_numerics(dev, cfg.train.precision, "train")
+    scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
     if resume and last_path.exists():
         loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
@@ -309,6 +300,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
                           "lr_decay": cfg.optim.lr_decay, "lr_decay_epochs": list(cfg.optim.lr_decay_epochs)},
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
+            "numerics": {"device": str(dev), "precision": numerics.precision},  # what ran (auto resolved)
         }
         try:
             save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
@@ -337,8 +329,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         loader = _epoch_loader(dataset, ctx, cfg, epoch, skip, per_rank, cfg.train.seed)
         for batch in loader:
             batch = _to_device(batch, dev)
-            autocast = (torch.autocast("cuda", dtype=AMP_DTYPES[amp]) if amp != "none" else contextlib.nullcontext())
-            with autocast:
+            with numerics.autocast():
                 loss, parts = net(batch, own_prior=own_prior)
             loss_value = float(mean_across(ctx, loss.detach()))
             if not math.isfinite(loss_value):
@@ -376,4 +367,5 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if loss_log is not None:
         loss_log.close()
     barrier(ctx)
-    return TrainResult(out, last_path, step, total_steps, last_loss, time.perf_counter() - t_start)
+    return TrainResult(out, last_path, step, total_steps, last_loss, time.perf_counter() - t_start,
+                       str(dev), numerics.precision)
