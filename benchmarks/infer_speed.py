@@ -11,14 +11,24 @@
    two outputs are close but not identical; only the timings are compared.
 2. **Memory** — peak RSS of a 100-frame and a 1000-frame random video with ``stm-tiny`` (each in
    a fresh process), with the default memory cap and, for reference, with no cap.
+3. **Precision** (``--real-data DIR``) — the engine in fp32, bf16 and bf16 + channels_last side by
+   side on the real 854x480 clips of DIR (``<group>/<seq>/JPEGImages/480p/<seq>/``, as in
+   ``shared/data/real_vos``), ``stm-r50`` with 3 objects (the first mask's bounding box cut into
+   3 vertical strips): s/frame and label agreement with fp32 on every propagated frame. A
+   random-init network's outputs are near ties (its fp32 top-2 margin is printed), so before
+   timing, the model is fitted to each clip's first frame in fp32 (online finetuning,
+   ``--fit-steps`` at ``--fit-scale``); the agreement is then the one of a model that segments.
 
     .venv/bin/python benchmarks/infer_speed.py [--frames 6] [--threads 1] [--long-size 120x216]
     .venv/bin/python benchmarks/infer_speed.py --skip-speed      # memory part only
+    nice -n 5 .venv/bin/python benchmarks/infer_speed.py --skip-speed --skip-memory --threads 2 \
+        --real-data ../shared/data/real_vos --precision-frames 6
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -27,7 +37,11 @@ import time
 import numpy as np
 import torch
 
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, pad_amounts
+from pathlib import Path
+
+from vosbench.data.imageio import read_frame, read_mask
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, pad_amounts, prepare_model
+from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.models import build_model
 from vosbench.models.aggregate import soft_aggregate
 
@@ -150,6 +164,95 @@ def memory(size: tuple[int, int], lengths: list[int], threads: int) -> None:
         print(f"| {n:>6} | {cap_s:>14} | {res['mem_frames']:>13} | {res['bank_mb']:8.1f} | {res['rss_mb']:12.0f} | {res['fps']:8.1f} |")
 
 
+def real_clips(root: Path, frames_n: int) -> list[tuple[str, list[np.ndarray], np.ndarray]]:
+    """(name, first ``frames_n`` frames H,W,3 uint8, first mask cut into 3 objects) per clip under ``root``."""
+    clips = []
+    for jpeg in sorted(root.glob("*/*/JPEGImages/480p/*")):
+        name = jpeg.name
+        anno = jpeg.parents[2] / "Annotations" / "480p" / name
+        paths = sorted(jpeg.glob("*.jpg"))[:frames_n]
+        first = read_mask(sorted(anno.glob("*.png"))[0])
+        ys, xs = np.nonzero(first)
+        cut = np.zeros_like(first)
+        edges = np.linspace(xs.min(), xs.max() + 1, 4).round().astype(int)
+        for k in range(3):  # 3 vertical strips of the object(s)' bounding box
+            strip = np.zeros_like(first, dtype=bool)
+            strip[:, edges[k] : edges[k + 1]] = True
+            cut[(first > 0) & strip] = k + 1
+        clips.append((name, [read_frame(p) for p in paths], cut))
+    return clips
+
+
+def _tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float().div_(255)
+
+
+def fit(model, frame: np.ndarray, mask: np.ndarray, steps: int, scale: float):
+    """``model`` fitted in fp32 to one frame (online finetuning on a downscaled copy)."""
+    import cv2
+
+    h, w = mask.shape
+    size = (max(32, round(w * scale)), max(32, round(h * scale)))
+    small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    return finetune_model(model, small, small_mask, [1, 2, 3], FinetuneConfig(steps=steps, lr=1e-4, precision="fp32"))
+
+
+@torch.inference_mode()
+def _lockstep(models: dict, frames: list[torch.Tensor], mask: np.ndarray, configs: dict) -> dict:
+    """Every variant steps through the clip frame by frame in turn (so a shared machine's load
+    falls on all alike): ``{variant: (labels of frames 1.., median seconds per frame)}``."""
+    cores = {v: InferenceCore(models[v], configs[v]) for v in configs}
+    for core in cores.values():
+        core.step(frames[0], mask)
+    labels: dict = {v: [] for v in configs}
+    times: dict = {v: [] for v in configs}
+    margins: dict = {v: [] for v in configs}
+    for f in frames[1:]:
+        for v, core in cores.items():
+            t0 = time.perf_counter()
+            probs = core.step(f)
+            times[v].append(time.perf_counter() - t0)
+            labels[v].append(probs.argmax(0))
+            top2 = probs.topk(2, dim=0).values
+            margins[v].append(float((top2[0] - top2[1]).mean()))
+    return {v: (labels[v], float(np.median(times[v])), float(np.mean(margins[v]))) for v in configs}
+
+
+def precision_compare(root: Path, frames_n: int, fit_steps: int, fit_scale: float, preset: str) -> None:
+    variants = {"fp32": EngineConfig(precision="fp32"), "bf16": EngineConfig(precision="bf16"),
+                "bf16 + channels_last": EngineConfig(precision="bf16", channels_last=True)}
+    clips = real_clips(root, frames_n)
+    print(f"\n{preset}, 854x480 real clips, 3 objects, {frames_n} frames per clip ({frames_n - 1} propagated), "
+          f"{torch.get_num_threads()} CPU threads; fitted to frame 0 with {fit_steps} fp32 steps at scale {fit_scale}")
+    print(f"| {'clip':<11} | {'variant':<21} | {'s/frame':>8} | {'speed-up':>8} | {'label agreement':>15} | {'margin':>6} |")
+    print(f"|{'-' * 13}|{'-' * 23}|{'-' * 10}|{'-' * 10}|{'-' * 17}|{'-' * 8}|")
+    if not clips:
+        raise SystemExit(f"{root}: no clips (<group>/<seq>/JPEGImages/480p/<seq>/*.jpg)")
+    totals = {v: [0.0, 0, 0] for v in variants}  # seconds per frame, agreeing pixels, pixels
+    for name, frames_np, mask in clips:
+        torch.manual_seed(0)
+        base = build_model(preset).eval()
+        model = fit(base, frames_np[0], mask, fit_steps, fit_scale) if fit_steps else base
+        models = {v: prepare_model(copy.deepcopy(model), "cpu", cfg) for v, cfg in variants.items()}
+        results = _lockstep(models, [_tensor(f) for f in frames_np], mask, variants)
+        ref = results["fp32"][0]
+        for v, (labels, spf, margin) in results.items():
+            agree = sum(int((a == b).sum()) for a, b in zip(labels, ref))
+            pixels = sum(a.numel() for a in ref)
+            totals[v][0] += spf
+            totals[v][1] += agree
+            totals[v][2] += pixels
+            print(f"| {name:<11} | {v:<21} | {spf:8.2f} | {results['fp32'][1] / spf:7.2f}x | {agree / pixels:15.4f} | "
+                  f"{margin:6.3f} |", flush=True)
+    n = len(clips)
+    for v, (secs, agree, pixels) in totals.items():
+        print(f"| {'all (mean)':<11} | {v:<21} | {secs / n:8.2f} | {totals['fp32'][0] / secs:7.2f}x | "
+              f"{agree / pixels:15.4f} | {'':>6} |")
+    print("s/frame: median over the propagated frames; margin: mean top-1 minus top-2 probability "
+          "(near 0 = near ties, where agreement measures rounding only)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=6, help="frames of the 480p speed video")
@@ -158,6 +261,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared, loaded machine)")
     ap.add_argument("--long-size", default="120x216", help="HxW of the memory-test videos")
     ap.add_argument("--lengths", default="100,1000", help="frame counts of the memory-test videos")
+    ap.add_argument("--real-data", type=Path, help="real clips for the precision comparison (e.g. shared/data/real_vos)")
+    ap.add_argument("--precision-frames", type=int, default=6, help="frames per real clip")
+    ap.add_argument("--fit-steps", type=int, default=10, help="fp32 finetuning steps on frame 0 before timing (0 = random init)")
+    ap.add_argument("--fit-scale", type=float, default=0.25, help="scale of the frame the model is fitted on")
+    ap.add_argument("--preset", default="stm-r50", help="model of the precision comparison")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--child", nargs=4, type=int, help=argparse.SUPPRESS)
@@ -171,6 +279,8 @@ def main() -> None:
     if not args.skip_memory:
         h, w = (int(v) for v in args.long_size.lower().split("x"))
         memory((h, w), [int(v) for v in args.lengths.split(",")], args.threads)
+    if args.real_data is not None:
+        precision_compare(args.real_data, args.precision_frames, args.fit_steps, args.fit_scale, args.preset)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class EngineConfig:
     pad_multiple: int = 16
     hard_prior: bool = True  # spatial prior = one-hot of the previous prediction (SCM: "0-1 mask")
     precision: str = "auto"  # vosbench.precision: auto | fp32 (no autocast) | bf16 | fp16
+    channels_last: bool | None = None  # None: the precision rule's choice (on CUDA only; measured)
 
     def validate(self) -> EngineConfig:
         if self.mem_every < 1:
@@ -111,7 +112,7 @@ def prepare_model(model: nn.Module, device: str | torch.device, config: EngineCo
     config = config or EngineConfig()
     numerics = resolve_numerics(torch.device(device), config.precision, "infer")
     model = model.eval().to(numerics.device)
-    if numerics.channels_last:
+    if numerics.channels_last if config.channels_last is None else config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -145,6 +146,8 @@ class InferenceCore:
         self.config = (config or EngineConfig()).validate()
         self.device = model_device(model)
         self.numerics = resolve_numerics(self.device, self.config.precision, "infer")
+        cl = self.config.channels_last
+        self.channels_last = self.numerics.channels_last if cl is None else cl
         self.spatial_prior, self.needs_depth = model_flags(model)
         self.state = EngineState(memory=self._new_memory())
 
@@ -192,7 +195,7 @@ class InferenceCore:
 
         pads = pad_amounts(h, w, self.config.pad_multiple)
         img = self._pad(image.to(self.device, torch.float32)[None], pads, "replicate")
-        if self.numerics.channels_last:
+        if self.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         dep = None
         if self.needs_depth:
