@@ -74,8 +74,13 @@ def score_sequence(
     *,
     ignore_extra_ids: bool = False,
     bound_th: float = DEFAULT_BOUND_TH,
+    stop_at_late: bool = False,
 ) -> SequenceScores:
-    """Per-frame J and F of every object of one sequence; each PNG is decoded once."""
+    """Per-frame J and F of every object of one sequence; each PNG is decoded once.
+
+    DAVIS-2017 rules ignore annotated ids that the first frame lacks and list them in
+    ``late_ids``; with ``stop_at_late`` the scoring stops at the first such frame (the caller
+    then scores the split with the ``late`` rules)."""
     if gt.task in ("davis2016", "late"):
         return score_dynamic(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
     if gt.task != "davis2017":
@@ -94,14 +99,16 @@ def score_sequence(
         gt_mask = read_id_mask(path, allow_gray=True)
         if gt_mask.shape != first.shape:
             raise DataError(f"{path}: annotation size {_size(gt_mask)} differs from the first frame's {_size(first)}")
+        if int(gt_mask.max()) > n_objects:  # void, or an object that the first frame lacks (ignored here)
+            late.update(int(i) for i in np.unique(gt_mask[gt_mask > n_objects]) if i != VOID_ID)
+            if late and stop_at_late:
+                return SequenceScores(gt.name, frames, j, f, late_ids=tuple(sorted(late)))
         pred = results.read(gt.name, path.stem)
         if pred.shape != gt_mask.shape:
             raise DataError(f"{results.describe(gt.name, path.stem)}: prediction size {_size(pred)} differs from the annotation's {_size(gt_mask)}")
         if not ignore_extra_ids and int(pred.max()) > n_objects:  # else score_frame ignores them
             extra = [int(i) for i in np.unique(pred[pred > n_objects])]
             raise DataError(davis2017_objects(gt.name, first).message(results.describe(gt.name, path.stem), extra))
-        if int(gt_mask.max()) > n_objects:  # void, or an object that the first frame lacks (ignored here)
-            late.update(int(i) for i in np.unique(gt_mask[gt_mask > n_objects]) if i != VOID_ID)
         j[:, t], f[:, t] = score_frame(gt_mask, pred, n_objects, footprint)
     return SequenceScores(gt.name, frames, j, f, late_ids=tuple(sorted(late)))
 
@@ -201,10 +208,12 @@ class _Task:
     results: MaskReader
     ignore_extra_ids: bool
     bound_th: float
+    stop_at_late: bool = False
 
 
 def _run_task(task: _Task) -> SequenceScores:
-    return score_sequence(task.gt, task.results, ignore_extra_ids=task.ignore_extra_ids, bound_th=task.bound_th)
+    return score_sequence(task.gt, task.results, ignore_extra_ids=task.ignore_extra_ids, bound_th=task.bound_th,
+                          stop_at_late=task.stop_at_late)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -307,12 +316,13 @@ def evaluate_results(
                                    benchmark=benchmark)
         gts = evaluator.ground_truth()
         check_predictions(gts, source, str(results))
-        tasks = [_Task(gt, source, ignore_extra_ids, bound_th) for gt in gts]
+        detect_late = task == "auto" and benchmark.task == "davis2017"
+        tasks = [_Task(gt, source, ignore_extra_ids, bound_th, detect_late) for gt in gts]
         n_workers = default_workers(len(tasks)) if workers is None else max(1, min(workers, len(tasks)))
         progress.start(f"evaluating {len(tasks)} sequences", total=sum(len(gt.scored_frames) for gt in gts))
         scores = _score_all(tasks, n_workers, progress)
         late = [(s.name, s.late_ids) for s in scores if s.late_ids]
-        if task == "auto" and benchmark.task == "davis2017" and late:
+        if detect_late and late:
             name, ids = late[0]
             benchmark = benchmark.with_task(
                 "late", f"objects absent from the first frame are annotated later ({name}: id(s) {', '.join(map(str, ids))})"
