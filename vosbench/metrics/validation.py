@@ -69,15 +69,19 @@ class ObjectIds:
         """The ids of ``present`` that are not objects of the sequence (sorted)."""
         return sorted(int(i) for i in present if not self._lut[int(i)])
 
-    def message(self, where: str, extra: list[int]) -> str:
-        """The one refusal message both verbs give for ``extra`` ids in the mask at ``where``."""
+    def reason(self, extra: list[int]) -> str:
+        """Why ``extra`` ids are refused: the text both verbs give after the mask's name."""
         n = len(self.ids) if self.n_objects is None else self.n_objects
-        void = f"; {VOID_ID} is void in the ground truth, never an object" if VOID_ID in extra else ""
+        void = f"; {VOID_ID} is void in the ground truth, never an object" if VOID_ID in extra and VOID_ID not in self.ids else ""
         return (
-            f"{where}: predicted object id(s) {_ids_text(extra)} but sequence {self.sequence!r} has {n} object(s) "
+            f"predicted object id(s) {_ids_text(extra)} but sequence {self.sequence!r} has {n} object(s) "
             f"(ids {_ids_text(self.ids)} from {self.source}){void}; "
             "`vosbench evaluate --ignore-extra-ids` scores them as background"
         )
+
+    def message(self, where: str, extra: list[int]) -> str:
+        """The one refusal message both verbs give for ``extra`` ids in the mask at ``where``."""
+        return f"{where}: {self.reason(extra)}"
 
     def check(self, mask: np.ndarray, where: str, *, ignore_extra: bool = False) -> np.ndarray:
         """``mask`` when its ids are allowed; with ``ignore_extra`` a copy with the others set to 0; else DataError."""
