@@ -260,3 +260,17 @@ def test_lvos_frame_ranges_and_variance(tmp_path):
 
     assert result.extra["V-Mean"] == pytest.approx((v(1, range(0, 7)) + v(2, range(3, 7))) / 2, abs=1e-12)
     assert "J-unseen" in result.extra and "J-seen" not in result.extra
+
+
+def test_cli_prints_the_task_used(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    root, res = _davis2016(tmp_path, np.random.default_rng(3))
+    out = CliRunner().invoke(app, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "task: DAVIS-2016 (detected: every first annotation holds only 0 and 255" in text
+    forced = CliRunner().invoke(app, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1", "--task", "davis2016"])
+    assert forced.exit_code == 0 and "task: DAVIS-2016 (given with --task)" in " ".join(forced.output.split())
