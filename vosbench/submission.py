@@ -23,14 +23,15 @@ from vosbench.errors import DataError
 from vosbench.fsutil import atomic_path, sha256_file
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import PROVENANCE_FILE
 
 SUBMISSION_SPLITS = ("test-dev", "test-challenge", "val")
 # `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.
 EVALUATION_OUTPUTS = frozenset(
     name for split in DAVIS_SPLITS for name in (global_csv_name(split), per_sequence_csv_name(split))
 )
-# `vosbench infer --save-probs` keeps soft probabilities in <seq>/probs/; expected there, not zipped.
-INFER_SEQUENCE_OUTPUTS = frozenset({"probs"})
+# `vosbench infer` writes <seq>/provenance.json (and with --save-probs <seq>/probs/): expected, not zipped.
+INFER_SEQUENCE_OUTPUTS = frozenset({"probs", PROVENANCE_FILE})
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -160,7 +161,7 @@ def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
 def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": p for p in seq.frame_paths}
     for entry in sorted(seq_dir.iterdir()):
-        if entry.name not in expected and not (entry.is_dir() and entry.name in INFER_SEQUENCE_OUTPUTS):
+        if entry.name not in expected and entry.name not in INFER_SEQUENCE_OUTPUTS:
             _report_stray(report, entry, f"no frame of {seq.name!r} is named {Path(entry.name).stem!r}")
     try:
         allowed = set(seq.object_ids) | {0}
