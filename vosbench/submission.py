@@ -54,8 +54,9 @@ EVALUATION_OUTPUTS = frozenset(
     for split in (*DAVIS_SPLITS, "valid", "train")
     for name in (global_csv_name(split), per_sequence_csv_name(split))
 )
-# `vosbench infer` writes <seq>/provenance.json (and with --save-probs <seq>/probs/): expected, not zipped.
-INFER_SEQUENCE_OUTPUTS = frozenset({"probs", PROVENANCE_FILE})
+# `vosbench infer` writes the file <seq>/provenance.json (and with --save-probs the folder <seq>/probs/):
+# expected, not zipped. Name -> whether it is a folder.
+INFER_SEQUENCE_OUTPUTS = {"probs": True, PROVENANCE_FILE: False}
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -165,7 +166,7 @@ def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
 def _check_sequence(video: SubmissionVideo, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": i for i, p in enumerate(video.frame_paths)}
     for entry in sorted(seq_dir.iterdir()):
-        if entry.name not in expected and entry.name not in INFER_SEQUENCE_OUTPUTS:
+        if entry.name not in expected and INFER_SEQUENCE_OUTPUTS.get(entry.name) != entry.is_dir():
             _report_stray(report, entry, f"no frame of {video.name!r} is named {Path(entry.name).stem!r}")
     size: tuple[int, int] | None = None
     for name, i in expected.items():
