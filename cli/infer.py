@@ -35,7 +35,7 @@ def infer_cmd(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
     ensemble: Annotated[str | None, typer.Option(
         "--ensemble",
-        help="Comma-separated checkpoints (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+        help="Comma-separated checkpoints or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",

@@ -283,7 +283,8 @@ def infer_sequence(
     first = seq.frame(0)
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
-        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress
+        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress,
+        sequence=seq,
     )
     if options.save_probs:
         (folder / "probs").mkdir()
