@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from vosbench.data.davis import DAVIS_SPLITS, DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, encode_mask_png, has_davis_palette, image_size
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path, sha256_file
+from vosbench.fsutil import atomic_path, sha256_file, sweep_temps
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.progress import Progress, ensure_progress
 from vosbench.provenance import PROVENANCE_FILE
@@ -31,7 +31,8 @@ EVALUATION_OUTPUTS = frozenset(
     name for split in DAVIS_SPLITS for name in (global_csv_name(split), per_sequence_csv_name(split))
 )
 # `vosbench infer` writes <seq>/provenance.json (and with --save-probs <seq>/probs/): expected, not zipped.
-INFER_SEQUENCE_OUTPUTS = frozenset({"probs", PROVENANCE_FILE})
+INFER_SEQUENCE_OUTPUTS = frozenset({"probs"})  # folders
+INFER_SEQUENCE_FILES = frozenset({PROVENANCE_FILE})
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -161,7 +162,8 @@ def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
 def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": p for p in seq.frame_paths}
     for entry in sorted(seq_dir.iterdir()):
-        if entry.name not in expected and entry.name not in INFER_SEQUENCE_OUTPUTS:
+        if entry.name not in expected and not (entry.is_dir() and entry.name in INFER_SEQUENCE_OUTPUTS) \
+                and not (entry.is_file() and entry.name in INFER_SEQUENCE_FILES):
             _report_stray(report, entry, f"no frame of {seq.name!r} is named {Path(entry.name).stem!r}")
     try:
         allowed = set(seq.object_ids) | {0}
@@ -311,6 +313,7 @@ def package_submission(
     if not report.ok:
         raise InvalidResultsError(report)
     dataset = DavisDataset(data_root, split, resolution)
+    sweep_temps(out_zip.parent)  # temp zips of a run killed while writing
     try:
         with atomic_path(out_zip) as tmp:
             frames = _write_zip(tmp, results_dir, dataset, progress, report.frames, out_zip.name)
