@@ -34,6 +34,7 @@ def ablate(
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the ladder's).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train every training rung this many times (train.seed 0..N-1, each cached); tables show mean ± std and the Boost's 95 % t-interval.")] = 1,
 ) -> None:
     """Train, infer and evaluate every rung of a ladder (each step cached), then print the tables.
 
@@ -41,6 +42,7 @@ def ablate(
     """
     from vosbench.ablation import (
         boost_table,
+        caption,
         checkmark_table,
         full_table,
         load_ladder,
@@ -58,13 +60,15 @@ def ablate(
         out_dir = out or Path("runs") / "ablate" / ladder.name
         steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers)
         with progress_bar() as progress:
-            result = run_ladder(ladder, out_dir, steps, progress, cache=cache)
+            result = run_ladder(ladder, out_dir, steps, progress, cache=cache, seeds=seeds)
         written = write_tables(result, out_dir)
     console.print(_render(boost_table(result), f"{ladder.name}: Global Mean (J&F) and Boost"))
     if any("look-alike" in r.subsets for r in result.rungs):
         console.print(_render(boost_table(result, subset="look-alike"), "look-alike videos only"))
     console.print(_render(checkmark_table(result), "components", index=True))
     console.print(_render(full_table(result), "full table"))
+    if seeds > 1:
+        console.print(caption(result))
     cached = sum(1 for r in result.rungs for v in r.ran.values() if not v)
     console.print(f"tables and chart in [bold]{out_dir}[/] ({', '.join(sorted(written))}); {cached} cached steps reused")
 
