@@ -23,7 +23,7 @@ from pathlib import Path
 from vosbench.data.davis import DAVIS_SPLITS
 from vosbench.data.imageio import encode_mask_png, image_size
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path, sha256_file
+from vosbench.fsutil import atomic_path, sha256_file, sweep_temps
 from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchmark
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.metrics.validation import read_prediction, size_problem
@@ -322,6 +322,7 @@ def package_submission(
         raise InvalidResultsError(report)
     bench = submission_benchmark(data_root, split, resolution, format)
     videos = [bench.submission_video(n) for n in bench.sequence_names]
+    sweep_temps(out_zip.parent)  # temp zips of a run killed while writing
     try:
         with atomic_path(out_zip) as tmp:
             frames = _write_zip(tmp, results_dir, videos, FORMATS[format].prefix, progress, report.frames, out_zip.name)
