@@ -27,6 +27,7 @@ VERB_MODULES = (
     "cli.convert",
     "cli.train",
     "cli.infer",
+    "cli.merge",
     "cli.ablate",
     "cli.submission",
     "cli.visualize",
