@@ -34,6 +34,7 @@ def ablate(
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the ladder's).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train every training rung this many times (train.seed 0..N-1, each cached); tables show mean ± std and the Boost's 95 % t-interval.")] = 1,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a training-config key in every rung's training (repeatable), e.g. --set train.batch_size=1.")] = None,
     allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (see `vosbench train --allow-random-init`).")] = False,
 ) -> None:
@@ -43,6 +44,7 @@ def ablate(
     """
     from vosbench.ablation import (
         boost_table,
+        caption,
         checkmark_table,
         full_table,
         load_ladder,
@@ -62,13 +64,15 @@ def ablate(
                               replace_data=data is not None, overrides=list(set_ or []),
                               allow_random_init=allow_random_init)
         with progress_bar() as progress:
-            result = run_ladder(ladder, out_dir, steps, progress, cache=cache)
+            result = run_ladder(ladder, out_dir, steps, progress, cache=cache, seeds=seeds)
         written = write_tables(result, out_dir)
     console.print(_render(boost_table(result), f"{ladder.name}: Global Mean (J&F) and Boost"))
     if any("look-alike" in r.subsets for r in result.rungs):
         console.print(_render(boost_table(result, subset="look-alike"), "look-alike videos only"))
     console.print(_render(checkmark_table(result), "components", index=True))
     console.print(_render(full_table(result), "full table"))
+    if seeds > 1:
+        console.print(caption(result))
     cached = sum(1 for r in result.rungs for v in r.ran.values() if not v)
     console.print(f"tables and chart in [bold]{out_dir}[/] ({', '.join(sorted(written))}); {cached} cached steps reused")
 

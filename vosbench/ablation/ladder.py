@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from vosbench.errors import ConfigError
+from vosbench.tomlcompat import tomllib
 
 _LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features", "device"}
 _RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble",

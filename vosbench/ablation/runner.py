@@ -10,6 +10,10 @@ Cache layout under the ladder's output folder::
 A key hashes everything the step's output depends on (config text, overrides, options, the
 upstream key, the dataset's manifest), so a re-run only redoes what changed and an interrupted
 ladder resumes at the first unfinished step (an interrupted training resumes from its checkpoint).
+
+With ``seeds=N`` every training rung is trained N times: seed 0 is the rung as written (same keys,
+same cache as a single-seed run), seed ``s >= 1`` adds the training override ``train.seed = s``
+(network init and sample order), so each seed is its own cached training, inference and evaluation.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import dataclasses
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
 
+SEED_KEY = "train.seed"  # the training override that makes seed s >= 1 of a rung
 METRIC_KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 
 
@@ -65,12 +71,18 @@ class RungResult:
     checkpoint: Path | None = None
     results_dir: Path | None = None
     ran: dict[str, bool] = field(default_factory=dict)  # step -> ran now (False = cached)
+    seed: int = 0
 
 
 @dataclass
 class LadderResult:
     ladder: LadderConfig
-    rungs: list[RungResult]
+    rungs: list[RungResult]  # seed 0 (the single-seed ladder)
+    seeds: list[list[RungResult]] = field(default_factory=list)  # seeds[s]: every rung of seed s
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            self.seeds = [self.rungs]
 
 
 def content_key(payload: dict[str, Any]) -> str:
@@ -114,18 +126,30 @@ def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progr
     return ckpt, True
 
 
+def seeded_rung(rung: RungSpec, seed: int) -> RungSpec:
+    """The rung as trained for ``seed``: unchanged for seed 0, else with ``train.seed = seed``
+    (a rung that reuses a checkpoint is the same for every seed)."""
+    if seed == 0 or rung.checkpoint is not None:
+        return rung
+    return dataclasses.replace(rung, train_overrides={**rung.train_overrides, SEED_KEY: seed})
+
+
 def run_ladder(
     ladder: LadderConfig,
     out: str | Path,
     runner: StepRunner,
     progress: Progress | None = None,
     cache: str | Path | None = None,
+    seeds: int = 1,
 ) -> LadderResult:
-    """Run (or reuse) every step of every rung; write ``ladder.json`` with the per-rung metrics.
+    """Run (or reuse) every step of every rung for seeds ``0..seeds-1`` (all rungs of seed 0
+    first, then of seed 1, ...); write ``ladder.json`` with the per-rung, per-seed metrics.
 
     Step outputs live under ``cache`` (default: ``out``); ladders sharing a cache share their
     common rungs (e.g. the STM baseline).
     """
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     store = Path(cache) if cache is not None else out
     progress = ensure_progress(progress)
@@ -139,9 +163,24 @@ def run_ladder(
     if problems:
         raise ConfigError("\n".join(problems))
     out.mkdir(parents=True, exist_ok=True)
+    per_seed = [_run_seed(ladder, store, runner, progress, data_fp, seed) for seed in range(seeds)]
+    result = LadderResult(ladder, per_seed[0], per_seed)
+    summary = [
+        {"rung": r.name, "seed": r.seed, "features": list(r.features), "metrics": r.metrics,
+         "subsets": r.subsets, "checkpoint": str(r.checkpoint), "results": str(r.results_dir)}
+        for rungs in per_seed for r in rungs
+    ]
+    atomic_write_text(out / "ladder.json", json.dumps(summary, indent=2))
+    return result
+
+
+def _run_seed(ladder: LadderConfig, store: Path, runner: StepRunner, progress: Progress, data_fp: str,
+              seed: int) -> list[RungResult]:
+    """Train, infer and evaluate (or reuse) every rung of the ladder for one seed."""
     results: list[RungResult] = []
     trained: dict[str, tuple[str, Path]] = {}  # rung name -> (train key, checkpoint), for ensembles
-    for rung in ladder.rungs:
+    for spec in ladder.rungs:
+        rung = seeded_rung(spec, seed)
         ran: dict[str, bool] = {}
         # -- pretrain (the rung's own stage, when it has one), then train
         pretraining = rung.pretraining()
@@ -204,13 +243,7 @@ def run_ladder(
                 checkpoint=ckpt,
                 results_dir=results_dir,
                 ran=ran,
+                seed=seed,
             )
         )
-    result = LadderResult(ladder, results)
-    summary = [
-        {"rung": r.name, "features": list(r.features), "metrics": r.metrics, "subsets": r.subsets,
-         "checkpoint": str(r.checkpoint), "results": str(r.results_dir)}
-        for r in results
-    ]
-    atomic_write_text(out / "ladder.json", json.dumps(summary, indent=2))
-    return result
+    return results

@@ -46,8 +46,11 @@ def save_checkpoint(path: str | os.PathLike, model: VOSModel, **extra: Any) -> P
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     obj = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state, **extra}
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a Python file: a full disk is then an OSError (ENOSPC), not torch's opaque RuntimeError
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -119,6 +122,11 @@ def load_checkpoint(
             else f"'{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model needs {tuple(own[wrong[0]].shape)}"
         )
         raise CheckpointError(f"{path}: weights do not match model '{config.name}' ({detail})")
+    bad = next((k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: weight '{bad}' holds NaN or inf values; the checkpoint is damaged "
+                              "(or the training diverged)")
     model.load_state_dict(state, strict=False)
     model.to(map_location)
     return model, extra

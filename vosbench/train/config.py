@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from vosbench.errors import ConfigError
 from vosbench.fsutil import atomic_write_text
+from vosbench.tomlcompat import tomllib
 
 STAGES = ("static", "video")
 SOURCE_KINDS = ("davis", "youtube", "static")

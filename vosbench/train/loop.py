@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
+from vosbench.fsutil import sweep_temps
 from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
 from vosbench.train.checkpointing import (
@@ -38,7 +39,7 @@ from vosbench.train.datasets import ClipDataset, open_sources
 from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
 from vosbench.train.init import InitPlan, check_start, load_init
 from vosbench.train.optim import build_optimizer, set_lr
-from vosbench.train.trainlog import LossLog
+from vosbench.train.trainlog import LossLog, read_log
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,10 @@ def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1,
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world_size} workers")
     if cfg.data.samples_per_epoch < cfg.train.batch_size:
         raise ConfigError(f"data.samples_per_epoch ({cfg.data.samples_per_epoch}) is smaller than train.batch_size ({cfg.train.batch_size})")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"{out}: --out exists and is not a folder")
+    if resume and (Path(out) / "log.csv").is_file():
+        read_log(Path(out) / "log.csv")  # a damaged log fails here, before anything is written
     last_path = Path(out) / "last.pt"
     if not resume and last_path.exists():
         raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
@@ -268,6 +273,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if dev.type == "cuda" and ctx.distributed:
         dev = torch.device("cuda", ctx.local_rank)
     sources, plan = preflight(cfg, out, resume=resume, world_size=ctx.world_size, allow_random_init=allow_random_init)
+    if ctx.is_main:
+        sweep_temps(out)  # temp files of a run killed mid-save
     per_rank = cfg.train.batch_size // ctx.world_size
     last_path = out / "last.pt"
     resuming = resume and last_path.exists()

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vosbench.errors import DataError
 from vosbench.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,19 @@ def _parse(v: str) -> Any:
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a ``log.csv`` with numbers parsed."""
-    with open(path, newline="") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    """The rows of a ``log.csv`` with numbers parsed; a damaged file is a one-line :class:`DataError`
+    naming its line (a row with missing or extra fields, a step that is not a whole number)."""
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is not None and "step" not in reader.fieldnames:
+                raise DataError(f"{path}:1: damaged training log (no 'step' column); move it away to resume")
+            for row in reader:
+                if None in row or None in row.values() or not isinstance(_parse(row["step"]), int):
+                    raise DataError(f"{path}:{reader.line_num}: damaged training log (a row with missing or extra "
+                                    "fields, or a step that is not a whole number); repair or remove that line to resume")
+                rows.append({k: _parse(v) for k, v in row.items()})
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: damaged training log ({exc}); move it away to resume") from None
+    return rows
