@@ -26,6 +26,7 @@ VERB_MODULES = (
     "cli.models",
     "cli.train",
     "cli.infer",
+    "cli.merge",
     "cli.ablate",
     "cli.submission",
     "cli.visualize",
