@@ -55,6 +55,11 @@ def infer_cmd(
         help="Most memory frames read at once, previous frame included; the oldest non-first frame is "
              "evicted beyond it (default 24).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    given: Annotated[str | None, typer.Option(
+        "--given",
+        help="Which annotations the run may read: 'first' = frame 0's only (DAVIS protocol; later annotations "
+             "are ground truth and never opened); 'first-appearance' = each object's first annotated frame "
+             "(YouTube-VOS protocol). Default: first-appearance on YouTube-VOS data, first otherwise.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo sequences that are already finished.")] = False,
     save_probs: Annotated[bool, typer.Option(
         "--save-probs", help="Also save <out>/<seq>/probs/<frame>.npz (uint8 probabilities) for later ensembling.")] = False,
@@ -65,8 +70,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
 
-    Finished sequences are skipped on re-run; a sequence appears only once complete.
-    Under torchrun, sequences are shared across ranks.
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
     """
     with handle_errors():
         from vosbench.errors import ConfigError
@@ -99,6 +103,7 @@ def infer_cmd(
             overwrite=overwrite,
             save_probs=save_probs,
             depth_estimator=depth_estimator,
+            given=given,
         )
         with progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)

@@ -83,10 +83,11 @@ def test_outputs_of_evaluate_and_infer_are_not_stray(davis_gt_results, tmp_path)
     (results / "per-sequence_results-val.csv").write_text("Sequence\n")
     (results / "alpha" / "probs").mkdir()
     (results / "alpha" / "probs" / "00000.npz").write_bytes(b"x")
+    (results / "alpha" / "provenance.json").write_text("{}")
     assert validate_results(results, root, "val").problems == []
     package_submission(results, root, "val", tmp_path / "s.zip")
     with zipfile.ZipFile(tmp_path / "s.zip") as zf:
-        assert all(n.endswith((".png", "/")) and "probs" not in n for n in zf.namelist())
+        assert all(n.endswith((".png", "/")) and "probs" not in n for n in zf.namelist())  # provenance not zipped
     (results / "beta" / "probs").write_text("a file, not infer's folder")
     assert [p.path for p in validate_results(results, root, "val").errors] == [results / "beta" / "probs"]
 

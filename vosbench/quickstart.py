@@ -35,6 +35,29 @@ def training_scale(config: str | os.PathLike, data: str | os.PathLike, split: st
     return round(sum(cfg.data.short_side) / 2 / min(seq.size), 3)
 
 
+def run_precision(run_dir: str | os.PathLike, device: str) -> str:
+    """The compute precision a training in ``run_dir`` ran in, as its run config
+    (``run_dir/config.toml``) states it: ``train.amp`` on CUDA; the CPU always runs fp32. The one
+    place the quickstart reads the precision."""
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(Path(run_dir) / "config.toml")
+    if device == "cpu" or cfg.train.amp == "none":
+        return "fp32"
+    return cfg.train.amp
+
+
+def worst_sequence(evaluation: EvaluationResult) -> tuple[str, float]:
+    """The sequence with the lowest J&F (the mean of its objects' J and F means) and that J&F."""
+    from vosbench.visualize import mean_jf
+
+    scored = [(sum(mean_jf(s)) / 2, s.name) for s in evaluation.sequences if s.j.size]
+    if not scored:
+        return "", float("nan")
+    jf, name = min(scored)
+    return name, jf
+
+
 @dataclass
 class QuickstartResult:
     data: Path
@@ -44,6 +67,10 @@ class QuickstartResult:
     evaluation: EvaluationResult
     baseline: EvaluationResult  # "copy the first-frame mask" on the same split
     train_steps: int
+    train_batch: int
+    precision: str  # of the training (see run_precision)
+    worst_sequence: str  # the val sequence with the lowest J&F
+    worst_jf: float
     train_seconds: float
     infer_fps: float
     submission_bytes: int
@@ -66,7 +93,7 @@ def run_quickstart(
     from vosbench.infer.run import InferOptions, infer_dataset
     from vosbench.metrics import evaluate_results
     from vosbench.submission import package_submission
-    from vosbench.train.run import train_from_config
+    from vosbench.train.run import resolve_run_config, train_from_config
 
     out = Path(out)
     progress = ensure_progress(progress)
@@ -100,6 +127,7 @@ def run_quickstart(
     baseline = evaluate_results(data, baseline_dir, split, progress=progress)
     zip_path = out / f"submission-{split}.zip"
     packaged = package_submission(results, data, split, zip_path, progress=progress)
+    worst, worst_jf = worst_sequence(evaluation)
     return QuickstartResult(
         data=data,
         checkpoint=trained.last_checkpoint,
@@ -108,6 +136,10 @@ def run_quickstart(
         evaluation=evaluation,
         baseline=baseline,
         train_steps=trained.step,
+        train_batch=resolve_run_config(train_dir / "config.toml").train.batch_size,
+        precision=run_precision(train_dir, device),
+        worst_sequence=worst,
+        worst_jf=worst_jf,
         train_seconds=trained.seconds,
         infer_fps=summary.fps,
         submission_bytes=packaged.size_bytes,

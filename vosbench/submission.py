@@ -23,11 +23,12 @@ from pathlib import Path
 from vosbench.data.davis import DAVIS_SPLITS
 from vosbench.data.imageio import encode_mask_png, image_size
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path, sha256_file
+from vosbench.fsutil import atomic_path, sha256_file, sweep_temps
 from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchmark
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.metrics.validation import read_prediction, size_problem
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import PROVENANCE_FILE
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ EVALUATION_OUTPUTS = frozenset(
     for split in (*DAVIS_SPLITS, "valid", "train")
     for name in (global_csv_name(split), per_sequence_csv_name(split))
 )
-# `vosbench infer --save-probs` keeps soft probabilities in <seq>/probs/; expected there, not zipped.
-INFER_SEQUENCE_OUTPUTS = frozenset({"probs"})
+# `vosbench infer` writes the file <seq>/provenance.json (and with --save-probs the folder <seq>/probs/):
+# expected, not zipped. Name -> whether it is a folder.
+INFER_SEQUENCE_OUTPUTS = {"probs": True, PROVENANCE_FILE: False}
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -164,7 +166,7 @@ def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
 def _check_sequence(video: SubmissionVideo, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
     expected = {f"{p.stem}.png": i for i, p in enumerate(video.frame_paths)}
     for entry in sorted(seq_dir.iterdir()):
-        if entry.name not in expected and not (entry.is_dir() and entry.name in INFER_SEQUENCE_OUTPUTS):
+        if entry.name not in expected and INFER_SEQUENCE_OUTPUTS.get(entry.name) != entry.is_dir():
             _report_stray(report, entry, f"no frame of {video.name!r} is named {Path(entry.name).stem!r}")
     size: tuple[int, int] | None = None
     for name, i in expected.items():
@@ -320,6 +322,7 @@ def package_submission(
         raise InvalidResultsError(report)
     bench = submission_benchmark(data_root, split, resolution, format)
     videos = [bench.submission_video(n) for n in bench.sequence_names]
+    sweep_temps(out_zip.parent)  # temp zips of a run killed while writing
     try:
         with atomic_path(out_zip) as tmp:
             frames = _write_zip(tmp, results_dir, videos, FORMATS[format].prefix, progress, report.frames, out_zip.name)

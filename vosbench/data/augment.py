@@ -19,17 +19,24 @@ BBox = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
 
 @dataclass(frozen=True)
 class AugFrame:
-    """One frame: ``image`` H,W,3 uint8 RGB; ``mask`` H,W uint8 ids; ``depth`` H,W float32 or None."""
+    """One frame: ``image`` H,W,3 uint8 RGB; ``mask`` H,W uint8 ids; ``depth`` H,W float32 or None.
+
+    ``prior`` (H,W uint8 ids or None): the mask of the frame before this one in the video (SCM's
+    spatial prior during training); every geometric op transforms it exactly as ``mask``.
+    """
 
     image: np.ndarray
     mask: np.ndarray
     depth: np.ndarray | None = None
+    prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.shape[:2] != self.mask.shape:
             raise ValueError(f"image {self.image.shape[:2]} and mask {self.mask.shape} differ in size")
         if self.depth is not None and self.depth.shape != self.mask.shape:
             raise ValueError(f"depth {self.depth.shape} and mask {self.mask.shape} differ in size")
+        if self.prior is not None and self.prior.shape != self.mask.shape:
+            raise ValueError(f"prior {self.prior.shape} and mask {self.mask.shape} differ in size")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,7 +85,8 @@ def warp_affine(frame: AugFrame, matrix: np.ndarray, out_size: tuple[int, int] |
     depth = None
     if frame.depth is not None:
         depth = cv2.warpAffine(frame.depth, matrix, flags=cv2.INTER_LINEAR, **kw)
-    return AugFrame(image, mask, depth)
+    prior = None if frame.prior is None else cv2.warpAffine(frame.prior, matrix, flags=cv2.INTER_NEAREST, **kw)
+    return AugFrame(image, mask, depth, prior)
 
 
 def elastic_maps(
@@ -109,13 +117,16 @@ def remap(frame: AugFrame, maps: tuple[np.ndarray, np.ndarray]) -> AugFrame:
     image = cv2.remap(frame.image, mx, my, cv2.INTER_LINEAR, **kw)
     mask = cv2.remap(frame.mask, mx, my, cv2.INTER_NEAREST, **kw)
     depth = cv2.remap(frame.depth, mx, my, cv2.INTER_LINEAR, **kw) if frame.depth is not None else None
-    return AugFrame(image, mask, depth)
+    prior = cv2.remap(frame.prior, mx, my, cv2.INTER_NEAREST, **kw) if frame.prior is not None else None
+    return AugFrame(image, mask, depth, prior)
 
 
 def hflip(frame: AugFrame) -> AugFrame:
     """Mirror left-right."""
     depth = None if frame.depth is None else np.ascontiguousarray(frame.depth[:, ::-1])
-    return AugFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]), depth)
+    prior = None if frame.prior is None else np.ascontiguousarray(frame.prior[:, ::-1])
+    return AugFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]), depth,
+                    prior)
 
 
 def resize(frame: AugFrame, size: tuple[int, int]) -> AugFrame:
@@ -128,7 +139,8 @@ def resize(frame: AugFrame, size: tuple[int, int]) -> AugFrame:
     image = cv2.resize(frame.image, (w, h), interpolation=interp)
     mask = cv2.resize(frame.mask, (w, h), interpolation=cv2.INTER_NEAREST)
     depth = None if frame.depth is None else cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_LINEAR)
-    return AugFrame(image, mask, depth)
+    prior = None if frame.prior is None else cv2.resize(frame.prior, (w, h), interpolation=cv2.INTER_NEAREST)
+    return AugFrame(image, mask, depth, prior)
 
 
 def short_side_size(size: tuple[int, int], short: int) -> tuple[int, int]:
@@ -193,10 +205,12 @@ def crop(frame: AugFrame, origin: tuple[int, int], size: tuple[int, int]) -> Aug
     if y >= 0 and x >= 0 and y + ch <= h and x + cw <= w:
         sl = (slice(y, y + ch), slice(x, x + cw))
         depth = None if frame.depth is None else frame.depth[sl].copy()
-        return AugFrame(frame.image[sl].copy(), frame.mask[sl].copy(), depth)
+        prior = None if frame.prior is None else frame.prior[sl].copy()
+        return AugFrame(frame.image[sl].copy(), frame.mask[sl].copy(), depth, prior)
     image = np.zeros((ch, cw, 3), frame.image.dtype)
     mask = np.zeros((ch, cw), frame.mask.dtype)
     depth = None if frame.depth is None else np.zeros((ch, cw), frame.depth.dtype)
+    prior = None if frame.prior is None else np.zeros((ch, cw), frame.prior.dtype)
     sy0, sx0 = max(y, 0), max(x, 0)
     sy1, sx1 = min(y + ch, h), min(x + cw, w)
     if sy1 > sy0 and sx1 > sx0:
@@ -206,7 +220,9 @@ def crop(frame: AugFrame, origin: tuple[int, int], size: tuple[int, int]) -> Aug
         mask[dst] = frame.mask[src]
         if depth is not None:
             depth[dst] = frame.depth[src]  # type: ignore[index]
-    return AugFrame(image, mask, depth)
+        if prior is not None:
+            prior[dst] = frame.prior[src]  # type: ignore[index]
+    return AugFrame(image, mask, depth, prior)
 
 
 # --------------------------------------------------------------------------- photometric

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from vosbench.errors import ConfigError
+from vosbench.tomlcompat import tomllib
 
 # [inference] keys a recipe may set, with their types
 INFERENCE_KEYS: dict[str, type | tuple[type, ...]] = {

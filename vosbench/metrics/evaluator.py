@@ -15,10 +15,13 @@ are described in :mod:`vosbench.metrics.benchmarks` and scored by :mod:`vosbench
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +32,7 @@ import numpy as np
 
 from vosbench.data.imageio import VOID_ID
 from vosbench.errors import DataError, VosbenchError
+from vosbench.fsutil import sweep_temps
 from vosbench.metrics.benchmarks import Benchmark, GroundTruth, open_benchmark
 from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
 from vosbench.metrics.fastpng import read_id_mask
@@ -227,13 +231,32 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (even by SIGKILL); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the request: nothing will signal us
+            os._exit(1)
+
+
 def _worker_init() -> None:
-    """Give a forked worker its own std streams.
+    """Tie a worker's life to its parent and give it its own std streams.
+
+    The parent handles Ctrl-C (SIGINT goes to the whole process group) and SIGTERM by stopping
+    every worker, so workers ignore SIGINT and die with the parent.
 
     A thread of the parent (the CLI's progress display) may have held a std stream's lock at the
     moment of the fork; the worker would then block flushing it when it exits. Workers never log
     or print; this only keeps their exit safe.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     try:
         sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115
         sys.stderr = open(os.dup(2), "w", buffering=1, closefd=True)  # noqa: SIM115
@@ -251,6 +274,8 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
         return out
     by_name: dict[str, SequenceScores] = {}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init)
+    finished = False
+    restore = _sigterm_raises()
     try:
         # longest sequences first, for balance; results are put back in split order below
         ordered = sorted(tasks, key=lambda t: -len(t.gt.paths))
@@ -267,9 +292,36 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
                         "rerun with --workers 1 to see the failure"
                     ) from None
                 progress.advance(len(task.gt.scored_frames))
+        finished = True
     finally:
+        if not finished:  # an error, Ctrl-C or SIGTERM: stop the workers now, do not wait for their tasks
+            _stop_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+        restore()
     return [by_name[t.gt.name] for t in tasks]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            proc.terminate()
+
+
+def _sigterm_raises():
+    """While scoring, SIGTERM raises KeyboardInterrupt in the main thread, so the pool is stopped
+    (and the CLI prints one line) instead of the parent vanishing and leaving its workers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 MAX_DEFAULT_WORKERS = 8  # evaluation is memory-light, but each worker is still a process
@@ -309,8 +361,12 @@ def evaluate_results(
     ``result.task`` says which rules were used.
     """
     progress = ensure_progress(progress)
+    if json_path is not None and Path(json_path).is_dir():
+        raise DataError(f"{json_path}: --json names a folder; give the path of the JSON file to write")
     benchmark = open_benchmark(data, split, resolution, task)
     source = open_results(results)
+    for folder in {source.output_dir, *([Path(json_path).parent] if json_path is not None else [])}:
+        sweep_temps(folder)  # temp files of a run killed while writing its tables
     while True:
         evaluator = DavisEvaluator(data, split, resolution, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th,
                                    benchmark=benchmark)

@@ -13,7 +13,7 @@ from torch import nn
 from vosbench.errors import ConfigError
 from vosbench.models.aggregate import soft_aggregate
 from vosbench.models.aspp import ASPP
-from vosbench.models.backbone import Backbone
+from vosbench.models.backbone import Backbone, resolve_backbone_weights
 from vosbench.models.config import ModelConfig
 from vosbench.models.decoder import Decoder
 from vosbench.models.encoders import MemoryEncoder, QueryEncoder
@@ -51,8 +51,9 @@ class VOSModel(nn.Module):
             config.backbone, depth_in + ("zeros", "zeros"), config.freeze_bn, timm_kwargs
         )
         if config.backbone_weights:
-            query_backbone.load_imagenet(config.backbone_weights)
-            memory_backbone.load_imagenet(config.backbone_weights)
+            imagenet = resolve_backbone_weights(config.backbone_weights, config.backbone)
+            query_backbone.load_imagenet(imagenet, label=config.backbone_weights)
+            memory_backbone.load_imagenet(imagenet, label=config.backbone_weights)
         self.query_encoder = QueryEncoder(query_backbone, config.key_dim, config.value_dim)
         self.memory_encoder = MemoryEncoder(memory_backbone, config.key_dim, config.value_dim)
         self.memory_reader = MemoryReader(config.memory.chunk_size)
