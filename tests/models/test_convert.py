@@ -144,6 +144,12 @@ def test_round_trip_gives_identical_outputs(stm_model, tmp_path):
         a = ours(image, mem, masks).logits
         b = back.eval()(image, mem, masks).logits
     assert torch.equal(a, b)
+    # train.init_checkpoint (strict) takes it too: every tensor lands in a fresh stm-r50
+    from vosbench.train.init import load_init
+
+    fresh = build_model("stm-r50")
+    plan = load_init(fresh, out, fresh.config, strict=True)
+    assert plan.complete and torch.equal(fresh.state_dict()["context.weight"], ours.state_dict()["context.weight"])
 
 
 def _refused(tmp_path: Path, state: dict, *args: str) -> str:
