@@ -188,6 +188,7 @@ def test_truncated_and_non_state_dict_files_are_refused(released, tmp_path):
     assert result.exit_code != 0 and not out.exists()
     assert result.output.strip().count("\n") == 0 and "unreadable checkpoint" in result.output
     assert "not a state dict" in _refused(tmp_path, [1, 2, 3])  # type: ignore[arg-type]
+    assert "not a state dict of tensors (entry 1)" in _refused(tmp_path, {1: torch.zeros(1)})
 
 
 def test_bn_counters_are_optional_and_existing_output_is_kept(released, tmp_path):
