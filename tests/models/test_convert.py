@@ -144,6 +144,12 @@ def test_round_trip_gives_identical_outputs(stm_model, tmp_path):
         a = ours(image, mem, masks).logits
         b = back.eval()(image, mem, masks).logits
     assert torch.equal(a, b)
+    # train.init_checkpoint (strict) takes it too: every tensor lands in a fresh stm-r50
+    from vosbench.train.init import load_init
+
+    fresh = build_model("stm-r50")
+    plan = load_init(fresh, out, fresh.config, strict=True)
+    assert plan.complete and torch.equal(fresh.state_dict()["context.weight"], ours.state_dict()["context.weight"])
 
 
 def _refused(tmp_path: Path, state: dict, *args: str) -> str:
@@ -182,6 +188,7 @@ def test_truncated_and_non_state_dict_files_are_refused(released, tmp_path):
     assert result.exit_code != 0 and not out.exists()
     assert result.output.strip().count("\n") == 0 and "unreadable checkpoint" in result.output
     assert "not a state dict" in _refused(tmp_path, [1, 2, 3])  # type: ignore[arg-type]
+    assert "not a state dict of tensors (entry 1)" in _refused(tmp_path, {1: torch.zeros(1)})
 
 
 def test_bn_counters_are_optional_and_existing_output_is_kept(released, tmp_path):

@@ -98,7 +98,7 @@ def _from_stm_tensor(key: str, sources: list[torch.Tensor]) -> torch.Tensor:
 
 def _strip_wrapper(state: Mapping[str, object]) -> dict[str, object]:
     """Keys without the ``module.`` prefix that ``nn.DataParallel`` adds (a bare ``STM()`` has none)."""
-    if state and all(k.startswith("module.") for k in state):
+    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
         return {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
 
