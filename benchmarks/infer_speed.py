@@ -40,7 +40,7 @@ import torch
 from pathlib import Path
 
 from vosbench.data.imageio import read_frame, read_mask
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, pad_amounts, prepare_model
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, prepare_model
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.models import build_model
 from vosbench.models.aggregate import soft_aggregate
@@ -62,19 +62,15 @@ def make_video(n: int, h: int, w: int, objects: int, seed: int = 0) -> tuple[lis
 @torch.inference_mode()
 def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: int = 5) -> list[torch.Tensor]:
     """The original STM evaluation loop, object by object (see the module docstring)."""
-    h, w = mask.shape
-    left, right, top, bottom = pad_amounts(h, w, 16)
-    pad = lambda x: torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")
     ids = [int(i) for i in np.unique(mask) if i]
     m = torch.from_numpy(mask).long()
-    probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]
-    probs = torch.nn.functional.pad(probs, (left, right, top, bottom))
+    probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]  # the model pads frames itself
     keys: list[list[torch.Tensor]] = [[] for _ in ids]
     values: list[list[torch.Tensor]] = [[] for _ in ids]
     outs = []
     for t in range(1, len(frames)):
-        prev = pad(frames[t - 1][None])
-        query = model.encode_query(pad(frames[t][None]))
+        prev = frames[t - 1][None]
+        query = model.encode_query(frames[t][None])
         fg = []
         for k in range(len(ids)):
             mem = model.encode_memory(prev, probs[:, 1 + k : 2 + k])  # one object at a time
@@ -86,7 +82,7 @@ def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: in
                 keys[k].append(mem.key[:, :, :, None])
                 values[k].append(mem.value[:, :, :, None])
         probs = torch.softmax(soft_aggregate(torch.stack(fg, 1)), dim=1)
-        outs.append(probs[0, :, top : top + h, left : left + w])
+        outs.append(probs[0])
     return outs
 
 
@@ -103,11 +99,11 @@ def speed(frames_n: int, objects: int, repeats: int) -> None:
     torch.manual_seed(0)
     model = build_model("stm-r50").eval()
     frames, mask = make_video(frames_n, H, W, objects)
-    engine_run(model, frames[:2], mask, EngineConfig())  # warm-up (allocator, oneDNN kernels)
+    engine_run(model, frames[:2], mask, EngineConfig(precision="fp32"))  # warm-up (allocator, oneDNN kernels)
     t_engine = t_naive = float("inf")
     for _ in range(repeats):  # interleaved, best of: the machine may be shared
         t0 = time.perf_counter()
-        fast = engine_run(model, frames, mask, EngineConfig())
+        fast = engine_run(model, frames, mask, EngineConfig(precision="fp32"))  # the naive loop runs fp32
         t_engine = min(t_engine, time.perf_counter() - t0)
         t0 = time.perf_counter()
         slow = naive_stm(model, frames, mask)
@@ -139,7 +135,7 @@ def memory_child(frames_n: int, h: int, w: int, cap: int) -> None:
     model = build_model("stm-tiny").eval()
     g = torch.Generator().manual_seed(0)
     _, mask = make_video(1, h, w, 3)
-    core = InferenceCore(model, EngineConfig(max_mem_frames=cap))
+    core = InferenceCore(model, EngineConfig(max_mem_frames=cap, precision="fp32"))
     t0 = time.perf_counter()
     with torch.inference_mode():
         core.step(torch.rand(3, h, w, generator=g), mask)

@@ -1,7 +1,9 @@
-"""`vosbench evaluate`: DAVIS J&F (mean, recall, decay), identical to the official toolkit."""
+"""`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
+DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,15 +13,22 @@ from rich.table import Table
 
 from cli.common import console, handle_errors, progress_bar
 from vosbench.metrics import EvaluationResult, evaluate_results
-from vosbench.metrics.summary import GlobalSummary
+from vosbench.metrics.benchmarks import RULES, TASKS, TITLES
+
+Task = Enum("Task", {name.replace("-", "_"): name for name in ("auto", *TASKS)}, type=str)  # type: ignore[misc]
+
+
+def _row_table(title: str, values: dict[str, float]) -> Table:
+    table = Table(title=title)
+    for col in values:
+        table.add_column(col, justify="right")
+    table.add_row(*(f"{v:.3f}" for v in values.values()))
+    return table
 
 
 def _global_table(result: EvaluationResult) -> Table:
-    table = Table(title=f"DAVIS-2017 {result.split} ({result.resolution}): global, {len(result.objects)} objects")
-    for col in GlobalSummary.COLUMNS:
-        table.add_column(col, justify="right")
-    table.add_row(*(f"{v:.3f}" for v in result.summary.values()))
-    return table
+    title = f"{TITLES[result.task]} {result.split} ({result.resolution}): global, {len(result.objects)} objects"
+    return _row_table(title, result.summary.as_dict())
 
 
 def _sequence_table(result: EvaluationResult) -> Table:
@@ -42,11 +51,14 @@ def _sequence_table(result: EvaluationResult) -> Table:
 
 
 def evaluate_cmd(
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root (Annotations, ImageSets).")],
+    data: Annotated[Path, typer.Option(
+        "--data", help="Dataset root: DAVIS-2017/2016 (Annotations, ImageSets), YouTube-VOS (ROOT/<split>/meta.json), "
+                       "MOSE (ROOT/<split>/JPEGImages, Annotations) or LVOS (ROOT/<split>/<split>_meta.json).")],
     results: Annotated[
         Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png or a submission .zip.")
     ],
-    split: Annotated[str, typer.Option("--split", help="Split listed in ROOT/ImageSets/2017/<split>.txt.")] = "val",
+    split: Annotated[str, typer.Option(
+        "--split", help="Split: ImageSets/2017/<split>.txt (DAVIS-2016: ImageSets/480p/<split>.txt), or ROOT/<split>/.")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     workers: Annotated[
         int | None, typer.Option("--workers", "-j", min=1, help="Worker processes (default: CPU count, at most 8; 1 = in-process).")
@@ -56,14 +68,19 @@ def evaluate_cmd(
     ] = None,
     ignore_extra_ids: Annotated[
         bool,
-        typer.Option("--ignore-extra-ids", help="Score predicted ids above the GT's object count as background instead of failing."),
+        typer.Option("--ignore-extra-ids", help="Score predicted ids that are not objects of the sequence as background instead of failing."),
     ] = False,
+    task: Annotated[Task, typer.Option(
+        "--task", help="Benchmark rules; auto detects them from the layout and the first annotations (grey 0/255 = DAVIS-2016; "
+                       "objects annotated after the first frame = late).")] = Task.auto,  # type: ignore[attr-defined]
 ) -> None:
-    """Score predicted masks with the DAVIS-2017 semi-supervised J&F, as the official toolkit does.
+    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
 
     Writes global_results-<split>.csv and per-sequence_results-<split>.csv (official names and
-    columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. Frames 1..T-2 are
-    scored; objects are ids 1..max id of the first annotation. Every missing file is listed.
+    columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
+    frames 1..T-2 are scored; objects are ids 1..max id of the first annotation. Every missing
+    file is listed. Masks are read by their indices (palette, grey or 1-bit PNGs); the task used
+    is printed.
 
     One deliberate difference: the official toolkit stores the decay bin edges as uint8, so its
     J-/F-Decay is NaN (or wrong) for objects with 256 or more scored frames; here it is right for
@@ -81,9 +98,14 @@ def evaluate_cmd(
             ignore_extra_ids=ignore_extra_ids,
             progress=progress,
             json_path=json_path,
+            task=task.value,
         )
     console.print(_sequence_table(result))
     console.print(_global_table(result))
+    if result.extra:
+        console.print(_row_table(f"{TITLES[result.task]}: benchmark values", result.extra))
+    how = f"detected: {result.detected}" if result.detected else "given with --task" if task.value != "auto" else "default"
+    console.print(f"task: {TITLES[result.task]} ({how}); rule: {RULES[result.task]}", highlight=False, soft_wrap=True, markup=False)
     for path in result.written:
         console.print(f"wrote {escape(str(path))}", highlight=False)
 

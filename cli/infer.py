@@ -41,12 +41,17 @@ def infer_cmd(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
     ensemble: Annotated[str | None, typer.Option(
         "--ensemble",
-        help="Comma-separated checkpoints (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+        help="Comma-separated checkpoints or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+    given: Annotated[str | None, typer.Option(
+        "--given",
+        help="Which annotations the run may read: 'first' = frame 0's only (DAVIS protocol; later annotations "
+             "are ground truth and never opened); 'first-appearance' = each object's first annotated frame "
+             "(YouTube-VOS protocol). Default: first-appearance on YouTube-VOS data, first otherwise.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo sequences that are already finished.")] = False,
     save_probs: Annotated[bool, typer.Option(
         "--save-probs", help="Also save <out>/<seq>/probs/<frame>.npz (uint8 probabilities) for later ensembling.")] = False,
@@ -58,8 +63,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
 
-    Finished sequences are skipped on re-run; a sequence appears only once complete.
-    Under torchrun, sequences are shared across ranks.
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
     """
     with handle_errors():
         from vosbench.errors import ConfigError
@@ -79,7 +83,7 @@ def infer_cmd(
             recipe = parse_ensemble(ensemble)  # type: ignore[arg-type]
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
-                                       save_probs=save_probs, depth_estimator=depth_estimator)
+                                       save_probs=save_probs, depth_estimator=depth_estimator, given=given)
         with progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
 
@@ -125,12 +129,12 @@ def with_inference_flags(func: Callable[..., None]) -> Callable[..., None]:
     def wrapper(**kwargs: object) -> None:
         from vosbench.infer import parse_scales
 
-        given = {f.name: kwargs.pop(f.name) for f in fields}
-        given = {k: v for k, v in given.items() if v is not None}
-        if isinstance(given.get("scales"), str):
+        chosen = {f.name: kwargs.pop(f.name) for f in fields}
+        chosen = {k: v for k, v in chosen.items() if v is not None}
+        if isinstance(chosen.get("scales"), str):
             with handle_errors():
-                given["scales"] = parse_scales(given["scales"])
-        return func(**kwargs, inference=given)
+                chosen["scales"] = parse_scales(chosen["scales"])
+        return func(**kwargs, inference=chosen)
 
     params = [p for p in sig.parameters.values() if p.name != "inference"]
     wrapper.__signature__ = sig.replace(parameters=params + flags)  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ def quickstart(
     Example: vosbench quickstart --out runs/quickstart
     """
     from vosbench.quickstart import run_quickstart
+    from vosbench.visualize import default_out_dir
 
     with handle_errors(), progress_bar() as progress:
         res = run_quickstart(out, profile=profile, seed=seed, config=config, max_steps=max_steps,
@@ -43,12 +44,24 @@ def quickstart(
     for name, ev in (("copy frame 0", res.baseline), ("stm-tiny", res.evaluation)):
         table.add_row(name, *(f"{100 * v:.1f}" for v in ev.summary.values()))
     console.print(table)
-    console.print("(copy frame 0 = the first-frame mask pasted on every frame)")
+    model, copy = 100 * res.evaluation.summary.jf_mean, 100 * res.baseline.summary.jf_mean
     console.print(
-        f"trained {res.train_steps} steps in {res.train_seconds:.0f} s ({res.train_numerics}); "
-        f"inference {res.infer_fps:.1f} frames/s ({res.infer_numerics})\n"
+        f"J&F {model:.1f} vs {copy:.1f} for copying the first-frame mask onto every frame "
+        f"({model / copy:.2f}x the copy baseline)" if copy > 0 else f"J&F {model:.1f} (copy baseline 0)"
+    )
+    console.print(
+        f"trained {res.train_steps} steps of batch {res.train_batch} in {res.train_seconds:.0f} s on {res.device}, "
+        f"precision {res.precision}; inference {res.infer_fps:.1f} frames/s, precision {res.infer_precision}\n"
         f"checkpoint  {res.checkpoint}\nresults     {res.results}\n"
         f"submission  {res.submission} ({res.submission_bytes / 1e6:.1f} MB, validated)"
+    )
+    if not res.worst_sequence:
+        return
+    video = default_out_dir(res.results) / res.worst_sequence / f"{res.worst_sequence}.mp4"
+    console.print(
+        f"next: the worst val sequence is {res.worst_sequence} (J&F {100 * res.worst_jf:.1f}); its overlay video "
+        f"({video}) comes from\n  vosbench visualize --results {res.results} --data {res.data} --seq {res.worst_sequence}",
+        soft_wrap=True,
     )
 
 

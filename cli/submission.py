@@ -1,4 +1,4 @@
-"""`vosbench package-submission`: validate a results folder and zip it for the DAVIS server."""
+"""`vosbench package-submission`: validate a results folder and zip it for the DAVIS, YouTube-VOS, MOSE or LVOS server."""
 
 from __future__ import annotations
 
@@ -11,13 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, progress_bar
-from vosbench.submission import InvalidResultsError, Problem, package_submission, validate_results
+from vosbench.submission import FORMATS, InvalidResultsError, Problem, package_submission, validate_results
 
-
-class SubmissionSplit(str, Enum):
-    test_dev = "test-dev"
-    test_challenge = "test-challenge"
-    val = "val"
+SubmissionFormat = Enum("SubmissionFormat", {n.replace("-", "_"): n for n in FORMATS}, type=str)  # type: ignore[misc]
 
 
 def _show(problem: Problem, base: Path) -> str:
@@ -50,9 +46,10 @@ def package_submission_cmd(
     results: Annotated[
         Path, typer.Option("--results", help="Folder of predicted masks: RESULTS/<seq>/00000.png.")
     ],
-    split: Annotated[SubmissionSplit, typer.Option("--split", help="Split the results are for.")],
+    split: Annotated[str, typer.Option(
+        "--split", help="Split the results are for: test-dev, test-challenge or val (davis); valid or test (the others).")],
     data: Annotated[
-        Path, typer.Option("--data", help="DAVIS-layout dataset root (frames and first-frame masks).")
+        Path, typer.Option("--data", help="Dataset root of that benchmark (frames and first annotations).")
     ],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Zip file to write.")] = None,
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
@@ -60,11 +57,16 @@ def package_submission_cmd(
         bool,
         typer.Option("--check", help="Only validate and list the problems; write nothing (no -o needed)."),
     ] = False,
+    format: Annotated[SubmissionFormat, typer.Option(
+        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos "
+                         "(Annotations/<video>/<frame>.png).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
 ) -> None:
-    """Validate RESULTS against a DAVIS split and write the zip the challenge server expects.
+    """Validate RESULTS against a benchmark split and write the zip its challenge server expects.
 
-    Lists every problem (missing sequences or frames, wrong sizes, RGB PNGs, non-DAVIS palettes,
-    truncated files, stray files) and writes no zip while any remains; extra object ids warn.
+    Lists every problem (missing sequences or frames, wrong sizes, RGB or 16-bit PNGs, truncated
+    files, ids that are not objects of the video, void 255 included, stray files) and writes no
+    zip while any remains. Masks are read by their indices (any palette, grey or 1-bit PNGs) with
+    the same reader and id check as `vosbench evaluate`, and re-encoded with the DAVIS palette.
 
     The zip is deterministic (same masks, same bytes) and written atomically.
 
@@ -76,18 +78,18 @@ def package_submission_cmd(
         try:
             with progress_bar(transient=True) as progress:
                 if check:
-                    report = validate_results(results, data, split.value, resolution, progress)
+                    report = validate_results(results, data, split, resolution, progress, format=format.value)
                     if not report.ok:
                         raise InvalidResultsError(report)
                 else:
-                    summary = package_submission(results, data, split.value, out, resolution, progress)
+                    summary = package_submission(results, data, split, out, resolution, progress, format=format.value)
         except InvalidResultsError as exc:
             report = exc.report
             print_problems(report.problems, results)
             n = len(report.errors)
             err_console.print(
                 f"[bold red]error:[/] {n} problem{'s' * (n != 1)} in {results} "
-                f"({report.sequences} sequences, {report.frames} frames expected for {split.value})"
+                f"({report.sequences} sequences, {report.frames} frames expected for {split})"
                 f"{'' if check else '; no zip written'}",
                 highlight=False,
                 soft_wrap=True,
@@ -96,7 +98,7 @@ def package_submission_cmd(
     if check:
         print_problems(report.problems, results)
         console.print(
-            f"[green]ok:[/] {results} is a complete {split.value} submission "
+            f"[green]ok:[/] {results} is a complete {split} submission "
             f"({report.sequences} sequences, {report.frames} frames, {len(report.warnings)} warnings)",
             highlight=False,
             soft_wrap=True,

@@ -37,15 +37,16 @@ def train(
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str | None, typer.Option(
         "--precision", help=PRECISION_HELP + " Sets train.precision (default: the config's, auto).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable); KEY=none removes a key (e.g. train.init_checkpoint=none).")] = None,
+    allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (no model.backbone_weights, or weights that cannot be downloaded: a warning).")] = False,
 ) -> None:
     """Train a model from a TOML config; writes OUT/last.pt, OUT/step-<N>.pt, OUT/log.csv and OUT/config.toml.
 
     Example: vosbench train --config configs/stm-tiny.toml --data data/synthetic-small --out runs/stm-tiny
     """
     # torch loads only when the verb runs, so `vosbench --help` and the other verbs start fast
-    from vosbench.train.distributed import launch_command
     from vosbench.precision import resolve_numerics
+    from vosbench.train.distributed import launch_command
     from vosbench.train.loop import preflight
     from vosbench.train.run import default_out_dir, resolve_run_config
 
@@ -57,6 +58,8 @@ def train(
                 args += [flag, str(value)]
         if resume:
             args.append("--resume")
+        if allow_random_init:
+            args.append("--allow-random-init")
         for item in overrides:
             args += ["--set", item]
         run_dir = out if out is not None else default_out_dir(config)
@@ -64,7 +67,7 @@ def train(
             cmd = launch_command(nproc, args)
             cfg = resolve_run_config(config, data=data, overrides=overrides)
             resolve_numerics(device, cfg.train.precision, "train")
-            preflight(cfg, run_dir, resume=resume, world_size=nproc)
+            preflight(cfg, run_dir, resume=resume, world_size=nproc, allow_random_init=allow_random_init)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         rc = subprocess.call(cmd, env=env)
@@ -72,24 +75,25 @@ def train(
             raise fail(f"distributed training failed (torchrun exit code {rc}); see the workers' messages above")
         console.print(f"training finished: {run_dir}", highlight=False)
         return
-    _run_worker(config, data, out, resume, max_steps, device, overrides)
+    _run_worker(config, data, out, resume, max_steps, device, overrides, allow_random_init)
 
 
 def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool, max_steps: int | None,
-                device: str, overrides: list[str]) -> None:
+                device: str, overrides: list[str], allow_random_init: bool) -> None:
     from vosbench.train.run import train_from_config
 
     is_main = os.environ.get("RANK", "0") == "0"
     if not is_main:  # other torchrun workers: rank 0 reports errors and progress
         try:
             train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps, device=device,
-                              overrides=overrides)
+                              overrides=overrides, allow_random_init=allow_random_init)
         except VosbenchError:
             raise typer.Exit(code=1) from None
         return
     with handle_errors(), progress_bar() as progress:
         result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
-                                   device=device, overrides=overrides, progress=progress)
+                                   device=device, overrides=overrides, progress=progress,
+                                   allow_random_init=allow_random_init)
     console.print(_summary(result))
 
 
@@ -101,9 +105,10 @@ def _worker(
     max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+    allow_random_init: Annotated[bool, typer.Option("--allow-random-init")] = False,
 ) -> None:
     """One torchrun worker of `vosbench train` (same options, without --nproc)."""
-    _run_worker(config, data, out, resume, max_steps, device, list(set_ or []))
+    _run_worker(config, data, out, resume, max_steps, device, list(set_ or []), allow_random_init)
 
 
 worker_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

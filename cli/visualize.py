@@ -23,7 +23,7 @@ def visualize_cmd(
     split: Annotated[str, typer.Option("--split", help="Split the results are for.")] = "val",
     seq: Annotated[list[str] | None, typer.Option("--seq", help="Only this sequence (repeatable).")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder [default: RESULTS-vis beside RESULTS].")
+        Path | None, typer.Option("--out", help="Output folder (default: RESULTS-vis beside RESULTS).")
     ] = None,
     resolution: Annotated[str, typer.Option("--resolution", help="480p or Full-Resolution.")] = "480p",
     alpha: Annotated[float, typer.Option("--alpha", help="Mask opacity over the frame, 0..1.")] = 0.5,
@@ -35,10 +35,10 @@ def visualize_cmd(
 ) -> None:
     """Overlay predicted masks on the frames (DAVIS colours, object outlines) and plot per-frame J/F.
 
-    Writes OUT/<seq>/frames/*.png, OUT/<seq>/<seq>.mp4 and, where the ground truth covers every
+    Writes OUT/<seq>/frames/*.png, OUT/<seq>/<seq>.mp4 (H.264) and, where the ground truth covers every
     frame, OUT/<seq>/<seq>_jf.png.
 
-    Example: vosbench visualize --results runs/infer/val --data data/small --seq synth-val-000
+    Example: vosbench visualize --results runs/quickstart/results --data runs/quickstart/data --seq val-000
     """
     with handle_errors():
         options = VisualizeOptions(alpha=alpha, fps=fps, video=video, frames=frames)

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from vosbench.metrics import evaluate_results
+from vosbench.precision import resolve_numerics
 
 
 def test_quickstart_end_to_end(tmp_path):
@@ -22,6 +23,17 @@ def test_quickstart_end_to_end(tmp_path):
     zipped = evaluate_results(out / "data", zpath, "val", write_csv=False)
     assert zipped.summary == folder.summary
     assert f"{100 * folder.summary.jf_mean:.1f}" in res.output
+    output = " ".join(res.output.split())
+    assert "trained 1 steps of batch 4" in output
+    here = resolve_numerics("auto", "auto", "train")  # the quickstart's default: the faster precision
+    assert f"on {here.device}, precision {here.precision}" in output
+    copy = evaluate_results(out / "data", out / "baseline-copy", "val", write_csv=False)
+    assert f"J&F {100 * folder.summary.jf_mean:.1f} vs {100 * copy.summary.jf_mean:.1f}" in output
+    # where to look next: the val sequence with the lowest J&F (mean over its objects), and the command
+    per_seq = folder.per_object_table().groupby("Sequence")["J&F-Mean"].mean()
+    worst = per_seq.idxmin()
+    assert f"worst val sequence is {worst} (J&F {100 * per_seq.min():.1f})" in output
+    assert f"vosbench visualize --results {out / 'results'} --data {out / 'data'} --seq {worst}" in output
     # a re-run reuses the dataset, the finished training and the written sequences
     mtime = (out / "train/last.pt").stat().st_mtime_ns
     mask = out / "results" / val[0] / "00001.png"

@@ -83,36 +83,69 @@ def test_outputs_of_evaluate_and_infer_are_not_stray(davis_gt_results, tmp_path)
     (results / "per-sequence_results-val.csv").write_text("Sequence\n")
     (results / "alpha" / "probs").mkdir()
     (results / "alpha" / "probs" / "00000.npz").write_bytes(b"x")
+    (results / "alpha" / "provenance.json").write_text("{}")
     assert validate_results(results, root, "val").problems == []
     package_submission(results, root, "val", tmp_path / "s.zip")
     with zipfile.ZipFile(tmp_path / "s.zip") as zf:
-        assert all(n.endswith((".png", "/")) and "probs" not in n for n in zf.namelist())
+        assert all(n.endswith((".png", "/")) and "probs" not in n for n in zf.namelist())  # provenance not zipped
     (results / "beta" / "probs").write_text("a file, not infer's folder")
     assert [p.path for p in validate_results(results, root, "val").errors] == [results / "beta" / "probs"]
 
 
-def test_non_davis_palette_is_an_error(davis_gt_results):
+def _toolkit_palette() -> list[int]:
+    """The palette of the official toolkit's ``save_mask`` (the PASCAL-VOC colour map: 192, where the DAVIS files have 191)."""
+    pal = []
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+def test_masks_are_read_by_their_indices_whatever_the_palette(davis_gt_results, tmp_path):
+    """The server reads indices: another palette, grey 8-bit and 1-bit PNGs are all accepted,
+    and the zip holds the same indices with the DAVIS palette."""
+    root, results = davis_gt_results
+    toolkit = _toolkit_palette()
+    assert toolkit != DAVIS_PALETTE_FLAT and 192 in toolkit
+    for path in sorted((results / "alpha").glob("*.png")):
+        img = Image.fromarray(read_mask(path), mode="P")
+        img.putpalette(toolkit)
+        img.save(path)
+    for path in sorted((results / "beta").glob("*.png"))[:2]:
+        Image.fromarray(read_mask(path), mode="L").save(path)
+    for path in sorted((results / "beta").glob("*.png"))[2:]:
+        Image.fromarray(read_mask(path).astype(bool)).save(path)  # beta has one object: 1-bit is enough
+    assert Image.open(results / "beta" / "00003.png").mode == "1"
+    report = validate_results(results, root, "val")
+    assert report.ok and report.problems == []
+    out = tmp_path / "s.zip"
+    package_submission(results, root, "val", out)
+    masks = _zip_masks(out)
+    for name, m in masks.items():
+        np.testing.assert_array_equal(m, read_mask(root / "Annotations" / "480p" / name))
+    with zipfile.ZipFile(out) as zf:
+        assert all(Image.open(io.BytesIO(zf.read(n))).getpalette() == DAVIS_PALETTE_FLAT for n in masks)
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "RGB"])
+def test_16bit_and_rgb_masks_are_errors(davis_gt_results, kind):
     root, results = davis_gt_results
     path = results / "beta" / "00002.png"
-    mask = read_mask(path)
-    img = Image.fromarray(mask, mode="P")
-    img.putpalette([255 - v for v in DAVIS_PALETTE_FLAT])
-    img.save(path)
-    report = validate_results(results, root, "val")
-    assert [str(p.path) for p in report.errors] == [str(path)]
-    assert "DAVIS palette" in report.errors[0].message
-
-
-def test_grayscale_png_is_an_error(davis_gt_results):
-    root, results = davis_gt_results
-    path = results / "beta" / "00000.png"
-    Image.fromarray(read_mask(path), mode="L").save(path)
+    m = read_mask(path)
+    Image.fromarray(m.astype(np.uint16) if kind == "16-bit" else np.stack([m] * 3, -1)).save(path)
     report = validate_results(results, root, "val")
     assert [p.path for p in report.errors] == [path]
-    assert "mask is L" in report.errors[0].message
+    assert kind in report.errors[0].message
 
 
-def test_extra_object_ids_are_warnings(davis_gt_results):
+def test_void_and_unknown_ids_are_refused_with_evaluates_message(davis_gt_results):
+    from vosbench.metrics import evaluate_results
+
     root, results = davis_gt_results
     for t in (1, 3):  # beta has one object; id 4 and void appear later
         path = results / "beta" / f"{t:05d}.png"
@@ -121,14 +154,14 @@ def test_extra_object_ids_are_warnings(davis_gt_results):
         m[0, 1] = 255
         write_mask(path, m)
     report = validate_results(results, root, "val")
-    assert report.ok and report.errors == []
-    msgs = [p.message for p in report.warnings]
-    assert len(msgs) == 2
-    assert "object id 4 is not in the first-frame ids [1]" in msgs[0] and "00001, 00003" in msgs[0]
-    assert "void id 255" in msgs[1]
-    # warnings do not stop packaging and come back in the summary
-    summary = package_submission(results, root, "val", results.parent / "s.zip")
-    assert len(summary.warnings) == 2
+    assert [p.path.name for p in report.errors] == ["00001.png", "00003.png"]
+    assert "predicted object id(s) 4, 255 but sequence 'beta' has 1 object(s)" in report.errors[0].message
+    assert "255 is void" in report.errors[0].message
+    with pytest.raises(DataError) as err:  # frame 1 is scored by evaluate (3 is the last: not scored)
+        evaluate_results(root, results, workers=1, write_csv=False)
+    assert str(err.value) == str(report.errors[0])
+    with pytest.raises(InvalidResultsError):
+        package_submission(results, root, "val", results.parent / "s.zip")
 
 
 def test_missing_results_folder_and_split(davis_gt_results, tmp_path):

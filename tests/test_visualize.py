@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -91,6 +92,9 @@ def test_visualize_writes_frames_video_and_plot(davis_gt_results, tmp_path):
         finally:
             cap.release()
         assert count == n_frames
+        with av.open(str(out / v.name / f"{v.name}.mp4")) as container:  # what browsers play
+            stream = container.streams.video[0]
+            assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
         assert v.plot == out / v.name / f"{v.name}_jf.png" and v.plot.is_file()
         w, h = Image.open(v.plot).size
         assert w > 400 and h > 300

@@ -25,3 +25,7 @@ class CheckpointError(VosbenchError):
 
 class DownloadError(VosbenchError):
     """A download failed, or its size/checksum does not match."""
+
+
+class NumericalError(VosbenchError):
+    """A model produced non-finite values (NaN or inf) from finite inputs."""

@@ -35,6 +35,17 @@ def training_scale(config: str | os.PathLike, data: str | os.PathLike, split: st
     return round(sum(cfg.data.short_side) / 2 / min(seq.size), 3)
 
 
+def worst_sequence(evaluation: EvaluationResult) -> tuple[str, float]:
+    """The sequence with the lowest J&F (the mean of its objects' J and F means) and that J&F."""
+    from vosbench.visualize import mean_jf
+
+    scored = [(sum(mean_jf(s)) / 2, s.name) for s in evaluation.sequences if s.j.size]
+    if not scored:
+        return "", float("nan")
+    jf, name = min(scored)
+    return name, jf
+
+
 @dataclass
 class QuickstartResult:
     data: Path
@@ -44,11 +55,15 @@ class QuickstartResult:
     evaluation: EvaluationResult
     baseline: EvaluationResult  # "copy the first-frame mask" on the same split
     train_steps: int
+    train_batch: int
+    precision: str  # of the training, as it ran (auto resolved)
+    worst_sequence: str  # the val sequence with the lowest J&F
+    worst_jf: float
     train_seconds: float
     infer_fps: float
     submission_bytes: int
-    train_numerics: str = ""  # device and precision that ran, e.g. "cpu bf16"
-    infer_numerics: str = ""
+    device: str = ""  # the device training and inference ran on
+    infer_precision: str = ""
 
 
 def run_quickstart(
@@ -73,7 +88,7 @@ def run_quickstart(
     from vosbench.infer.run import InferOptions, infer_dataset
     from vosbench.metrics import evaluate_results
     from vosbench.submission import package_submission
-    from vosbench.train.run import train_from_config
+    from vosbench.train.run import resolve_run_config, train_from_config
 
     out = Path(out)
     progress = ensure_progress(progress)
@@ -108,6 +123,7 @@ def run_quickstart(
     baseline = evaluate_results(data, baseline_dir, split, progress=progress)
     zip_path = out / f"submission-{split}.zip"
     packaged = package_submission(results, data, split, zip_path, progress=progress)
+    worst, worst_jf = worst_sequence(evaluation)
     return QuickstartResult(
         data=data,
         checkpoint=trained.last_checkpoint,
@@ -116,9 +132,13 @@ def run_quickstart(
         evaluation=evaluation,
         baseline=baseline,
         train_steps=trained.step,
+        train_batch=resolve_run_config(train_dir / "config.toml").train.batch_size,
+        precision=trained.precision,
+        worst_sequence=worst,
+        worst_jf=worst_jf,
         train_seconds=trained.seconds,
         infer_fps=summary.fps,
         submission_bytes=packaged.size_bytes,
-        train_numerics=f"{trained.device} {trained.precision}",
-        infer_numerics=f"{summary.device} {summary.precision}",
+        device=trained.device,
+        infer_precision=summary.precision,
     )

@@ -1,36 +1,62 @@
-"""Validate a results folder against a DAVIS split and package it as a challenge-server zip.
+"""Validate a results folder against a benchmark split and package it as that server's zip.
 
-A results folder holds one folder per sequence with one palette PNG per frame, named after the
-frame's JPEG (``<results>/<seq>/00000.png``). :func:`validate_results` reports *every* problem it
-finds (errors and warnings), and :func:`package_submission` writes the zip only when there are no
-errors: per-sequence folders at the zip root, the DAVIS palette, deterministic bytes, atomically.
+A results folder holds one folder per video with one mask PNG per frame, named after the frame's
+JPEG (``<results>/<video>/00000.png``), as ``vosbench infer`` writes it. Masks are read by their
+indices (palette, grey or 1-bit PNGs; any palette) with the reader and the id validation that
+``vosbench evaluate`` uses (:mod:`vosbench.metrics.validation`). :func:`validate_results` reports
+*every* problem it finds (errors and warnings), and :func:`package_submission` writes the zip only
+when there are no errors, re-encoded with the DAVIS palette, deterministic bytes, atomically.
+
+Formats (:data:`FORMATS`): ``davis`` puts the video folders at the zip root (DAVIS-2017 splits
+test-dev, test-challenge, val); ``youtube-vos``, ``mose`` and ``lvos`` put them under
+``Annotations/`` (splits valid, test), one mask per frame of ``<split>/JPEGImages/<video>/`` from
+the video's first annotated frame on.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from vosbench.data.davis import DAVIS_SPLITS, DavisDataset, VideoSequence
-from vosbench.data.imageio import VOID_ID, encode_mask_png, has_davis_palette, image_size
+from vosbench.data.davis import DAVIS_SPLITS
+from vosbench.data.imageio import encode_mask_png, image_size
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path, sha256_file
+from vosbench.fsutil import atomic_path, sha256_file, sweep_temps
+from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchmark
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
+from vosbench.metrics.validation import read_prediction, size_problem
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import PROVENANCE_FILE
 
-SUBMISSION_SPLITS = ("test-dev", "test-challenge", "val")
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    """A server's zip layout: the splits it takes, the tasks whose data it reads, the folder in the zip."""
+
+    name: str
+    splits: tuple[str, ...]
+    tasks: tuple[str, ...]
+    prefix: str  # "" or "Annotations/"
+
+
+FORMATS = {
+    "davis": SubmissionFormat("davis", ("test-dev", "test-challenge", "val"), ("davis2017", "davis2016"), ""),
+    "youtube-vos": SubmissionFormat("youtube-vos", ("valid", "test"), ("youtube-vos",), "Annotations/"),
+    "mose": SubmissionFormat("mose", ("valid", "test"), ("mose",), "Annotations/"),
+    "lvos": SubmissionFormat("lvos", ("valid", "test"), ("lvos",), "Annotations/"),
+}
+SUBMISSION_SPLITS = FORMATS["davis"].splits
 # `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.
 EVALUATION_OUTPUTS = frozenset(
-    name for split in DAVIS_SPLITS for name in (global_csv_name(split), per_sequence_csv_name(split))
+    name
+    for split in (*DAVIS_SPLITS, "valid", "train")
+    for name in (global_csv_name(split), per_sequence_csv_name(split))
 )
-# `vosbench infer --save-probs` keeps soft probabilities in <seq>/probs/; expected there, not zipped.
-INFER_SEQUENCE_OUTPUTS = frozenset({"probs"})
+# `vosbench infer` writes the file <seq>/provenance.json (and with --save-probs the folder <seq>/probs/):
+# expected, not zipped. Name -> whether it is a folder.
+INFER_SEQUENCE_OUTPUTS = {"probs": True, PROVENANCE_FILE: False}
 
 # Fixed zip metadata so that the same masks always give the same archive bytes.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -106,46 +132,26 @@ class SubmissionSummary:
     warnings: tuple[Problem, ...] = ()
 
 
-def _decode_png(path: Path) -> tuple[Image.Image | None, str | None]:
-    """Fully decode ``path``; return (image, None) or (None, why it is unusable)."""
+def _check_mask(path: Path, size: tuple[int, int], video: SubmissionVideo, report: ValidationReport) -> None:
+    """Check one result PNG with evaluate's reader and id validation; each problem is an error."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, f"cannot read ({exc.strerror or exc})"
-    try:
-        img = Image.open(io.BytesIO(data))
-        fmt = img.format
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return None, f"corrupt or truncated PNG ({exc})"
-    if fmt != "PNG":
-        return None, f"not a PNG file (contains {fmt or 'unknown'} data)"
-    return img, None
+        mask = read_prediction(path)
+    except DataError as exc:
+        report.error(path, _reason(str(exc), path))
+        return
+    problem = size_problem(mask, size, str(path), "the frame size")
+    if problem:
+        report.error(path, _reason(problem, path))
+        return
+    extra = video.objects.extra(mask)
+    if extra:
+        report.error(path, video.objects.reason(extra))
 
 
-def _check_mask(path: Path, size: tuple[int, int], report: ValidationReport) -> set[int] | None:
-    """Check one result PNG; return the object ids it contains, or None when it is unusable."""
-    img, why = _decode_png(path)
-    if img is None:
-        report.error(path, why or "unreadable")
-        return None
-    usable = True
-    if img.mode != "P":
-        kind = f"{img.mode} ({len(img.getbands())} channels)" if img.mode in ("RGB", "RGBA") else img.mode
-        report.error(path, f"mask is {kind}, expected a palette (P) PNG with the DAVIS palette")
-        usable = False
-    elif not has_davis_palette(path):
-        report.error(
-            path, "palette PNG without the DAVIS palette (colours would not match the ids on the server)"
-        )
-    h, w = img.size[1], img.size[0]
-    if (h, w) != size:
-        report.error(path, f"mask size {w}x{h} differs from the frame size {size[1]}x{size[0]}")
-        usable = False
-    if not usable:
-        return None
-    counts = np.bincount(np.asarray(img, dtype=np.uint8).ravel(), minlength=256)  # ~10x faster than unique
-    return {int(i) for i in np.flatnonzero(counts)}
+def _reason(message: str, path: Path) -> str:
+    """A one-line DataError message without its leading ``<path>: ``."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
@@ -157,37 +163,40 @@ def _report_stray(report: ValidationReport, entry: Path, why: str) -> None:
         report.error(entry, f"stray {what} ({why})")
 
 
-def _check_sequence(seq: VideoSequence, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
-    expected = {f"{p.stem}.png": p for p in seq.frame_paths}
+def _check_sequence(video: SubmissionVideo, seq_dir: Path, report: ValidationReport, progress: Progress) -> None:
+    expected = {f"{p.stem}.png": i for i, p in enumerate(video.frame_paths)}
     for entry in sorted(seq_dir.iterdir()):
-        if entry.name not in expected and not (entry.is_dir() and entry.name in INFER_SEQUENCE_OUTPUTS):
-            _report_stray(report, entry, f"no frame of {seq.name!r} is named {Path(entry.name).stem!r}")
-    try:
-        allowed = set(seq.object_ids) | {0}
-    except DataError as exc:
-        report.error(seq_dir, f"cannot read the first-frame annotation: {exc}")
-        allowed = None
-    extra: dict[int, list[str]] = {}
-    for name, frame_path in expected.items():
+        if entry.name not in expected and INFER_SEQUENCE_OUTPUTS.get(entry.name) != entry.is_dir():
+            _report_stray(report, entry, f"no frame of {video.name!r} is named {Path(entry.name).stem!r}")
+    size: tuple[int, int] | None = None
+    for name, i in expected.items():
         path = seq_dir / name
-        progress.advance()
+        frame_path = video.frame_paths[i]
+        if i >= video.required_from:
+            progress.advance()
         if not path.is_file():
-            report.error(path, f"missing mask for frame {frame_path.name}")
+            if i >= video.required_from:
+                report.error(path, f"missing mask for frame {frame_path.name}")
             continue
         try:
-            size = image_size(frame_path)
+            size = image_size(frame_path) if size is None else size
         except DataError as exc:
             report.error(frame_path, f"cannot read the frame: {exc}")
             continue
-        ids = _check_mask(path, size, report)
-        if ids is None or allowed is None:
-            continue
-        for i in sorted(ids - allowed):
-            extra.setdefault(i, []).append(Path(name).stem)
-    for i, frames in sorted(extra.items()):
-        shown = ", ".join(frames[:5]) + (f", ... ({len(frames)} frames)" if len(frames) > 5 else "")
-        what = "void id 255" if i == VOID_ID else f"object id {i}"
-        report.warn(seq_dir, f"{what} is not in the first-frame ids {sorted(allowed - {0})} (frames {shown})")
+        _check_mask(path, size, video, report)
+
+
+def submission_benchmark(data_root: str | os.PathLike, split: str, resolution: str = "480p", format: str = "davis") -> Benchmark:
+    """The benchmark split a ``format`` submission is validated against (refuses other splits and layouts)."""
+    fmt = FORMATS.get(format)
+    if fmt is None:
+        raise DataError(f"unknown submission format {format!r}; expected one of {', '.join(FORMATS)}")
+    if split not in fmt.splits:
+        raise DataError(f"split {split!r} cannot be submitted in the {format} format; expected one of {', '.join(fmt.splits)}")
+    bench = open_benchmark(data_root, split, resolution, "auto" if format == "davis" else fmt.tasks[0])
+    if bench.task not in fmt.tasks:
+        raise DataError(f"{data_root}: holds {bench.title} data, not a {format} split")
+    return bench
 
 
 def validate_results(
@@ -196,52 +205,52 @@ def validate_results(
     split: str,
     resolution: str = "480p",
     progress: Progress | None = None,
+    *,
+    format: str = "davis",
 ) -> ValidationReport:
     """Check a results folder against ``split`` of the dataset at ``data_root``.
 
-    Collects every problem rather than stopping at the first: missing sequences and frames, masks
-    that are not palette PNGs with the DAVIS palette, of the wrong size, truncated or unreadable,
-    stray files and folders (errors), and object ids absent from the first frame (warnings).
-    Raises :class:`DataError` only when the results folder or the dataset split cannot be read.
+    Collects every problem rather than stopping at the first: missing videos and frames, masks
+    that are not 8-bit palette/grey/1-bit PNGs, of the wrong size, truncated or unreadable, ids
+    that are not objects of their video (void 255 included; the message ``evaluate`` gives),
+    and stray files and folders (all errors). Raises :class:`DataError` only when the results
+    folder or the dataset split cannot be read.
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise DataError(f"{results_dir}: results folder not found")
-    dataset = DavisDataset(data_root, split, resolution)
+    bench = submission_benchmark(data_root, split, resolution, format)
     progress = ensure_progress(progress)
     report = ValidationReport(results_dir=results_dir, split=split)
-    names = dataset.sequence_names
+    names = bench.sequence_names
     report.sequences = len(names)
-    sequences: list[tuple[str, VideoSequence | None]] = []
+    videos: list[tuple[str, SubmissionVideo | None]] = []
     for name in names:
         try:
-            sequences.append((name, dataset.sequence(name)))
+            videos.append((name, bench.submission_video(name)))
         except DataError as exc:
-            report.error(dataset.image_dir / name, f"cannot list the frames of the dataset: {exc}")
-            sequences.append((name, None))
-    report.frames = sum(s.num_frames for _, s in sequences if s is not None)
+            report.error(bench.image_dir / name, f"cannot read the video in the dataset: {exc}")
+            videos.append((name, None))
+    report.frames = sum(len(v.frame_paths) - v.required_from for _, v in videos if v is not None)
 
     listed = set(names)
     for entry in sorted(results_dir.iterdir()):
         if entry.name not in listed and not (entry.is_file() and entry.name in EVALUATION_OUTPUTS):
             _report_stray(report, entry, f"not a sequence of split {split!r}")
     progress.start(f"validating {results_dir.name}", total=report.frames)
-    for name, seq in sequences:
+    for name, video in videos:
         seq_dir = results_dir / name
+        expected = 0 if video is None else len(video.frame_paths) - video.required_from
         if seq_dir.exists() and not seq_dir.is_dir():
             report.error(seq_dir, "is a file; expected a folder of masks for this sequence")
-            if seq is not None:
-                progress.advance(seq.num_frames)
+            progress.advance(expected)
             continue
         if not seq_dir.is_dir():
-            if seq is not None:
-                progress.advance(seq.num_frames)
-                report.error(seq_dir, f"missing sequence ({seq.num_frames} frames expected)")
-            else:
-                report.error(seq_dir, "missing sequence")
+            progress.advance(expected)
+            report.error(seq_dir, f"missing sequence ({expected} frames expected)" if video else "missing sequence")
             continue
-        if seq is not None:
-            _check_sequence(seq, seq_dir, report, progress)
+        if video is not None:
+            _check_sequence(video, seq_dir, report, progress)
     return report
 
 
@@ -256,23 +265,24 @@ def _zip_info(name: str, mode: int) -> zipfile.ZipInfo:
 
 
 def _write_zip(
-    path: Path, results_dir: Path, dataset: DavisDataset, progress: Progress, total: int, label: str = ""
+    path: Path, results_dir: Path, videos: list[SubmissionVideo], prefix: str, progress: Progress, total: int, label: str = ""
 ) -> int:
     """Write the archive to ``path``; return the number of masks written."""
     written = 0
     progress.start(f"writing {label or path.name}", total=total)
     with zipfile.ZipFile(path, "w", compression=ZIP_COMPRESSION) as zf:
-        for name in sorted(dataset.sequence_names):
-            seq = dataset.sequence(name)
-            zf.writestr(_zip_info(f"{name}/", ZIP_DIR_MODE), b"")
-            for frame_path in sorted(seq.frame_paths):
-                src = results_dir / name / f"{frame_path.stem}.png"
-                img, why = _decode_png(src)
-                if img is None:  # changed since validation
-                    raise DataError(f"{src}: {why}")
+        if prefix:
+            zf.writestr(_zip_info(prefix, ZIP_DIR_MODE), b"")
+        for video in sorted(videos, key=lambda v: v.name):
+            zf.writestr(_zip_info(f"{prefix}{video.name}/", ZIP_DIR_MODE), b"")
+            for i, frame_path in sorted(enumerate(video.frame_paths), key=lambda x: x[1].stem):
+                src = results_dir / video.name / f"{frame_path.stem}.png"
+                if i < video.required_from and not src.is_file():
+                    continue  # before the video's first annotation: optional
+                mask = read_prediction(src)  # changed since validation: its one-line error
                 # Re-encode: canonical bytes and the exact DAVIS palette whatever wrote the file.
-                data = encode_mask_png(np.asarray(img, dtype=np.uint8))
-                zf.writestr(_zip_info(f"{name}/{frame_path.stem}.png", ZIP_FILE_MODE), data)
+                data = encode_mask_png(mask)
+                zf.writestr(_zip_info(f"{prefix}{video.name}/{frame_path.stem}.png", ZIP_FILE_MODE), data)
                 written += 1
                 progress.advance()
     return written
@@ -285,8 +295,10 @@ def package_submission(
     out_zip: str | os.PathLike,
     resolution: str = "480p",
     progress: Progress | None = None,
+    *,
+    format: str = "davis",
 ) -> SubmissionSummary:
-    """Validate ``results_dir`` and write it as a DAVIS challenge zip at ``out_zip``.
+    """Validate ``results_dir`` and write it as a ``format`` challenge zip at ``out_zip``.
 
     Raises :class:`InvalidResultsError` (a :class:`DataError` naming the number of problems and
     carrying the full report) if validation finds any error, or :class:`DataError` if ``out_zip``
@@ -294,10 +306,9 @@ def package_submission(
     is kept unchanged). Warnings do not stop packaging; they come back in the summary.
     """
     results_dir, out_zip = Path(results_dir), Path(out_zip)
-    if split not in SUBMISSION_SPLITS:
-        raise DataError(
-            f"split {split!r} cannot be submitted; expected one of {', '.join(SUBMISSION_SPLITS)}"
-        )
+    fmt = FORMATS.get(format)
+    if fmt is not None and split not in fmt.splits:
+        raise DataError(f"split {split!r} cannot be submitted in the {format} format; expected one of {', '.join(fmt.splits)}")
     if out_zip.is_dir():
         raise DataError(f"{out_zip}: is a folder; give the path of the zip file to write")
     if results_dir.resolve() in out_zip.resolve().parents:
@@ -306,13 +317,15 @@ def package_submission(
     if blocker is not None:
         raise DataError(f"{out_zip}: cannot write the zip ({blocker} is a file, not a folder)")
     progress = ensure_progress(progress)
-    report = validate_results(results_dir, data_root, split, resolution, progress)
+    report = validate_results(results_dir, data_root, split, resolution, progress, format=format)
     if not report.ok:
         raise InvalidResultsError(report)
-    dataset = DavisDataset(data_root, split, resolution)
+    bench = submission_benchmark(data_root, split, resolution, format)
+    videos = [bench.submission_video(n) for n in bench.sequence_names]
+    sweep_temps(out_zip.parent)  # temp zips of a run killed while writing
     try:
         with atomic_path(out_zip) as tmp:
-            frames = _write_zip(tmp, results_dir, dataset, progress, report.frames, out_zip.name)
+            frames = _write_zip(tmp, results_dir, videos, FORMATS[format].prefix, progress, report.frames, out_zip.name)
             size = tmp.stat().st_size
             digest = sha256_file(tmp)
     except OSError as exc:

@@ -3,10 +3,13 @@
 Output, per sequence ``<out>/<seq>/``::
 
     frames/00000.png ...   frame with the masks blended in DAVIS colours and object outlines
-    <seq>.mp4              the same frames as an MPEG-4 video (OpenCV ``mp4v``)
+    <seq>.mp4              the same frames as an H.264 MP4 (yuv420p, faststart) that browsers play
     <seq>_jf.png           J and F of every object on every scored frame (needs ground truth)
 
 Each sequence folder is written atomically (built under a temp name, then renamed).
+
+The video is encoded by PyAV (``av``), whose wheels ship FFmpeg with libx264: OpenCV's own
+writer only offers ``mp4v`` (MPEG-4 Part 2), which browsers do not play.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from matplotlib.ticker import MaxNLocator
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import DAVIS_PALETTE
 from vosbench.errors import ConfigError, DataError
-from vosbench.fsutil import atomic_dir, atomic_path
+from vosbench.fsutil import atomic_dir, atomic_path, sweep_temps
 from vosbench.metrics import (
     ArrayResults,
     GroundTruth,
@@ -157,24 +160,46 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
         fig.savefig(tmp, format="png")
 
 
-class _Mp4Writer:
-    """Streams RGB frames into an MPEG-4 file (OpenCV ``mp4v``), padding odd sizes to even."""
+VIDEO_CODEC = "libx264"
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float):
+
+class _Mp4Writer:
+    """Streams RGB frames into an H.264 MP4 (PyAV), padding odd sizes to even (yuv420p needs them)."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, final: Path | None = None):
+        from fractions import Fraction
+
+        import av  # imported here: `vosbench --help` does not load FFmpeg
+
         h, w = size
-        self.path = path
-        self.pad = ((0, h % 2), (0, w % 2), (0, 0))  # mp4v would crop odd sizes silently
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w + w % 2, h + h % 2))
-        if not self.writer.isOpened():
-            raise DataError(f"{path}: OpenCV cannot open an mp4v video writer")
+        self.path, self.final = path, final or path
+        self.pad = ((0, h % 2), (0, w % 2), (0, 0))
+        try:
+            self.container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
+            self.stream = self.container.add_stream(VIDEO_CODEC, rate=Fraction(fps).limit_denominator(1001))
+        except (av.FFmpegError, ValueError) as exc:
+            raise DataError(f"{self.final}: cannot open an H.264 video writer ({exc})") from None
+        self.stream.width, self.stream.height = w + w % 2, h + h % 2
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": "20", "preset": "fast"}
+        self._av = av
 
     def write(self, rgb: np.ndarray) -> None:
-        self.writer.write(cv2.cvtColor(np.pad(rgb, self.pad, mode="edge"), cv2.COLOR_RGB2BGR))
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(np.pad(rgb, self.pad, mode="edge")),
+                                                 format="rgb24")
+        try:
+            self.container.mux(self.stream.encode(frame))
+        except self._av.FFmpegError as exc:
+            raise DataError(f"{self.final}: cannot encode the video ({exc})") from None
 
     def close(self) -> None:
-        self.writer.release()
+        try:
+            self.container.mux(self.stream.encode(None))
+            self.container.close()
+        except self._av.FFmpegError as exc:
+            raise DataError(f"{self.final}: cannot finish the video ({exc})") from None
         if not self.path.is_file() or self.path.stat().st_size == 0:
-            raise DataError(f"{self.path}: OpenCV wrote no video")
+            raise DataError(f"{self.final}: no video was written")
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -204,7 +229,7 @@ def _visualize_sequence(
     with atomic_dir(out) as tmp:
         if options.frames:
             (tmp / "frames").mkdir()
-        video = _Mp4Writer(tmp / f"{seq.name}.mp4", size, options.fps) if options.video else None
+        video = _Mp4Writer(tmp / f"{seq.name}.mp4", size, options.fps, out / f"{seq.name}.mp4") if options.video else None
         try:
             for i, name in enumerate(seq.frame_names):
                 frame, pred = seq.frame(i), results.read(seq.name, name)
@@ -270,6 +295,9 @@ def visualize_results(
     results = Path(results)
     source = open_results(results)
     out_dir = default_out_dir(results) if out_dir is None else Path(out_dir)
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{out_dir}: --out cannot be a folder ({blocker} is a file)")
     if results.is_dir() and (
         out_dir.resolve() == results.resolve() or results.resolve() in out_dir.resolve().parents
     ):
@@ -288,4 +316,5 @@ def visualize_results(
     if missing:
         raise DataError(f"{results}: no results for sequence{'s' * (len(missing) > 1)} {', '.join(missing)}")
     progress = ensure_progress(progress)
+    sweep_temps(out_dir)  # sequence folders of a killed run
     return [_visualize_sequence(dataset.sequence(n), source, out_dir / n, options, progress) for n in names]

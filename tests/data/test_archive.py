@@ -164,10 +164,10 @@ def test_unwritable_destination_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"file/sub: cannot create the folder to extract a\.zip in \(Not a dir"):
         safe_extract_zip(z, tmp_path / "file" / "sub" / "out")
 
-    def denied(**kwargs):
+    def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(archive_mod.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(archive_mod, "make_temp_dir", denied)
     with pytest.raises(DataError, match=r"cannot extract a\.zip here \(Permission denied\)"):
         safe_extract_zip(z, tmp_path / "out")
     assert not (tmp_path / "out").exists()

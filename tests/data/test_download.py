@@ -136,3 +136,32 @@ def test_download_folder_that_cannot_be_created(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(DownloadError, match="cannot create the download folder"):
         download("http://127.0.0.1:9/x.zip", tmp_path / "file" / "dl" / "x.zip", retries=0, timeout=2)
+
+
+def _stored_zip(content: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("DAVIS/a.bin", content)
+    return buf.getvalue()
+
+
+def test_resumed_zip_whose_parts_do_not_fit_never_takes_the_final_name(tmp_path):
+    # the .part is the first half of another zip of the same size: sizes agree, member CRCs do not
+    old, new = _stored_zip(PAYLOAD[:50_000]), _stored_zip(PAYLOAD[50_000:100_000])
+    assert len(old) == len(new)
+    (tmp_path / "a.zip.part").write_bytes(old[: len(old) // 2])
+    files = {"/a.zip": ServedFile(new)}
+    with http_server(files) as base, pytest.raises(DownloadError, match=r"a\.zip: member 'DAVIS/a\.bin' fails its CRC"):
+        download(f"{base}/a.zip", tmp_path / "a.zip", backoff=0)
+    assert list(tmp_path.iterdir()) == []
+    with http_server({"/a.zip": ServedFile(new)}) as base:  # the next run starts clean
+        assert download(f"{base}/a.zip", tmp_path / "a.zip", backoff=0).read_bytes() == new
+
+
+def test_malformed_url_is_one_error_before_any_write(tmp_path):
+    with pytest.raises(DownloadError, match=r"ftp//bad: not a download URL"):
+        download("ftp//bad", tmp_path / "dl" / "bad", backoff=0)
+    assert not (tmp_path / "dl").exists()

@@ -10,7 +10,7 @@ from tests.data.archive_helpers import ServedFile, fail_disk_after, http_server,
 from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import encode_mask_png
 from vosbench.data.prepare import manifest_summary, prepare_davis2017
-from vosbench.errors import DataError
+from vosbench.errors import DataError, DownloadError
 
 runner = CliRunner()
 
@@ -253,15 +253,16 @@ def test_cli_download_404(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_downloaded_truncated_zip_says_delete_it(tmp_path, trainval_zip):
+def test_downloaded_truncated_zip_is_refused_and_removed(tmp_path, trainval_zip):
     data = trainval_zip.read_bytes()[:-300]  # the server itself serves a damaged file
     files = {"/DAVIS-2017-trainval-480p.zip": ServedFile(data)}
     with http_server(files) as base:
-        with pytest.raises(DataError, match="truncated.*delete it to download it again"):
+        with pytest.raises(DownloadError, match="not a complete zip archive.*partial download was removed"):
             prepare_davis2017(
                 tmp_path / "d", url=f"{base}/DAVIS-2017-trainval-480p.zip", download_dir=tmp_path / "dl"
             )
     assert not (tmp_path / "d").exists()
+    assert list((tmp_path / "dl").iterdir()) == []  # neither the final name nor the .part stays
 
 
 def test_cli_sha256_checks_a_local_archive_too(tmp_path, trainval_zip):

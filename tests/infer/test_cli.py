@@ -38,7 +38,7 @@ def test_infer_cli_depth_estimator_for_dstm(make_davis_root, tiny_checkpoint, tm
     assert res.exit_code == 1 and "no depth maps" in res.output and "--depth-estimator" in res.output
     res = runner.invoke(app, [*base, "--depth-estimator", str(est)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (out / "alpha").iterdir()) == ["00000.png", "00001.png"]
+    assert sorted(p.name for p in (out / "alpha").iterdir()) == ["00000.png", "00001.png", "provenance.json"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # scratch depth removed
 
 
@@ -88,7 +88,7 @@ def test_infer_cli_checkpoint_is_one_path(make_davis_root, tiny_checkpoint, tmp_
     res = runner.invoke(app, ["infer", "--checkpoint", str(odd), "--data", str(root), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "run,seed:2.pt (stm-tiny, w=1)" in res.output
-    assert sorted(p.name for p in (out / "alpha").iterdir()) == ["00000.png", "00001.png"]
+    assert sorted(p.name for p in (out / "alpha").iterdir()) == ["00000.png", "00001.png", "provenance.json"]
 
 
 def test_infer_cli_unknown_device_is_one_line(make_davis_root, tiny_checkpoint, tmp_path):

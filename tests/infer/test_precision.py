@@ -76,7 +76,7 @@ def test_bf16_memory_is_bf16_and_outputs_are_float32(fitted) -> None:
 @pytest.mark.parametrize("preset", ["stm-tiny", "scm-tiny"])
 def test_fp32_run_enters_no_autocast_region(preset, make_davis_root, tiny_checkpoint, tmp_path) -> None:
     data = make_davis_root({"a": (3, 2)}, size=(32, 48))
-    options = InferOptions(precision="fp32", flip=True, scales=(1.0, 0.75), finetune_steps=1)
+    options = InferOptions(precision="fp32", flip=True, finetune_steps=1)  # TTA and finetuning too
     with autocast_spy() as seen:
         summary = infer_dataset(str(tiny_checkpoint(preset)), data, out=tmp_path / "fp32", options=options)
     assert summary.precision == "fp32" and summary.device == "cpu"

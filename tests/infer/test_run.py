@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -125,7 +124,12 @@ def test_late_object_joins_on_its_first_annotated_frame(tiny_checkpoint, tmp_pat
     m0 = read_mask(ann / "00000.png")
     write_mask(ann / "00000.png", np.where(m0 == 2, 0, m0).astype(np.uint8))
     write_mask(ann / "00001.png", np.where(read_mask(ann / "00001.png") == 2, 0, 1).astype(np.uint8) * 0)
-    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out")
+    # DAVIS layout, default --given first: later annotations are ground truth, never read
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "first")
+    assert summary.sequences[0].objects == 1
+    assert not any(2 in np.unique(read_mask(p)) for p in (tmp_path / "first" / "late").glob("*.png"))
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out",
+                            options=InferOptions(given="first-appearance"))
     assert summary.sequences[0].objects == 2
     out = tmp_path / "out" / "late"
     assert 2 not in np.unique(read_mask(out / "00000.png"))
@@ -134,15 +138,17 @@ def test_late_object_joins_on_its_first_annotated_frame(tiny_checkpoint, tmp_pat
     assert np.array_equal(read_mask(out / "00002.png") == 2, read_mask(ann / "00002.png") == 2)
 
 
-def test_empty_first_mask_warns_and_writes_empty_masks(tiny_checkpoint, tmp_path, caplog):
+def test_empty_first_mask_is_an_error_unless_objects_appear_later(tiny_checkpoint, tmp_path):
     data = _davis(tmp_path / "data", {"empty": (3, 1)})
-    for p in (data / "Annotations" / "480p" / "empty").glob("*.png"):
-        write_mask(p, np.zeros(SIZE, np.uint8))
-    with caplog.at_level(logging.WARNING):
+    write_mask(data / "Annotations" / "480p" / "empty" / "00000.png", np.zeros(SIZE, np.uint8))
+    with pytest.raises(DataError, match=r"empty/00000\.png: sequence 'empty': the first-frame annotation has no objects"):
         infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out")
-    assert "no objects" in caplog.text
-    masks = [read_mask(p) for p in sorted((tmp_path / "out" / "empty").glob("*.png"))]
-    assert len(masks) == 3 and all(not m.any() for m in masks)
+    assert not (tmp_path / "out" / "empty").exists()
+    # the YouTube-VOS protocol supplies the object from frame 1's annotation
+    summary = infer_dataset(str(tiny_checkpoint("stm-tiny")), data, out=tmp_path / "out",
+                            options=InferOptions(given="first-appearance"))
+    assert summary.sequences[0].objects == 1
+    assert not read_mask(tmp_path / "out" / "empty" / "00000.png").any()
 
 
 def test_frame_of_another_size_fails_without_partial_output(tiny_checkpoint, tmp_path):

@@ -25,7 +25,7 @@ def tiny_config(train_root: Path) -> Callable[..., TrainConfig]:
             "model.preset=stm-tiny", f"data.root={train_root}", "data.crop=[32, 48]", "data.short_side=[40, 48]",
             "data.samples_per_epoch=4", "data.max_objects=2", "train.batch_size=2", "train.epochs=3",
             "optim.lr=1e-4", "curriculum.end_skip=2", "train.precision=fp32", "train.threads=1", "train.save_every=2",
-            "train.log_every=1",
+            "train.log_every=1", "train.allow_random_init=true",
         ]
         return TrainConfig.from_dict(apply_overrides({}, [*base, *overrides]))
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from vosbench.train.config import CurriculumSection, OptimSection, TrainSection
-from vosbench.train.curriculum import lr_at, max_skip_at, use_own_prior
+from vosbench.train.config import CurriculumSection, OptimSection
+from vosbench.train.curriculum import in_final_phase, lr_at, max_skip_at
 from vosbench.train.datasets import sample_frame_indices
 
 
@@ -64,10 +64,12 @@ def test_lr_halves_after_decay_epochs() -> None:
     assert [lr_at(cfg2, e) for e in range(4)] == [1.0, 0.5, 0.5, 0.25]
 
 
-def test_prior_switch_epoch() -> None:
-    assert not use_own_prior(TrainSection(prior_switch_epoch=-1), 1000)
-    t = TrainSection(prior_switch_epoch=3)
-    assert [use_own_prior(t, e) for e in range(5)] == [False, False, False, True, True]
+def test_prior_switch_and_skip_drop_are_one_phase() -> None:
+    off = CurriculumSection(end_skip=25, final_skip=-1, final_epochs=2)
+    assert not any(in_final_phase(off, e, 5) for e in range(5))
+    c = CurriculumSection(end_skip=25, final_skip=5, final_epochs=2)
+    assert [in_final_phase(c, e, 5) for e in range(5)] == [False, False, False, True, True]
+    assert [max_skip_at(c, e, 5) for e in range(5)] == [25, 25, 25, 5, 5]
 
 
 @pytest.mark.parametrize("name", ["dstm-tiny", "dstm-r50-main"])

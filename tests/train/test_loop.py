@@ -32,8 +32,9 @@ def test_training_reduces_loss_and_writes_outputs(tiny_config: Callable[..., Tra
     first = sum(r["loss"] for r in rows[:2]) / 2
     last = sum(r["loss"] for r in rows[-2:]) / 2
     assert last < 0.8 * first, (first, last)
-    for name in ("last.pt", "step-2.pt", "step-8.pt", "config.toml"):
+    for name in ("last.pt", "step-4.pt", "step-6.pt", "step-8.pt", "config.toml"):
         assert (out / name).is_file(), name
+    assert not (out / "step-2.pt").exists()  # train.keep_checkpoints = 3: the oldest step file is pruned
     model, extra = load_checkpoint(out / "last.pt", expect=None)
     assert extra["step"] == 8 and model.config.name == "stm-tiny"
     assert "optimizer" in extra and "rng" in extra
@@ -81,10 +82,10 @@ class _KillAfter:
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
-    # SCM: the spatial prior switches to the model's own prediction in epoch 1, lr halves, max skip grows
+    # SCM: in the final phase (epoch 1) the spatial prior is the model's own prediction, lr halves, max skip changes
     cfg = tiny_config("model.preset=scm-tiny", "train.epochs=2", "train.batch_size=1", "data.samples_per_epoch=2",
                       "train.save_every=2", "optim.lr_decay_epochs=[1]", "curriculum.ramp_epochs=1",
-                      "train.prior_switch_epoch=1")
+                      "curriculum.final_skip=2", "curriculum.final_epochs=1")
     train(cfg, tmp_path / "full", device="cpu")
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "part", device="cpu", progress=_KillAfter(3))
@@ -118,8 +119,8 @@ def test_main_stage_starts_from_the_pretraining_checkpoint(tiny_config: Callable
     fresh = build_model(get_preset("stm-tiny")).state_dict()
     assert max(float((wp[k].float() - fresh[k].float()).abs().max()) for k in wp) > 1e-4  # pretraining moved them
     with pytest.raises(CheckpointError, match="differs"):
-        train(tiny_config(f"train.init_checkpoint={pre.last_checkpoint}", "model.preset=scm-tiny"), tmp_path / "x",
-              device="cpu")
+        train(tiny_config(f"train.init_checkpoint={pre.last_checkpoint}", "model.preset=scm-tiny",
+                          "train.init_strict=true"), tmp_path / "x", device="cpu")
     with pytest.raises(CheckpointError, match="init_checkpoint not found"):
         train(tiny_config(f"train.init_checkpoint={tmp_path / 'nope.pt'}"), tmp_path / "y", device="cpu")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

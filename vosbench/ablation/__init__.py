@@ -3,7 +3,8 @@ content hash) and build the papers' tables (SCM-style Boost column, D-STM-style 
 
 from vosbench.ablation.ladder import LadderConfig, RungSpec, load_ladder, with_precision
 from vosbench.ablation.runner import LadderResult, RungResult, StepRunner, run_ladder
-from vosbench.ablation.tables import boost_table, checkmark_table, full_table, write_tables
+from vosbench.ablation.stats import boost_intervals, rung_values, seed_summary, seed_values
+from vosbench.ablation.tables import boost_table, caption, checkmark_table, full_table, write_tables
 
 __all__ = [
     "LadderConfig",
@@ -11,11 +12,16 @@ __all__ = [
     "RungResult",
     "RungSpec",
     "StepRunner",
+    "boost_intervals",
     "boost_table",
+    "caption",
     "checkmark_table",
     "full_table",
     "load_ladder",
     "run_ladder",
+    "rung_values",
+    "seed_summary",
+    "seed_values",
     "with_precision",
     "write_tables",
 ]

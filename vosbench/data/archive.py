@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -23,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from vosbench.data.names import name_problem
 from vosbench.errors import DataError
-from vosbench.fsutil import _give_default_mode
+from vosbench.fsutil import _give_default_mode, make_temp_dir, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 CHUNK_SIZE = 1 << 20
@@ -67,6 +67,10 @@ def _clean_parts(archive: Path, name: str) -> tuple[str, ...]:
         raise DataError(
             f"{archive}: refused: member {name!r} points outside the extraction folder; nothing was extracted"
         )
+    for part in parts:
+        problem = name_problem(part)
+        if problem is not None:
+            raise DataError(f"{archive}: refused: member {name!r}: {part!r} {problem}; nothing was extracted")
     return parts
 
 
@@ -218,8 +222,9 @@ def extracted_zip(
         members = plan_members(zf, archive, strip_top=strip_top)
         total = sum(m.info.file_size for m in members if m.kind == "file")
         _check_space(archive, beside, total)
+        sweep_temps(beside)  # extraction folders of a killed run
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{archive.stem}.", suffix=".extracting", dir=beside))
+            tmp = make_temp_dir(beside, f"{archive.stem}-extracting")
         except OSError as exc:  # e.g. an unwritable folder
             raise DataError(f"{beside}: cannot extract {archive.name} here ({exc.strerror or exc})") from None
         _give_default_mode(tmp, directory=True)  # it may be renamed onto the destination as is

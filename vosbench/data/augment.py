@@ -14,22 +14,31 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from vosbench.padding import split_padding
+
 BBox = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
 
 
 @dataclass(frozen=True)
 class AugFrame:
-    """One frame: ``image`` H,W,3 uint8 RGB; ``mask`` H,W uint8 ids; ``depth`` H,W float32 or None."""
+    """One frame: ``image`` H,W,3 uint8 RGB; ``mask`` H,W uint8 ids; ``depth`` H,W float32 or None.
+
+    ``prior`` (H,W uint8 ids or None): the mask of the frame before this one in the video (SCM's
+    spatial prior during training); every geometric op transforms it exactly as ``mask``.
+    """
 
     image: np.ndarray
     mask: np.ndarray
     depth: np.ndarray | None = None
+    prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.image.shape[:2] != self.mask.shape:
             raise ValueError(f"image {self.image.shape[:2]} and mask {self.mask.shape} differ in size")
         if self.depth is not None and self.depth.shape != self.mask.shape:
             raise ValueError(f"depth {self.depth.shape} and mask {self.mask.shape} differ in size")
+        if self.prior is not None and self.prior.shape != self.mask.shape:
+            raise ValueError(f"prior {self.prior.shape} and mask {self.mask.shape} differ in size")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -78,7 +87,8 @@ def warp_affine(frame: AugFrame, matrix: np.ndarray, out_size: tuple[int, int] |
     depth = None
     if frame.depth is not None:
         depth = cv2.warpAffine(frame.depth, matrix, flags=cv2.INTER_LINEAR, **kw)
-    return AugFrame(image, mask, depth)
+    prior = None if frame.prior is None else cv2.warpAffine(frame.prior, matrix, flags=cv2.INTER_NEAREST, **kw)
+    return AugFrame(image, mask, depth, prior)
 
 
 def elastic_maps(
@@ -109,13 +119,16 @@ def remap(frame: AugFrame, maps: tuple[np.ndarray, np.ndarray]) -> AugFrame:
     image = cv2.remap(frame.image, mx, my, cv2.INTER_LINEAR, **kw)
     mask = cv2.remap(frame.mask, mx, my, cv2.INTER_NEAREST, **kw)
     depth = cv2.remap(frame.depth, mx, my, cv2.INTER_LINEAR, **kw) if frame.depth is not None else None
-    return AugFrame(image, mask, depth)
+    prior = cv2.remap(frame.prior, mx, my, cv2.INTER_NEAREST, **kw) if frame.prior is not None else None
+    return AugFrame(image, mask, depth, prior)
 
 
 def hflip(frame: AugFrame) -> AugFrame:
     """Mirror left-right."""
     depth = None if frame.depth is None else np.ascontiguousarray(frame.depth[:, ::-1])
-    return AugFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]), depth)
+    prior = None if frame.prior is None else np.ascontiguousarray(frame.prior[:, ::-1])
+    return AugFrame(np.ascontiguousarray(frame.image[:, ::-1]), np.ascontiguousarray(frame.mask[:, ::-1]), depth,
+                    prior)
 
 
 def resize(frame: AugFrame, size: tuple[int, int]) -> AugFrame:
@@ -128,7 +141,8 @@ def resize(frame: AugFrame, size: tuple[int, int]) -> AugFrame:
     image = cv2.resize(frame.image, (w, h), interpolation=interp)
     mask = cv2.resize(frame.mask, (w, h), interpolation=cv2.INTER_NEAREST)
     depth = None if frame.depth is None else cv2.resize(frame.depth, (w, h), interpolation=cv2.INTER_LINEAR)
-    return AugFrame(image, mask, depth)
+    prior = None if frame.prior is None else cv2.resize(frame.prior, (w, h), interpolation=cv2.INTER_NEAREST)
+    return AugFrame(image, mask, depth, prior)
 
 
 def short_side_size(size: tuple[int, int], short: int) -> tuple[int, int]:
@@ -159,9 +173,13 @@ def union_bbox(masks: list[np.ndarray] | tuple[np.ndarray, ...]) -> BBox | None:
 
 
 def _window_start(rng: np.random.Generator, length: int, crop: int, lo: int, hi: int) -> int:
-    """Start of a window of ``crop`` in [0, length) covering [lo, hi) if possible, else inside it."""
+    """Start of a window of ``crop`` in [0, length) covering [lo, hi) if possible, else inside it.
+
+    A window longer than the frame starts before it: the frame sits centred in the crop, padded as
+    inference pads (:func:`vosbench.padding.split_padding`).
+    """
     if length <= crop:
-        return 0
+        return -split_padding(crop - length)[0]
     max_start = length - crop
     if hi - lo <= crop:
         a, b = max(0, hi - crop), min(lo, max_start)
@@ -175,7 +193,10 @@ def _window_start(rng: np.random.Generator, length: int, crop: int, lo: int, hi:
 def random_crop_origin(
     rng: np.random.Generator, size: tuple[int, int], crop: tuple[int, int], bbox: BBox | None = None
 ) -> tuple[int, int]:
-    """Top-left (y, x) of a ``crop`` = (h, w) window; around ``bbox`` when given (uniform otherwise)."""
+    """Top-left (y, x) of a ``crop`` = (h, w) window; around ``bbox`` when given (uniform otherwise).
+
+    Where the frame is smaller than the crop the origin is negative and :func:`crop` pads.
+    """
     h, w = size
     ch, cw = crop
     if bbox is None:
@@ -186,17 +207,20 @@ def random_crop_origin(
 
 
 def crop(frame: AugFrame, origin: tuple[int, int], size: tuple[int, int]) -> AugFrame:
-    """Crop ``size`` = (h, w) at ``origin`` = (y, x); zero-pads (background) where it leaves the frame."""
+    """Crop ``size`` = (h, w) at ``origin`` = (y, x); zero-pads (black image, background mask, zero
+    depth) where it leaves the frame, the padding values of :mod:`vosbench.padding`."""
     y, x = origin
     ch, cw = size
     h, w = frame.size
     if y >= 0 and x >= 0 and y + ch <= h and x + cw <= w:
         sl = (slice(y, y + ch), slice(x, x + cw))
         depth = None if frame.depth is None else frame.depth[sl].copy()
-        return AugFrame(frame.image[sl].copy(), frame.mask[sl].copy(), depth)
+        prior = None if frame.prior is None else frame.prior[sl].copy()
+        return AugFrame(frame.image[sl].copy(), frame.mask[sl].copy(), depth, prior)
     image = np.zeros((ch, cw, 3), frame.image.dtype)
     mask = np.zeros((ch, cw), frame.mask.dtype)
     depth = None if frame.depth is None else np.zeros((ch, cw), frame.depth.dtype)
+    prior = None if frame.prior is None else np.zeros((ch, cw), frame.prior.dtype)
     sy0, sx0 = max(y, 0), max(x, 0)
     sy1, sx1 = min(y + ch, h), min(x + cw, w)
     if sy1 > sy0 and sx1 > sx0:
@@ -206,7 +230,9 @@ def crop(frame: AugFrame, origin: tuple[int, int], size: tuple[int, int]) -> Aug
         mask[dst] = frame.mask[src]
         if depth is not None:
             depth[dst] = frame.depth[src]  # type: ignore[index]
-    return AugFrame(image, mask, depth)
+        if prior is not None:
+            prior[dst] = frame.prior[src]  # type: ignore[index]
+    return AugFrame(image, mask, depth, prior)
 
 
 # --------------------------------------------------------------------------- photometric

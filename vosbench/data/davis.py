@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vosbench.data.imageio import VOID_ID, image_size, read_depth, read_frame, read_mask
+from vosbench.data.names import check_name, read_name_lines
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_write_text
 from vosbench.progress import Progress, ensure_progress
@@ -168,12 +169,7 @@ class DavisDataset:
 
     @cached_property
     def sequence_names(self) -> list[str]:
-        try:
-            text = self.split_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.split_file}: cannot read the split file ({exc})") from None
-        names = [ln.strip() for ln in text.splitlines()]
-        names = [n for n in names if n and not n.startswith("#")]
+        names = read_name_lines(self.split_file)
         if not names:
             raise DataError(f"{self.split_file}: lists no sequences")
         return names
@@ -186,6 +182,7 @@ class DavisDataset:
             yield self.sequence(name)
 
     def sequence(self, name: str) -> VideoSequence:
+        check_name(name, str(self.split_file), "sequence name")
         frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for sequence {name!r} listed in {self.split_file.name}")

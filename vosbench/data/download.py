@@ -2,7 +2,9 @@
 
 Bytes go to ``<dest>.part``; an interrupted download (dropped connection, killed process) resumes
 from the end of that file with an HTTP ``Range`` request. Only a complete, verified file is renamed
-onto ``dest``. Uses the standard library (``urllib``) so no extra dependency is needed.
+onto ``dest``: the size the server announced, the checksums given, and for a ``.zip`` every
+member's CRC (so a resumed download whose parts do not fit together never takes the final name).
+A file that fails is removed. Uses the standard library (``urllib``) so no extra dependency is needed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,7 @@ DAVIS_BASE_URL = "https://data.vision.ee.ethz.ch/csergi/share/davis"
 DAVIS_ARCHIVE_SPLITS = ("trainval", "test-dev", "test-challenge")
 DAVIS_ARCHIVE_RESOLUTIONS = ("480p", "Full-Resolution")
 CHUNK_SIZE = 1 << 20
+URL_SCHEMES = ("http", "https", "ftp", "file")
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -72,7 +77,10 @@ def davis_archive(split: str, resolution: str) -> ArchiveSpec:
 
 def url_filename(url: str) -> str:
     """The last path component of a URL (``archive.zip`` for ``https://host/a/archive.zip?x=1``)."""
-    name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme.lower() not in URL_SCHEMES or not (parsed.netloc or parsed.scheme.lower() == "file"):
+        raise DownloadError(f"{url}: not a download URL (expected {', '.join(s + '://' for s in URL_SCHEMES)})")
+    name = Path(urllib.parse.unquote(parsed.path)).name
     if not name:
         raise DownloadError(f"{url}: URL has no file name")
     return name
@@ -101,6 +109,20 @@ def verify_file(
                 raise DownloadError(
                     f"{path}: {algorithm} {got} does not match the expected {expected.lower()}"
                 )
+
+
+def verify_zip(path: str | os.PathLike, shown: str | os.PathLike | None = None) -> None:
+    """Raise :class:`DownloadError` unless ``path`` is a complete zip whose members' CRCs all match."""
+    shown = shown or path
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise DownloadError(f"{shown}: not a complete zip archive ({exc})") from None
+    except OSError as exc:
+        raise DownloadError(f"{shown}: cannot read ({exc.strerror or exc})") from None
+    if bad is not None:
+        raise DownloadError(f"{shown}: member {bad!r} fails its CRC check (corrupt download)")
 
 
 class _ByteBar:
@@ -169,6 +191,8 @@ def _fetch_once(
         if exc.code in _RETRYABLE_HTTP:
             raise _Transient(f"HTTP {exc.code} {exc.reason}") from None
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except ValueError as exc:  # a URL urllib cannot open at all
+        raise DownloadError(f"{url}: {exc}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         # A refused connection or an unknown host will not fix itself; resets and timeouts may.
@@ -229,6 +253,7 @@ def download(
     a size/checksum mismatch removes the bad bytes so the next run starts clean.
     """
     dest = Path(dest)
+    url_filename(url)  # a malformed URL is one error before anything is written
     bar = _ByteBar(ensure_progress(progress), f"download {dest.name}")
     if dest.exists():
         try:
@@ -260,6 +285,8 @@ def download(
                 delay *= 2
     try:
         verify_file(part, size=expected_size, sha256=sha256, md5=md5)
+        if dest.suffix.lower() == ".zip":
+            verify_zip(part, dest)
     except DownloadError as exc:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{exc}; the partial download was removed (source {url})") from None

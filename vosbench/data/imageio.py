@@ -103,7 +103,10 @@ def _mask_array(img: Image.Image, source: str, allow_gray: bool) -> np.ndarray:
         return np.asarray(img).astype(np.uint8)
     if img.mode in ("RGB", "RGBA"):
         raise DataError(f"{source}: mask is {img.mode} ({len(img.mode)} channels), expected a palette PNG of object ids")
-    raise DataError(f"{source}: mask has mode {img.mode}, expected a palette (P) PNG of object ids")
+    expected = "a palette, grey or 1-bit PNG of object ids" if allow_gray else "a palette (P) PNG of object ids"
+    if img.mode.startswith("I"):  # I;16, I;16B, I: more than 8 bits per pixel
+        raise DataError(f"{source}: mask is a 16-bit PNG (mode {img.mode}), expected {expected} (8 bits per pixel)")
+    raise DataError(f"{source}: mask has mode {img.mode}, expected {expected}")
 
 
 def encode_mask_png(mask: np.ndarray) -> bytes:

@@ -31,6 +31,7 @@ import numpy as np
 from vosbench.data.archive import extracted_zip
 from vosbench.data.davis import write_manifest
 from vosbench.data.imageio import VOID_ID, _open_verified, encode_mask_png, read_frame, read_mask, write_frame
+from vosbench.data.names import check_name, json_line
 from vosbench.data.prepare import MANIFEST_NAME, relabel_problem
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_dir
@@ -307,9 +308,11 @@ class StaticImageSet:
         manifest = self.root / MANIFEST_NAME
         if manifest.is_file():
             try:
-                return sorted(json.loads(manifest.read_text())["items"])
-            except (ValueError, KeyError) as exc:
+                text = manifest.read_text(encoding="utf-8-sig")
+                items = sorted(json.loads(text)["items"])
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
                 raise DataError(f"{manifest}: unreadable manifest ({exc})") from None
+            return [check_name(str(n), f"{manifest}:{json_line(text, str(n))}", "item name") for n in items]
         return sorted(p.stem for p in (self.root / "masks").glob("*.png"))
 
     def __len__(self) -> int:

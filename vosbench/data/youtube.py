@@ -31,6 +31,7 @@ import numpy as np
 from vosbench.data.archive import extracted_zip, merge_tree
 from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files, write_manifest
 from vosbench.data.imageio import image_size, read_frame, read_mask
+from vosbench.data.names import check_name, json_line
 from vosbench.data.prepare import MANIFEST_NAME, manifest_summary, read_manifest_sources, relabel_problem
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
@@ -86,7 +87,8 @@ class YouTubeSequence(VideoSequence):
 def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
     """Read ``meta.json`` into vid -> {object id -> YouTubeObject}, refusing malformed files."""
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")
+        meta = json.loads(text)
     except FileNotFoundError:
         raise DataError(f"{path}: meta.json not found") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -96,6 +98,7 @@ def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
         raise DataError(f'{path}: expected an object with a "videos" mapping')
     out: dict[str, dict[int, YouTubeObject]] = {}
     for vid, entry in videos.items():
+        check_name(vid, f"{path}:{json_line(text, vid)}", "video name")
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict):
             raise DataError(f'{path}: video {vid!r} has no "objects" mapping')
@@ -112,6 +115,8 @@ def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
                 raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
             if not frames:
                 raise DataError(f"{path}: video {vid!r} object {oid} lists no frames")
+            for f in frames:
+                check_name(f, f"{path}:{json_line(text, f)}", f"video {vid!r} object {oid}: frame name")
             parsed[oid] = YouTubeObject(oid, frames, obj.get("category"))
         out[str(vid)] = parsed
     return out
@@ -158,6 +163,7 @@ class YouTubeVOS:
             yield self.sequence(name)
 
     def sequence(self, name: str) -> YouTubeSequence:
+        check_name(name, str(self.meta_path), "video name")
         if name not in self.meta:
             raise DataError(f"{self.meta_path}: no video {name!r}")
         frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)

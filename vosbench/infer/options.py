@@ -27,9 +27,13 @@ if TYPE_CHECKING:  # torch-heavy; imported where used, so the CLI builds its fla
     from vosbench.infer.recipe import Recipe
     from vosbench.infer.tta import TTAConfig
 
-# A 1000-frame video at mem_every=5 would otherwise hold 200 memory frames; 24 covers every
-# DAVIS-2017 val/test video (<= 104 frames -> 21 permanent + 1 temporary) without eviction.
-DEFAULT_MAX_MEM_FRAMES = 24
+# The cap is a guard for long videos; STM never evicts. At mem_every=5 a video of T frames reads
+# at most floor((T-2)/5) + 1 permanent frames plus the temporary slot: the longest DAVIS-2017
+# video (104 frames) needs 22, a YouTube-VOS video at 30 fps (<= 180 frames, objects joining on
+# annotated frames, which are on the 5-frame schedule) needs 37, and at 6 fps (<= 36 frames) 8
+# plus one per object joining off the schedule. 40 keeps every frame STM keeps on both datasets.
+# Memory per frame and object at 854x480 (30x54 positions, 128 + 512 channels): 4.1 MB in fp32.
+DEFAULT_MAX_MEM_FRAMES = 40
 
 
 
@@ -55,7 +59,9 @@ class InferOptions:
     max_mem_frames: int = option(
         DEFAULT_MAX_MEM_FRAMES,
         f"Most memory frames read at once, previous frame included; the oldest non-first frame is "
-        f"evicted beyond it (default {DEFAULT_MAX_MEM_FRAMES}).",
+        f"evicted beyond it (default {DEFAULT_MAX_MEM_FRAMES}: STM keeps every frame, and so does "
+        f"{DEFAULT_MAX_MEM_FRAMES} on DAVIS-2017 and YouTube-VOS lengths; a lower cap saves ~4 MB per frame "
+        f"and object at 480p in fp32).",
     )
     precision: str = option("auto", PRECISION_HELP)
     # run settings (not inference options)
@@ -63,6 +69,7 @@ class InferOptions:
     overwrite: bool = False
     save_probs: bool = False
     depth_estimator: str | None = None
+    given: str | None = None  # "first" | "first-appearance"; None: by layout (vosbench.infer.run)
 
     @classmethod
     def resolve(cls, recipe: Recipe | None = None, **given: object) -> InferOptions:

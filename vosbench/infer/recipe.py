@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from vosbench.errors import ConfigError
 from vosbench.infer.options import validate_inference_options
+from vosbench.tomlcompat import tomllib
 
 
 @dataclass(frozen=True)

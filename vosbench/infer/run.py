@@ -1,14 +1,20 @@
 """``vosbench infer``: run an ensemble (one checkpoint or many) over a dataset split.
 
 Output: ``<out>/<seq>/<frame>.png`` DAVIS palette masks at the original resolution and frame
-names. Each sequence is built in a temp folder and renamed into place when complete, so finished
-sequences are skipped on re-run (``overwrite`` redoes them) and an interrupted one leaves
-nothing behind. With ``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft
-probabilities (``probs``: uint8 ``K+1,H,W`` = round(255 p); ``object_ids``) for later ensembling.
+names, and ``<out>/<seq>/provenance.json`` (checkpoint hashes, resolved options, vosbench
+version). Each sequence is built in a temp folder and renamed into place when complete, so an
+interrupted one leaves nothing behind; a finished sequence is skipped on re-run when its
+provenance matches, and a mismatch refuses the run (``overwrite`` redoes them). With
+``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft probabilities (``probs``: uint8
+``K+1,H,W`` = round(255 p); ``object_ids``) for later ensembling.
 
-Data: a DAVIS-2017 layout root, or a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g.
-``--split valid``), whose objects may first appear after frame 0: each joins on the frame whose
-annotation introduces it.
+What a run may read (``given``): ``"first"`` reads only frame 0's annotation, the DAVIS
+semi-supervised protocol; the later annotations of a DAVIS-layout split are ground truth and are
+never opened. ``"first-appearance"`` reads each object's first annotated frame, the YouTube-VOS
+protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
+``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
+``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else.
 
 Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
 """
@@ -20,7 +26,6 @@ import dataclasses
 import logging
 import os
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -34,15 +39,20 @@ import torch
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
-from vosbench.errors import ConfigError, DataError
-from vosbench.fsutil import atomic_dir
+from vosbench.errors import ConfigError, DataError, NumericalError
+from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import check_same_provenance, make_record, write_provenance
 
 log = logging.getLogger(__name__)
+
+GIVEN_MODES = ("first", "first-appearance")
+# options that do not change the masks, left out of the provenance
+_NOT_PROVENANCE = ("device", "overwrite")
 
 
 @dataclass
@@ -97,16 +107,65 @@ def peak_rss_mb() -> float:
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=out, prefix=temp_prefix("write-test"), suffix=TEMP_MARK):
             pass
     except OSError as exc:
         raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
-def _remove_stale_partials(out: Path, name: str) -> None:
-    """Remove temp folders an interrupted run left for sequence ``name``."""
-    for p in out.glob(f".{name}.*.partial"):
-        shutil.rmtree(p, ignore_errors=True)
+def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
+    """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
+    if given is None:
+        return "first-appearance" if isinstance(dataset, YouTubeVOS) else "first"
+    if given not in GIVEN_MODES:
+        raise ConfigError(f"--given must be one of {', '.join(GIVEN_MODES)}, got {given!r}")
+    return given
+
+
+class GivenMasks:
+    """The annotations a run may read, frame by frame: ``at(i)`` -> (mask, ids of objects joining there).
+
+    ``"first"``: frame 0 only. ``"first-appearance"``: on YouTube-VOS the frames ``meta.json``
+    names as first appearances (only the objects starting there are taken from each), elsewhere
+    every annotation, taking the ids not seen before.
+    """
+
+    def __init__(self, seq: VideoSequence, mode: str):
+        self.seq, self.mode = seq, mode
+        self.known: set[int] = set()
+
+    def _ids(self, mask: np.ndarray, wanted: list[int] | None) -> list[int]:
+        present = [int(o) for o in np.unique(mask) if o not in (0, VOID_ID) and int(o) not in self.known]
+        return present if wanted is None else [o for o in present if o in wanted]
+
+    def at(self, i: int) -> tuple[np.ndarray | None, list[int]]:
+        seq = self.seq
+        if self.mode == "first":
+            if i != 0:
+                return None, []
+            mask = seq.first_mask()
+            ids = self._ids(mask, None)
+        elif isinstance(seq, YouTubeSequence):
+            starting = seq.objects_starting_at(i)
+            if not starting or not seq.has_mask(i):
+                return None, []
+            mask = seq.mask(i)
+            ids = self._ids(mask, starting)
+        else:
+            if not seq.has_mask(i):
+                return None, []
+            mask = seq.mask(i)
+            ids = self._ids(mask, None)
+        self.known.update(ids)
+        return mask, ids
+
+    def later_objects(self) -> bool:
+        """Whether objects may join after frame 0 (their masks are read only when reached)."""
+        if self.mode == "first":
+            return False
+        if isinstance(self.seq, YouTubeSequence):
+            return any(start > 0 for start in self.seq.first_appearance.values())
+        return any(self.seq.has_mask(i) for i in range(1, self.seq.num_frames))
 
 
 DepthSource = Callable[[int], np.ndarray]
@@ -162,22 +221,21 @@ def infer_sequence(
     if n == 0:
         raise DataError(f"sequence {seq.name!r} has no frames")
     h, w = seq.size
-    if isinstance(seq, YouTubeSequence) and not seq.has_mask(0):
-        first_mask = np.zeros((h, w), np.uint8)  # every object of this video appears later
-    else:
-        first_mask = seq.first_mask()  # a DAVIS sequence must annotate its first frame
-    # the objects of the first frame's mask (a YouTube-VOS sequence's object_ids also lists the
-    # objects that appear later: those join on their own annotated frame below)
-    ids = [int(o) for o in np.unique(first_mask) if o not in (0, VOID_ID)]
-    if not ids and not seq.first_appearance:
-        log.warning("%s: the first-frame mask has no objects; writing empty masks", seq.name)
+    given = GivenMasks(seq, options.given or "first")
+    first_mask, ids = given.at(0)
+    if first_mask is None:  # every object of this video appears later
+        first_mask = np.zeros((h, w), np.uint8)
+    if not ids and not given.later_objects():
+        where = seq.annotation_paths.get(seq.frame_paths[0].stem, seq.frame_paths[0])
+        hint = "" if given.mode == "first-appearance" else "; --given first-appearance reads later first appearances"
+        raise DataError(f"{where}: sequence {seq.name!r}: the first-frame annotation has no objects to propagate{hint}")
     needs_depth = any(m.needs_depth for m in members)
     first = seq.frame(0)
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
-        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress
+        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress,
+        sequence=seq,
     )
-    known = set(ids)
     if options.save_probs:
         (folder / "probs").mkdir()
     for i, name in enumerate(seq.frame_names):
@@ -191,17 +249,20 @@ def infer_sequence(
         mask, objects = None, None
         if i == 0:
             mask, objects = first_mask, ids
-        elif seq.has_mask(i):
-            later = seq.mask(i)
-            new = [int(o) for o in np.unique(later) if o not in (0, VOID_ID) and int(o) not in known]
-            if new:  # objects that first appear on this frame (YouTube-VOS)
+        else:
+            later, new = given.at(i)
+            if new:  # objects that first appear on this frame (--given first-appearance)
                 mask, objects = later, new
-                known.update(new)
         d = None
         if needs_depth:
             d_np = first_depth if i == 0 else depth(i)
             d = torch.from_numpy(np.array(d_np, dtype=np.float32)).to(device)
         probs = predictor.step(image, mask, objects, d)
+        if not bool(torch.isfinite(probs).all()):
+            raise NumericalError(
+                f"sequence {seq.name!r} frame {name}: the model produced non-finite probabilities (NaN or inf); "
+                "nothing was written for this sequence"
+            )
         labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
         labels = labels_lut[probs.argmax(0).cpu().numpy()]
         write_mask(folder / f"{name}.png", labels)
@@ -210,6 +271,21 @@ def infer_sequence(
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
         progress.advance(1)
     return len(predictor.object_ids)
+
+
+def _provenance(members: Sequence[LoadedMember], options: InferOptions, **context: object) -> dict:
+    """What makes this run's masks: checkpoint contents and weights, options, data split."""
+    hashes: dict[Path, str] = {}
+    checkpoints = []
+    for m in members:
+        path = m.spec.checkpoint
+        if path not in hashes:
+            hashes[path] = m.sha256()  # a checkpoint file, or a folder of saved probabilities
+        checkpoints.append({"sha256": hashes[path], "weight": round(float(m.weight), 9)})
+    opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NOT_PROVENANCE}
+    opts["scales"] = [float(s) for s in opts["scales"]]
+    return make_record(checkpoints, opts, data=context,
+                       checkpoint_files=[m.spec.checkpoint.name for m in members])
 
 
 def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
@@ -253,8 +329,11 @@ def infer_dataset(
     options = dataclasses.replace(options, device=str(device), precision=numerics.precision)
     engine = options.engine()
     dataset = open_dataset(data, split, resolution)
+    options = dataclasses.replace(options, given=resolve_given(options.given, dataset))
     names = dataset.sequence_names[rank::world_size]
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --out exists and is not a folder")
     members = load_members(recipe, device, engine)
     summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
@@ -268,14 +347,23 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
+    record = _provenance(members, options, split=split, resolution=resolution)
+    sweep_temps(out)  # temp folders of a killed run
+    done = set()
+    for seq in sequences:  # refuse before any work when a finished folder holds other results
+        if (out / seq.name).is_dir() and not options.overwrite:
+            check_same_provenance(out / seq.name, record)
+            done.add(seq.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with contextlib.ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".depth-", dir=out))) if estimator else out
+        scratch = out
+        if estimator:
+            scratch = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=temp_prefix("depth"), suffix=TEMP_MARK, dir=out)))
         for seq in sequences:
             target = out / seq.name
-            _remove_stale_partials(out, seq.name)
-            if target.is_dir() and not options.overwrite:
+            if seq.name in done:
                 summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
                 continue
             depth = _depth_source(seq, estimator, scratch, progress) if needs_depth else None
@@ -284,6 +372,7 @@ def infer_dataset(
             try:
                 with atomic_dir(target) as tmp:
                     k = infer_sequence(seq, members, options, tmp, device, depth, progress)
+                    write_provenance(tmp, record)
             except OSError as exc:
                 raise DataError(f"{target}: cannot write results ({exc.strerror or exc})") from None
             summary.sequences.append(SequenceResult(seq.name, seq.num_frames, k, "written", time.perf_counter() - t0))

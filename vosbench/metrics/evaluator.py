@@ -5,19 +5,23 @@
 per sequence, then ``evaluate()``. :func:`evaluate_results` scores a whole split from a results
 folder or zip with a process pool over sequences and writes the official CSVs.
 
-Semantics (the official toolkit's): the scored frames are the annotated frames except the first
-and the last; the objects are ids 1..max id of the first annotation (255 = void counts as
-background; an id missing in between is an always-empty object); a prediction lacking an object
-scores it as empty; predicted ids above the object count are refused (or dropped with
-``ignore_extra_ids``).
+Semantics of DAVIS-2017 (the official toolkit's): the scored frames are the annotated frames
+except the first and the last; the objects are ids 1..max id of the first annotation (255 = void
+counts as background; an id missing in between is an always-empty object); a prediction lacking
+an object scores it as empty; predicted ids above the object count are refused (or dropped with
+``ignore_extra_ids``). The other benchmarks (DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS)
+are described in :mod:`vosbench.metrics.benchmarks` and scored by :mod:`vosbench.metrics.rules`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,63 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import VOID_ID
 from vosbench.errors import DataError, VosbenchError
+from vosbench.fsutil import sweep_temps
+from vosbench.metrics.benchmarks import Benchmark, GroundTruth, open_benchmark
 from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
 from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.frame import score_frame
 from vosbench.metrics.report import EvaluationResult, SequenceScores
 from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
+from vosbench.metrics.rules import benchmark_extras, score_dynamic, score_static
+from vosbench.metrics.validation import davis2017_objects
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
-
-MIN_ANNOTATED_FRAMES = 3  # the first and the last are not scored
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """The annotation files of one sequence, sorted by name."""
-
-    name: str
-    paths: tuple[Path, ...]
-
-    @property
-    def scored_frames(self) -> list[str]:
-        return [p.stem for p in self.paths[1:-1]]
-
-
-def _list_dir(folder: Path) -> list[Path]:
-    try:
-        return [p for p in folder.iterdir() if not p.name.startswith(".")]
-    except OSError as exc:  # e.g. no read permission
-        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
-
-
-def _list_pngs(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in _list_dir(folder) if p.suffix == ".png")
-
-
-def _frame_count(folder: Path) -> int | None:
-    if not folder.is_dir():
-        return None
-    return sum(1 for p in _list_dir(folder) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-
-
-def _ground_truth_problem(dataset: DavisDataset, name: str, paths: list[Path]) -> str | None:
-    folder = dataset.annotation_dir / name
-    if not paths:
-        return f"{name}: no annotations in {folder}"
-    if len(paths) < MIN_ANNOTATED_FRAMES:
-        return f"{name}: {len(paths)} annotated frame(s) in {folder}, at least {MIN_ANNOTATED_FRAMES} needed (the first and last are not scored)"
-    n_frames = _frame_count(dataset.image_dir / name)
-    if n_frames is not None and n_frames != len(paths):
-        return f"{name}: {len(paths)} annotations for {n_frames} frames in {folder} (every frame needs ground truth)"
-    return None
-
 
 def _missing_predictions(gts: Iterable[GroundTruth], results: MaskReader) -> tuple[list[str], list[str]]:
     """(missing sequences, missing ``seq/frame.png`` of the scored frames of present sequences)."""
@@ -117,12 +78,22 @@ def score_sequence(
     *,
     ignore_extra_ids: bool = False,
     bound_th: float = DEFAULT_BOUND_TH,
+    stop_at_late: bool = False,
 ) -> SequenceScores:
-    """Per-frame J and F of every object of one sequence; each PNG is decoded once."""
+    """Per-frame J and F of every object of one sequence; each PNG is decoded once.
+
+    DAVIS-2017 rules ignore annotated ids that the first frame lacks and list them in
+    ``late_ids``; with ``stop_at_late`` the scoring stops at the first such frame (the caller
+    then scores the split with the ``late`` rules)."""
+    if gt.task in ("davis2016", "late"):
+        return score_dynamic(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
+    if gt.task != "davis2017":
+        return score_static(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
     first = read_id_mask(gt.paths[0], allow_gray=True)
     objects = first[first != VOID_ID]
     n_objects = int(objects.max()) if objects.size else 0
     frames = gt.scored_frames
+    late: set[int] = set()
     j = np.empty((n_objects, len(frames)), dtype=np.float64)
     f = np.empty((n_objects, len(frames)), dtype=np.float64)
     if n_objects == 0:  # no logging here: this may run in a worker process
@@ -132,17 +103,18 @@ def score_sequence(
         gt_mask = read_id_mask(path, allow_gray=True)
         if gt_mask.shape != first.shape:
             raise DataError(f"{path}: annotation size {_size(gt_mask)} differs from the first frame's {_size(first)}")
+        if int(gt_mask.max()) > n_objects:  # void, or an object that the first frame lacks (ignored here)
+            late.update(int(i) for i in np.unique(gt_mask[gt_mask > n_objects]) if i != VOID_ID)
+            if late and stop_at_late:
+                return SequenceScores(gt.name, frames, j, f, late_ids=tuple(sorted(late)))
         pred = results.read(gt.name, path.stem)
         if pred.shape != gt_mask.shape:
             raise DataError(f"{results.describe(gt.name, path.stem)}: prediction size {_size(pred)} differs from the annotation's {_size(gt_mask)}")
         if not ignore_extra_ids and int(pred.max()) > n_objects:  # else score_frame ignores them
-            extra = ", ".join(str(int(i)) for i in np.unique(pred[pred > n_objects]))
-            raise DataError(
-                f"{results.describe(gt.name, path.stem)}: predicted object id(s) {extra} but sequence {gt.name!r} "
-                f"has {n_objects} object(s); drop them with --ignore-extra-ids"
-            )
+            extra = [int(i) for i in np.unique(pred[pred > n_objects])]
+            raise DataError(davis2017_objects(gt.name, first).message(results.describe(gt.name, path.stem), extra))
         j[:, t], f[:, t] = score_frame(gt_mask, pred, n_objects, footprint)
-    return SequenceScores(gt.name, frames, j, f)
+    return SequenceScores(gt.name, frames, j, f, late_ids=tuple(sorted(late)))
 
 
 def _size(mask: np.ndarray) -> str:
@@ -167,35 +139,31 @@ class DavisEvaluator:
         *,
         ignore_extra_ids: bool = False,
         bound_th: float = DEFAULT_BOUND_TH,
+        task: str = "auto",
+        benchmark: Benchmark | None = None,
     ):
-        self.dataset = DavisDataset(data_root, split, resolution)
+        self.benchmark = benchmark or open_benchmark(data_root, split, resolution, task)
+        self.dataset = self.benchmark.dataset
         self.ignore_extra_ids = ignore_extra_ids
         self.bound_th = bound_th
         self._scores: dict[str, SequenceScores] = {}
 
     @property
     def split(self) -> str:
-        return self.dataset.split
+        return self.benchmark.split
+
+    @property
+    def task(self) -> str:
+        return self.benchmark.task
 
     @property
     def sequence_names(self) -> list[str]:
         """The split's sequences in file order, each once (the official toolkit keys them in a dict)."""
-        return list(dict.fromkeys(self.dataset.sequence_names))
+        return self.benchmark.sequence_names
 
     def ground_truth(self, names: Iterable[str] | None = None) -> list[GroundTruth]:
         """Annotation lists of ``names`` (default: the split); one DataError lists every problem."""
-        names = self.sequence_names if names is None else list(names)
-        gts, problems = [], []
-        for name in names:
-            paths = _list_pngs(self.dataset.annotation_dir / name)
-            problem = _ground_truth_problem(self.dataset, name, paths)
-            if problem:
-                problems.append(problem)
-            else:
-                gts.append(GroundTruth(name, tuple(paths)))
-        if problems:
-            raise DataError(f"ground truth of split {self.split!r} unusable: " + "; ".join(problems))
-        return gts
+        return self.benchmark.ground_truth(None if names is None else list(names))
 
     def reset(self) -> None:
         """Forget every processed sequence."""
@@ -233,7 +201,9 @@ class DavisEvaluator:
         scores = [self._scores[n] for n in self.sequence_names if n in self._scores]
         if not any(s.n_objects for s in scores):
             raise DataError(f"nothing to evaluate in split {self.split!r}: no objects in the processed sequences")
-        return EvaluationResult.from_scores(self.split, self.dataset.resolution, scores)
+        result = EvaluationResult.from_scores(self.split, self.benchmark.resolution, scores, self.task)
+        result.extra = benchmark_extras(result)
+        return result
 
 
 @dataclass(frozen=True)
@@ -242,10 +212,12 @@ class _Task:
     results: MaskReader
     ignore_extra_ids: bool
     bound_th: float
+    stop_at_late: bool = False
 
 
 def _run_task(task: _Task) -> SequenceScores:
-    return score_sequence(task.gt, task.results, ignore_extra_ids=task.ignore_extra_ids, bound_th=task.bound_th)
+    return score_sequence(task.gt, task.results, ignore_extra_ids=task.ignore_extra_ids, bound_th=task.bound_th,
+                          stop_at_late=task.stop_at_late)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -259,13 +231,32 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (even by SIGKILL); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the request: nothing will signal us
+            os._exit(1)
+
+
 def _worker_init() -> None:
-    """Give a forked worker its own std streams.
+    """Tie a worker's life to its parent and give it its own std streams.
+
+    The parent handles Ctrl-C (SIGINT goes to the whole process group) and SIGTERM by stopping
+    every worker, so workers ignore SIGINT and die with the parent.
 
     A thread of the parent (the CLI's progress display) may have held a std stream's lock at the
     moment of the fork; the worker would then block flushing it when it exits. Workers never log
     or print; this only keeps their exit safe.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     try:
         sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115
         sys.stderr = open(os.dup(2), "w", buffering=1, closefd=True)  # noqa: SIM115
@@ -283,6 +274,8 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
         return out
     by_name: dict[str, SequenceScores] = {}
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init)
+    finished = False
+    restore = _sigterm_raises()
     try:
         # longest sequences first, for balance; results are put back in split order below
         ordered = sorted(tasks, key=lambda t: -len(t.gt.paths))
@@ -299,9 +292,36 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
                         "rerun with --workers 1 to see the failure"
                     ) from None
                 progress.advance(len(task.gt.scored_frames))
+        finished = True
     finally:
+        if not finished:  # an error, Ctrl-C or SIGTERM: stop the workers now, do not wait for their tasks
+            _stop_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+        restore()
     return [by_name[t.gt.name] for t in tasks]
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            proc.terminate()
+
+
+def _sigterm_raises():
+    """While scoring, SIGTERM raises KeyboardInterrupt in the main thread, so the pool is stopped
+    (and the CLI prints one line) instead of the parent vanishing and leaving its workers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 MAX_DEFAULT_WORKERS = 8  # evaluation is memory-light, but each worker is still a process
@@ -324,6 +344,7 @@ def evaluate_results(
     json_path: str | os.PathLike | None = None,
     write_csv: bool = True,
     bound_th: float = DEFAULT_BOUND_TH,
+    task: str = "auto",
 ) -> EvaluationResult:
     """Evaluate a results folder or submission zip against split ``split`` of the DAVIS root ``data``.
 
@@ -333,18 +354,41 @@ def evaluate_results(
     ``workers`` > 1 sequences are scored in a process pool (fork on Linux; elsewhere spawn, which
     needs the caller's script to be guarded by ``if __name__ == "__main__":``); an error in a
     worker is raised here, a worker that dies ends the run with a VosbenchError.
+
+    ``task`` picks the benchmark's rules (:mod:`vosbench.metrics.benchmarks`); ``"auto"`` detects
+    it from the layout and the first annotations, and when DAVIS-2017 rules meet annotated objects
+    that the first frame lacks, scores the split again with the ``late`` rules.
+    ``result.task`` says which rules were used.
     """
     progress = ensure_progress(progress)
-    evaluator = DavisEvaluator(data, split, resolution, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
+    if json_path is not None and Path(json_path).is_dir():
+        raise DataError(f"{json_path}: --json names a folder; give the path of the JSON file to write")
+    benchmark = open_benchmark(data, split, resolution, task)
     source = open_results(results)
-    gts = evaluator.ground_truth()
-    check_predictions(gts, source, str(results))
-    tasks = [_Task(gt, source, ignore_extra_ids, bound_th) for gt in gts]
-    n_workers = default_workers(len(tasks)) if workers is None else max(1, min(workers, len(tasks)))
-    progress.start(f"evaluating {len(tasks)} sequences", total=sum(len(gt.scored_frames) for gt in gts))
-    for scores in _score_all(tasks, n_workers, progress):
-        evaluator.add(scores)
+    for folder in {source.output_dir, *([Path(json_path).parent] if json_path is not None else [])}:
+        sweep_temps(folder)  # temp files of a run killed while writing its tables
+    while True:
+        evaluator = DavisEvaluator(data, split, resolution, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th,
+                                   benchmark=benchmark)
+        gts = evaluator.ground_truth()
+        check_predictions(gts, source, str(results))
+        detect_late = task == "auto" and benchmark.task == "davis2017"
+        tasks = [_Task(gt, source, ignore_extra_ids, bound_th, detect_late) for gt in gts]
+        n_workers = default_workers(len(tasks)) if workers is None else max(1, min(workers, len(tasks)))
+        progress.start(f"evaluating {len(tasks)} sequences", total=sum(len(gt.scored_frames) for gt in gts))
+        scores = _score_all(tasks, n_workers, progress)
+        late = [(s.name, s.late_ids) for s in scores if s.late_ids]
+        if detect_late and late:
+            name, ids = late[0]
+            benchmark = benchmark.with_task(
+                "late", f"objects absent from the first frame are annotated later ({name}: id(s) {', '.join(map(str, ids))})"
+            )
+            continue
+        break
+    for s in scores:
+        evaluator.add(s)
     result = evaluator.evaluate(require_all=True)
+    result.detected = benchmark.detected
     try:
         if write_csv:
             result.write_csvs(source.output_dir)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from vosbench.metrics.boundary import bounding_box, f_measure_boxes
@@ -16,11 +18,16 @@ def score_frame(gt: np.ndarray, pred: np.ndarray, n_objects: int, footprint: np.
     therefore background (callers refuse or drop extra ids before). ``footprint`` is the matching
     disk (:func:`~vosbench.metrics.boundary.disk_footprint`).
     """
-    j = np.empty(n_objects, dtype=np.float64)
-    f = np.empty(n_objects, dtype=np.float64)
-    for i in range(n_objects):
-        g = gt == i + 1
-        p = pred == i + 1
+    return score_ids(gt, pred, range(1, n_objects + 1), footprint)
+
+
+def score_ids(gt: np.ndarray, pred: np.ndarray, ids: Sequence[int], footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-object J and F of the objects ``ids`` (in that order) of one frame: ``gt == id`` versus ``pred == id``."""
+    j = np.empty(len(ids), dtype=np.float64)
+    f = np.empty(len(ids), dtype=np.float64)
+    for i, oid in enumerate(ids):
+        g = gt == oid
+        p = pred == oid
         g_box, p_box = bounding_box(g), bounding_box(p)
         if g_box is None and p_box is None:  # both empty
             j[i] = f[i] = 1.0

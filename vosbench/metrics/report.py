@@ -17,16 +17,32 @@ from vosbench.metrics.summary import GlobalSummary, Statistics, statistics, summ
 
 @dataclass
 class SequenceScores:
-    """Per-frame J and F of every object of one sequence (objects 1..K, scored frames only)."""
+    """Per-frame J and F of every object of one sequence (objects 1..K, scored frames only).
+
+    ``object_ids`` names the rows when they are not 1..K; NaN marks a frame on which that object
+    is not scored (rules other than DAVIS-2017). ``seen`` (per object: seen category, or None)
+    feeds the seen/unseen split; ``late_ids`` are annotated ids absent from the first frame,
+    which DAVIS-2017 rules ignore.
+    """
 
     name: str
     frames: list[str]
     j: np.ndarray  # K,N
     f: np.ndarray  # K,N
+    object_ids: tuple[int, ...] | None = None
+    seen: tuple[bool | None, ...] | None = None
+    late_ids: tuple[int, ...] = ()
 
     @property
     def n_objects(self) -> int:
         return int(self.j.shape[0])
+
+    def object_id(self, k: int) -> int:
+        return k + 1 if self.object_ids is None else int(self.object_ids[k])
+
+    def scored(self, k: int) -> np.ndarray:
+        """Indices of the frames that score object row ``k``."""
+        return np.flatnonzero(~np.isnan(self.j[k]))
 
 
 @dataclass(frozen=True)
@@ -61,16 +77,22 @@ class EvaluationResult:
     objects: list[ObjectResult]
     summary: GlobalSummary
     written: list[Path] = field(default_factory=list)
+    task: str = "davis2017"
+    extra: dict[str, float] = field(default_factory=dict)  # benchmark-specific values (seen/unseen, V)
+    detected: str = ""  # why `task="auto"` chose these rules
 
     @classmethod
-    def from_scores(cls, split: str, resolution: str, sequences: list[SequenceScores]) -> EvaluationResult:
-        objects = [
-            ObjectResult(s.name, k + 1, statistics(s.j[k]), statistics(s.f[k]))
-            for s in sequences
-            for k in range(s.n_objects)
-        ]
+    def from_scores(cls, split: str, resolution: str, sequences: list[SequenceScores], task: str = "davis2017") -> EvaluationResult:
+        objects = []
+        for s in sequences:
+            for k in range(s.n_objects):
+                t = s.scored(k)
+                if t.size == len(s.frames):  # DAVIS-2017: every frame, the arrays as they are
+                    objects.append(ObjectResult(s.name, s.object_id(k), statistics(s.j[k]), statistics(s.f[k])))
+                elif t.size:
+                    objects.append(ObjectResult(s.name, s.object_id(k), statistics(s.j[k, t]), statistics(s.f[k, t])))
         summary = summarize([o.j for o in objects], [o.f for o in objects])
-        return cls(split, resolution, sequences, objects, summary)
+        return cls(split, resolution, sequences, objects, summary, task=task)
 
     def global_table(self) -> pd.DataFrame:
         """One row: J&F-Mean, J-Mean, J-Recall, J-Decay, F-Mean, F-Recall, F-Decay."""
@@ -93,10 +115,10 @@ class EvaluationResult:
     def per_frame_table(self) -> pd.DataFrame:
         """Long format: Sequence, Object, Frame, J, F."""
         rows = [
-            (s.name, k + 1, frame, float(s.j[k, t]), float(s.f[k, t]))
+            (s.name, s.object_id(k), s.frames[t], float(s.j[k, t]), float(s.f[k, t]))
             for s in self.sequences
             for k in range(s.n_objects)
-            for t, frame in enumerate(s.frames)
+            for t in s.scored(k)
         ]
         return pd.DataFrame(rows, columns=["Sequence", "Object", "Frame", "J", "F"])
 
@@ -106,23 +128,29 @@ class EvaluationResult:
         objects = []
         for o in self.objects:
             s = seqs[o.sequence]
-            k = o.object_id - 1
+            k = next(k for k in range(s.n_objects) if s.object_id(k) == o.object_id)
+            t = s.scored(k)
             objects.append({
                 "name": o.name,
                 "sequence": o.sequence,
                 "object_id": o.object_id,
                 "J": o.j.as_dict(),
                 "F": o.f.as_dict(),
-                "frames": list(s.frames),
-                "J_per_frame": [float(v) for v in s.j[k]],
-                "F_per_frame": [float(v) for v in s.f[k]],
+                "frames": [s.frames[i] for i in t],
+                "J_per_frame": [float(v) for v in s.j[k, t]],
+                "F_per_frame": [float(v) for v in s.f[k, t]],
             })
-        return {
+        out = {
             "split": self.split,
             "resolution": self.resolution,
             "global": self.summary.as_dict(),
             "objects": objects,
         }
+        if self.task != "davis2017":
+            out["task"] = self.task
+        if self.extra:
+            out["benchmark"] = dict(self.extra)
+        return out
 
     def write_csvs(self, folder: str | os.PathLike) -> tuple[Path, Path]:
         """Write the official ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv``."""

@@ -1,10 +1,17 @@
-"""timm feature backbones with extra input channels, frozen BatchNorm and local ImageNet weights."""
+"""timm feature backbones with extra input channels, frozen BatchNorm and ImageNet weights.
+
+ImageNet weights (``model.backbone_weights``) are a timm pretrained tag, ``timm:<model>.<tag>`` (e.g.
+``timm:resnet50.tv_in1k``), fetched by timm's own pretrained loading (Hugging Face hub download or its
+cache), or a local ``.pth``/``.safetensors`` classification state_dict.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import socket
+from urllib.parse import urlparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,12 @@ log = logging.getLogger(__name__)
 CHANNEL_INIT = ("zeros", "rgb_mean")
 FEATURE_STRIDES = (4, 8, 16)
 DEFAULT_OUT_INDICES = (1, 2, 3)  # timm index of stride 4/8/16 when the stem feature (stride 2) is 0
+TIMM_PREFIX = "timm:"
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+class BackboneWeightsUnavailable(CheckpointError):
+    """Named ImageNet weights cannot be had: not in timm's cache and the hub cannot be reached."""
 
 
 class FrozenStatsBatchNorm2d(nn.BatchNorm2d):
@@ -120,9 +133,18 @@ class Backbone(nn.Module):
         """``x``: B,in_chans,H,W (H, W multiples of 16) -> [stride4, stride8, stride16] features."""
         return self.body(x)
 
-    def load_imagenet(self, path: str | os.PathLike) -> None:
-        """Load a timm classification state_dict from a local file (torch or safetensors)."""
-        state = read_state_dict(path)
+    def load_imagenet(self, weights: str | os.PathLike | Mapping[str, torch.Tensor], label: str = "") -> None:
+        """Load a timm classification state_dict: a local file (torch or safetensors) or the dict itself.
+
+        Extra input channels are initialised per ``extra_channels`` (see :func:`expand_input_conv`);
+        ``label`` names the weights in error messages (default: the path).
+        """
+        if isinstance(weights, Mapping):
+            state = dict(weights)
+            path = label or "backbone weights"
+        else:
+            state = read_state_dict(weights)
+            path = label or str(weights)
         own = self.body.state_dict()
         new: dict[str, torch.Tensor] = {}
         adapted: list[str] = []
@@ -171,6 +193,91 @@ class Backbone(nn.Module):
             raise CheckpointError(f"{path}: no 3-channel input conv found to extend for '{self.name}'")
         self.body.load_state_dict(new, strict=False)
         log.debug("loaded %d tensors from %s (input conv adapted: %s)", len(new), path, adapted)
+
+
+def timm_tag(spec: str) -> str | None:
+    """``resnet50.tv_in1k`` for ``timm:resnet50.tv_in1k``; None for a local path."""
+    return spec[len(TIMM_PREFIX):] if spec.startswith(TIMM_PREFIX) else None
+
+
+def check_backbone_weights(spec: str, backbone: str) -> None:
+    """Cheap checks of ``model.backbone_weights`` (no download): a known timm tag of ``backbone``'s
+    architecture, or an existing file. Raises :class:`ConfigError` / :class:`CheckpointError`."""
+    tag = timm_tag(spec)
+    if tag is None:
+        if not Path(spec).is_file():
+            raise CheckpointError(f"{spec}: backbone weights file not found (model.backbone_weights)")
+        return
+    arch, dot, _ = tag.partition(".")
+    if not dot or tag not in timm.list_pretrained(arch + ".*"):
+        known = ", ".join(timm.list_pretrained(arch + ".*")[:8]) or "none"
+        raise ConfigError(
+            f"model.backbone_weights '{spec}': unknown timm pretrained tag (timm tags of '{arch}': {known})"
+        )
+    if arch != backbone:
+        raise ConfigError(
+            f"model.backbone_weights '{spec}' are weights of '{arch}', but model.backbone is '{backbone}'"
+        )
+
+
+def resolve_backbone_weights(spec: str, backbone: str) -> dict[str, torch.Tensor]:
+    """The ImageNet classification state_dict named by ``spec`` (see the module docstring).
+
+    A timm tag goes through ``timm.create_model(tag, pretrained=True)`` (timm's hub download or its
+    cache). Offline with nothing cached this raises :class:`BackboneWeightsUnavailable` at once,
+    naming the tag and how to give a local file.
+    """
+    check_backbone_weights(spec, backbone)
+    tag = timm_tag(spec)
+    if tag is None:
+        return read_state_dict(spec)
+    cfg = timm.models.get_pretrained_cfg(tag)
+    if cfg is not None and cfg.hf_hub_id and not _hub_cached(cfg.hf_hub_id, cfg.hf_hub_filename):
+        reason = _hub_unreachable()
+        if reason:
+            raise _unavailable(spec, arch=tag.partition(".")[0], reason=reason)
+    try:
+        model = timm.create_model(tag, pretrained=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # hub/url errors are OSError subclasses
+        raise _unavailable(spec, tag.partition(".")[0], f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return model.state_dict()
+
+
+def _unavailable(spec: str, arch: str, reason: str) -> BackboneWeightsUnavailable:
+    return BackboneWeightsUnavailable(
+        f"backbone weights '{spec}' cannot be downloaded ({reason}); run once with internet access "
+        f"(timm caches them), or set model.backbone_weights to a local .pth/.safetensors file of "
+        f"'{arch}' ImageNet weights"
+    )
+
+
+def _hub_cached(repo_id: str, filename: str | None) -> bool:
+    """Whether the Hugging Face cache already holds the weights of ``repo_id`` (as timm reads them)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    names = [filename] if filename else ["model.safetensors", "pytorch_model.bin"]
+    repo, _, revision = repo_id.partition("@")
+    return any(
+        isinstance(try_to_load_from_cache(repo, name, revision=revision or None), str) for name in names
+    )
+
+
+def _hub_unreachable() -> str:
+    """Why the hub cannot be reached ("" when it can): offline mode, or no connection to its host.
+
+    Checked up front because huggingface_hub retries an unreachable host for about a minute per file.
+    """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return "HF_HUB_OFFLINE is set and the weights are not in the cache"
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return f"not in the cache and {host} is unreachable: {exc.strerror or exc}"
+    return ""
 
 
 def _create_features(

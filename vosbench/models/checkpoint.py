@@ -46,8 +46,11 @@ def save_checkpoint(path: str | os.PathLike, model: VOSModel, **extra: Any) -> P
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     obj = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state, **extra}
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a Python file: a full disk is then an OSError (ENOSPC), not torch's opaque RuntimeError
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -59,20 +62,22 @@ def architecture(config: ModelConfig) -> dict[str, Any]:
     return d
 
 
-def load_checkpoint(
+def read_checkpoint(
     path: str | os.PathLike,
     map_location: str | torch.device = "cpu",
     expect: str | ModelConfig | None = None,
-) -> tuple[VOSModel, dict[str, Any]]:
-    """Rebuild the model stored in ``path`` -> (model, extra entries).
+    mmap: bool = False,
+) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """The config, state_dict and extra entries stored in ``path``, without building the model.
 
-    ``expect`` (a preset name or a config) makes a checkpoint of another architecture an error.
+    ``expect`` (a preset name or a config) makes a checkpoint of another architecture an error;
+    ``mmap`` maps the tensors instead of reading them (enough to look at their shapes).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:
         raise CheckpointError(
             f"{path}: not a vosbench checkpoint (unreadable: {type(exc).__name__})"
@@ -85,10 +90,24 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: checkpoint config is invalid ({exc})") from None
     if expect is not None:
         _check_expected(path, config, expect)
-    model = VOSModel(config)
     state = obj.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: checkpoint has no state_dict")
+    return config, state, {k: v for k, v in obj.items() if k not in _RESERVED}
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    expect: str | ModelConfig | None = None,
+) -> tuple[VOSModel, dict[str, Any]]:
+    """Rebuild the model stored in ``path`` -> (model, extra entries).
+
+    ``expect`` (a preset name or a config) makes a checkpoint of another architecture an error.
+    """
+    path = Path(path)
+    config, state, extra = read_checkpoint(path, map_location, expect)
+    model = VOSModel(config)
     own = model.state_dict()
     # BN step counters are not weights (checkpoints from FrozenBatchNorm2d models lack them).
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
@@ -103,9 +122,13 @@ def load_checkpoint(
             else f"'{wrong[0]}' is {tuple(state[wrong[0]].shape)}, model needs {tuple(own[wrong[0]].shape)}"
         )
         raise CheckpointError(f"{path}: weights do not match model '{config.name}' ({detail})")
+    bad = next((k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: weight '{bad}' holds NaN or inf values; the checkpoint is damaged "
+                              "(or the training diverged)")
     model.load_state_dict(state, strict=False)
     model.to(map_location)
-    extra = {k: v for k, v in obj.items() if k not in _RESERVED}
     return model, extra
 
 

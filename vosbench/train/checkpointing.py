@@ -67,6 +67,25 @@ def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **
     return path
 
 
+def step_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The ``step-<N>.pt`` files of a run folder, oldest (smallest N) first."""
+    found = []
+    for p in Path(run_dir).glob("step-*.pt"):
+        n = p.stem.removeprefix("step-")
+        if n.isdigit():
+            found.append((int(n), p))
+    return [p for _, p in sorted(found)]
+
+
+def prune_step_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` ``step-<N>.pt`` files (``last.pt`` is not one); returns the deleted."""
+    files = step_checkpoints(run_dir)
+    doomed = files[: max(len(files) - keep, 0)]
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed
+
+
 def load_training_checkpoint(path: str | os.PathLike, expect: Any = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load a checkpoint written by :func:`save_training_checkpoint` (weights_only=True).
 

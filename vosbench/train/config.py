@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from vosbench.errors import ConfigError
 from vosbench.fsutil import atomic_write_text
 from vosbench.precision import PRECISIONS
+from vosbench.tomlcompat import tomllib
 
 STAGES = ("static", "video")
 SOURCE_KINDS = ("davis", "youtube", "static")
@@ -83,7 +82,9 @@ class CurriculumSection:
     """Maximum frame skip between sampled frames, as a function of the epoch.
 
     Grows linearly from ``start_skip`` to ``end_skip`` over ``ramp_epochs`` (D-STM: 0 → 25), then
-    stays; in the last ``final_epochs`` epochs it drops to ``final_skip`` when that is ≥ 0 (SCM).
+    stays. SCM §2.3's training strategy is one schedule: in the last ``final_epochs`` epochs (when
+    ``final_skip`` ≥ 0) the maximum skip drops to ``final_skip`` and the spatial prior takes the
+    model's own previous prediction instead of the ground truth.
     """
 
     start_skip: int = 0
@@ -107,16 +108,18 @@ class OptimSection:
 
 @dataclass
 class TrainSection:
-    """Length, batch, precision, checkpointing and the SCM training strategy."""
+    """Length, batch, precision, initial weights and checkpointing."""
 
     epochs: int = 150
     batch_size: int = 4  # global (split across DDP workers)
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (vosbench.precision; auto: bf16 where it is native)
-    prior_switch_epoch: int = -1  # from this epoch the spatial prior is the model's own previous prediction
     init_checkpoint: str = ""  # start from these weights (e.g. the pretraining stage's last.pt)
+    init_strict: bool = False  # true: init_checkpoint must be this architecture; false: load what matches
+    allow_random_init: bool = False  # true: backbones may start random (tiny CPU configs; --allow-random-init)
     save_every: int = 500  # steps between step-<N>.pt checkpoints
-    log_every: int = 10  # steps between rewrites of log.csv
+    keep_checkpoints: int = 3  # step-<N>.pt files kept (the newest); last.pt is always kept
+    log_every: int = 10  # steps between appends to log.csv
     tensorboard: bool = False
     threads: int = 0  # torch CPU threads per process; 0 = torch's default
 
@@ -174,6 +177,8 @@ class TrainConfig:
             raise bad("data.clip_frames", "must be >= 2")
         if self.train.threads < 0:
             raise bad("train.threads", "must be >= 0")
+        if self.train.keep_checkpoints < 0:
+            raise bad("train.keep_checkpoints", "must be >= 0")
         if self.data.workers < 0:
             raise bad("data.workers", "must be >= 0")
         if not self.optim.lr > 0:
@@ -223,8 +228,30 @@ def parse_value(text: str) -> Any:
         return text
 
 
+CLEAR = "none"  # `--set KEY=none` on an optional key removes it (see apply_overrides)
+
+
+def _optional_key(parts: list[str]) -> bool:
+    """Whether a dotted key is optional: its default is empty ("" or none), or it is a model override
+    (removing one leaves the preset's value)."""
+    if len(parts) > 2 and parts[:2] == ["model", "overrides"]:
+        return True
+    section = {f.name: f for f in dataclasses.fields(TrainConfig)}.get(parts[0])
+    if section is None or len(parts) != 2:
+        return False
+    fields = {f.name: f for f in dataclasses.fields(section.default_factory())}  # type: ignore[misc]
+    f = fields.get(parts[1])
+    return f is not None and f.default in ("", None)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``a.b.c=value`` set (unknown keys are caught later)."""
+    """Return a copy of ``raw`` with each ``a.b.c=value`` set (unknown keys are caught later).
+
+    ``a.b.c=none`` on an optional key (empty default, or a model override) removes the key, so it
+    takes its default: ``train.init_checkpoint=none`` starts without a checkpoint,
+    ``model.overrides.backbone_weights=none`` drops the config's weights. Elsewhere ``none`` is the
+    word itself (``train.precision=none`` is then an unknown precision).
+    """
     out = _deepcopy(raw)
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -238,7 +265,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             if not isinstance(nxt, dict):
                 raise ConfigError(f"--set {item!r}: {p!r} is not a section")
             node = nxt
-        node[parts[-1]] = parse_value(value.strip())
+        if value.strip() == CLEAR and _optional_key(parts):
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = parse_value(value.strip())
     return out
 
 

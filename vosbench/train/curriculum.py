@@ -1,18 +1,23 @@
-"""Schedules that depend only on the epoch: maximum frame skip, learning rate, spatial-prior source."""
+"""Schedules that depend only on the epoch: maximum frame skip and spatial-prior source (one phase), learning rate."""
 
 from __future__ import annotations
 
-from vosbench.train.config import CurriculumSection, OptimSection, TrainSection
+from vosbench.train.config import CurriculumSection, OptimSection
+
+
+def in_final_phase(cfg: CurriculumSection, epoch: int, total_epochs: int) -> bool:
+    """SCM §2.3: whether ``epoch`` is one of the last ``final_epochs`` (when ``final_skip`` ≥ 0), in which
+    the maximum skip is ``final_skip`` and the spatial prior is the model's own previous prediction."""
+    return cfg.final_skip >= 0 and cfg.final_epochs > 0 and epoch >= total_epochs - cfg.final_epochs
 
 
 def max_skip_at(cfg: CurriculumSection, epoch: int, total_epochs: int) -> int:
     """Maximum number of frames skipped between consecutive sampled frames in ``epoch`` (0-based).
 
     Linear ramp from ``start_skip`` to ``end_skip`` over ``ramp_epochs`` (the value reaches
-    ``end_skip`` at epoch ``ramp_epochs``), then constant; ``final_skip`` (when ≥ 0) for the last
-    ``final_epochs`` epochs.
+    ``end_skip`` at epoch ``ramp_epochs``), then constant; ``final_skip`` in the final phase.
     """
-    if cfg.final_skip >= 0 and cfg.final_epochs > 0 and epoch >= total_epochs - cfg.final_epochs:
+    if in_final_phase(cfg, epoch, total_epochs):
         return cfg.final_skip
     if cfg.ramp_epochs <= 0 or epoch >= cfg.ramp_epochs:
         return cfg.end_skip
@@ -25,7 +30,3 @@ def lr_at(cfg: OptimSection, epoch: int) -> float:
     n = sum(1 for e in cfg.lr_decay_epochs if epoch >= e)
     return cfg.lr * cfg.lr_decay**n
 
-
-def use_own_prior(cfg: TrainSection, epoch: int) -> bool:
-    """SCM training strategy: True once the spatial prior should come from the model's own prediction."""
-    return cfg.prior_switch_epoch >= 0 and epoch >= cfg.prior_switch_epoch

@@ -7,6 +7,10 @@ Every sample is a dict of tensors (``T`` frames, ``K`` = ``data.max_objects`` ob
     target  T,H,W   int64 object ids 0..K (0 = background)
     valid   K       bool, True for real objects
     depth   T,1,H,W float32 in [0, 1] (only when the model uses depth)
+    prior   T,K,H,W float32 (only for the SCM spatial prior) one-hot mask of the frame just before
+            frame t in the video (SCM §2.3; its last annotated frame before t where not every frame
+            has a mask, as in YouTube-VOS); entry 0 is frame 0's own mask. In static pretraining
+            there is no video: the previous sampled frame's (deformed) mask.
 
 A sample is a pure function of ``(seed, epoch, index)`` and the epoch's maximum skip, so a resumed
 or distributed run draws exactly the samples an uninterrupted single-process run draws.
@@ -86,16 +90,20 @@ class VideoSource:
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def read_clip(self, rng: np.random.Generator, clip_frames: int, max_skip: int, depth: bool) -> list[A.AugFrame]:
+    def read_clip(self, rng: np.random.Generator, clip_frames: int, max_skip: int, depth: bool,
+                  prior: bool = False) -> list[A.AugFrame]:
+        """``clip_frames`` annotated frames; ``prior``: each carries the mask of the annotated frame
+        just before it in the video (the first frame its own)."""
         k = int(rng.integers(len(self.sequences)))
         seq, ann = self.sequences[k], self.annotated[k]
         picks = sample_frame_indices(rng, len(ann), clip_frames, max_skip)
         frames = []
-        for p in picks:
+        for n, p in enumerate(picks):
             i = ann[p]
             m = seq.mask(i)
             assert m is not None
-            frames.append(A.AugFrame(seq.frame(i), m, seq.depth(i) if depth else None))
+            before = seq.mask(ann[p - 1]) if prior and n > 0 and p > 0 else (m if prior else None)
+            frames.append(A.AugFrame(seq.frame(i), m, seq.depth(i) if depth else None, before))
         return frames
 
     def static_items(self) -> list[StaticItem]:
@@ -216,8 +224,12 @@ def augment_clip(
     return frames
 
 
-def to_tensors(frames: list[A.AugFrame], max_objects: int, depth: bool) -> dict[str, torch.Tensor]:
-    """Stack frames whose masks hold ids 1..k into the sample dict (objects absent from frame 0 dropped)."""
+def to_tensors(frames: list[A.AugFrame], max_objects: int, depth: bool, prior: bool = False) -> dict[str, torch.Tensor]:
+    """Stack frames whose masks hold ids 1..k into the sample dict (objects absent from frame 0 dropped).
+
+    ``prior``: the frames' prior masks become ``prior`` (or, for frames without one, the previous
+    frame's mask).
+    """
     present = [int(i) for i in np.unique(frames[0].mask) if 0 < i <= max_objects]
     masks_ids = np.stack([relabel(f.mask, present) for f in frames])  # T,H,W
     k = len(present)
@@ -230,6 +242,10 @@ def to_tensors(frames: list[A.AugFrame], max_objects: int, depth: bool) -> dict[
     out = {"images": images, "masks": masks, "target": target, "valid": valid}
     if depth:
         out["depth"] = torch.from_numpy(np.stack([f.depth for f in frames])).float().unsqueeze(1)
+    if prior:
+        before = [f.prior if f.prior is not None else frames[max(t - 1, 0)].mask for t, f in enumerate(frames)]
+        prior_ids = torch.from_numpy(np.stack([relabel(m, present) for m in before]).astype(np.int64))
+        out["prior"] = (prior_ids.unsqueeze(1) == slots).float()  # T,K,H,W
     return out
 
 
@@ -254,12 +270,14 @@ class ClipDataset(Dataset):
         *,
         depth: bool = False,
         seed: int = 0,
+        prior: bool = False,
     ):
         if not sources:
             raise DataError("no training sources")
         self.data = data
         self.aug = aug
         self.depth = depth
+        self.prior = prior  # SCM spatial prior: samples carry `prior` (see the module docstring)
         self.seed = seed
         self.static = data.stage == "static"
         self.sources: list[VideoSource | StaticSource] = []
@@ -288,7 +306,7 @@ class ClipDataset(Dataset):
         n = self.data.clip_frames
         if isinstance(src, StaticSource):
             return [src.read_image(rng, self.depth)] * n
-        return src.read_clip(rng, n, self.max_skip, self.depth)
+        return src.read_clip(rng, n, self.max_skip, self.depth, self.prior)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -296,9 +314,10 @@ class ClipDataset(Dataset):
         for _ in range(MAX_RETRIES):
             raw = self._raw_clip(rng)
             ids = select_objects(rng, raw[0].mask, self.data.max_objects)
-            raw = [A.AugFrame(f.image, relabel(f.mask, ids), f.depth) for f in raw]
+            raw = [A.AugFrame(f.image, relabel(f.mask, ids), f.depth, None if f.prior is None else relabel(f.prior, ids))
+                   for f in raw]
             frames = augment_clip(rng, raw, self.data, self.aug, static=self.static)
             if (frames[0].mask > 0).any():
                 break
         # after MAX_RETRIES misses the last clip is used as is: all slots invalid, background-only loss
-        return to_tensors(frames, self.data.max_objects, self.depth)
+        return to_tensors(frames, self.data.max_objects, self.depth, self.prior)

@@ -2,9 +2,10 @@
 
 One step takes a batch of 3-frame clips: frame 0 is encoded into memory with its ground-truth
 mask; frames 1 and 2 are predicted (losses on both); frame 1's predicted soft mask joins the memory
-for frame 2. Models with the SCM spatial prior get the previous frame's ground truth as the prior,
-and from ``train.prior_switch_epoch`` on their own previous prediction (SCM §2.3) as the 0-1 mask
-the inference engine gives at test time (one-hot of the argmax, no gradient through it).
+for frame 2. Models with the SCM spatial prior (SCM §2.3) get, for each predicted frame, the
+ground-truth mask of the frame just before it in the video (the sample's ``prior``), and in the
+curriculum's final phase (smaller maximum skip) their own previous prediction, as the 0-1 mask the
+inference engine gives at test time (one-hot of the argmax, no gradient through it).
 """
 
 from __future__ import annotations
@@ -22,20 +23,23 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
+from vosbench.fsutil import sweep_temps
 from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
 from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
 from vosbench.train.checkpointing import (
     capture_rng,
     load_training_checkpoint,
+    prune_step_checkpoints,
     restore_rng,
     save_training_checkpoint,
 )
 from vosbench.train.config import TrainConfig, write_config
 from vosbench.train.datasets import ClipDataset, open_sources
 from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
+from vosbench.train.init import InitPlan, check_start, load_init
 from vosbench.train.optim import build_optimizer, set_lr
-from vosbench.train.trainlog import LossLog
+from vosbench.train.trainlog import LossLog, read_log
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,9 @@ def clip_forward(
     net = model
     images, masks, target, valid = batch["images"], batch["masks"], batch["target"], batch["valid"]
     depth = batch.get("depth")
+    gt_prior = batch.get("prior", masks[:, :-1])  # [:, t]: ground truth of the video frame before frame t
+    if "prior" not in batch:  # no separate prior masks: the previous sampled frame's (index t-1)
+        gt_prior = torch.cat([masks[:, :1], gt_prior], dim=1)
     n_frames = images.shape[1]
 
     def d(t: int) -> torch.Tensor | None:
@@ -97,7 +104,7 @@ def clip_forward(
         mk, mv = torch.stack(keys, dim=3), torch.stack(values, dim=3)  # B,K,C,T,h,w
         prior = None
         if model_cfg.spatial_prior:
-            prior = own if own_prior else masks[:, t - 1]
+            prior = own if own_prior else gt_prior[:, t]
         out = net.segment(q, mk, mv, prev_mask=prior, valid=valid)
         loss, parts = _segmentation_loss(out, target[:, t], model_cfg.loss, valid)
         total = total + loss
@@ -128,12 +135,34 @@ class ClipLoss(torch.nn.Module):
 # --------------------------------------------------------------------------- set-up helpers
 
 
-def _build_model(cfg: TrainConfig) -> tuple[torch.nn.Module, Any]:
-    from vosbench.models import build_model, get_preset
+def model_config(cfg: TrainConfig) -> Any:
+    """The ModelConfig of ``cfg``'s ``[model]`` section (errors name the section)."""
+    from vosbench.models import get_preset
 
-    model_cfg = get_preset(cfg.model.preset, **cfg.model.overrides)
+    try:
+        return get_preset(cfg.model.preset, **cfg.model.overrides)
+    except ConfigError as exc:  # unknown preset or model key: say which section it is in
+        raise ConfigError(f"[model] {exc}") from None
+
+
+def _build_model(cfg: TrainConfig, *, imagenet: bool, allow_random_init: bool) -> tuple[torch.nn.Module, Any]:
+    """The model with its ImageNet backbone weights (``imagenet``); unavailable weights under
+    --allow-random-init leave the backbones random, with a warning."""
+    from vosbench.models import build_model
+    from vosbench.models.backbone import BackboneWeightsUnavailable
+
+    model_cfg = model_config(cfg)
     torch.manual_seed(cfg.train.seed)
-    return build_model(model_cfg), model_cfg
+    if not imagenet or not model_cfg.backbone_weights:
+        return build_model(model_cfg.replace(backbone_weights=None)), model_cfg
+    try:
+        return build_model(model_cfg), model_cfg
+    except BackboneWeightsUnavailable as exc:
+        if not (allow_random_init or cfg.train.allow_random_init):
+            raise
+        log.warning("%s; the backbones start random (--allow-random-init)", exc)
+        torch.manual_seed(cfg.train.seed)
+        return build_model(model_cfg.replace(backbone_weights=None)), model_cfg
 
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -153,7 +182,7 @@ def _epoch_loader(dataset: ClipDataset, ctx: DistContext, cfg: TrainConfig, epoc
 
 # keys that may change between a run and its resumption without changing what it computes
 RESUME_FREE_KEYS = frozenset({"data.root", "data.workers", "train.save_every", "train.log_every", "train.tensorboard",
-                              "train.threads"})
+                              "train.threads", "train.keep_checkpoints", "train.allow_random_init"})
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -172,28 +201,29 @@ def changed_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k))
 
 
-def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1) -> list[tuple[Any, float]]:
-    """The input checks a run makes before it writes anything; returns the opened data sources.
+def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1,
+              allow_random_init: bool = False) -> tuple[list[tuple[Any, float]], InitPlan | None]:
+    """The input checks a run makes before it writes anything -> (opened data sources, init plan).
 
     ``vosbench train --nproc N`` calls it before starting torchrun, so bad input is one error line.
+    A new run's initial weights are checked too (see :func:`vosbench.train.init.check_start`).
     """
-    from vosbench.models import get_preset
-
     if cfg.train.batch_size % world_size:
         raise ConfigError(f"train.batch_size {cfg.train.batch_size} is not divisible by {world_size} workers")
     if cfg.data.samples_per_epoch < cfg.train.batch_size:
         raise ConfigError(f"data.samples_per_epoch ({cfg.data.samples_per_epoch}) is smaller than train.batch_size ({cfg.train.batch_size})")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"{out}: --out exists and is not a folder")
+    if resume and (Path(out) / "log.csv").is_file():
+        read_log(Path(out) / "log.csv")  # a damaged log fails here, before anything is written
     last_path = Path(out) / "last.pt"
     if not resume and last_path.exists():
         raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
-    init = cfg.train.init_checkpoint
-    if init and not (resume and last_path.exists()) and not Path(init).is_file():
-        raise CheckpointError(f"{init}: train.init_checkpoint not found (train the previous stage first)")
-    try:
-        get_preset(cfg.model.preset, **cfg.model.overrides)
-    except ConfigError as exc:  # unknown preset or model key: say which section it is in
-        raise ConfigError(f"[model] {exc}") from None
-    return open_sources(cfg.data)
+    model_cfg = model_config(cfg)
+    plan = None
+    if not (resume and last_path.exists()):
+        plan = check_start(cfg.train, model_cfg, allow_random_init=allow_random_init)
+    return open_sources(cfg.data), plan
 
 
 # --------------------------------------------------------------------------- the loop
@@ -207,35 +237,43 @@ def train(
     max_steps: int | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    allow_random_init: bool = False,
 ) -> TrainResult:
     """Train per ``cfg`` into ``out_dir`` (``last.pt``, ``step-<N>.pt``, ``log.csv``, ``config.toml``).
 
     Under torchrun (WORLD_SIZE > 1) each process runs this function; rank 0 writes the outputs.
     ``max_steps`` stops early without changing any schedule, so a later ``resume`` continues the
-    very same run.
+    very same run. ``allow_random_init``: backbones may start random (see ``train.allow_random_init``).
     """
     dev = resolve_device(device)
     resolve_precision(cfg.train.precision, dev, "train")  # an unsupported pair fails before any set-up
     ctx = init_distributed(dev.type)
     try:
         return _train(cfg, Path(out_dir), resume=resume, max_steps=max_steps, dev=dev, ctx=ctx,
-                      progress=ensure_progress(progress if ctx.is_main else None))
+                      progress=ensure_progress(progress if ctx.is_main else None),
+                      allow_random_init=allow_random_init)
     finally:
         shutdown(ctx)
 
 
 def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, dev: torch.device,
-           ctx: DistContext, progress: Progress) -> TrainResult:
+           ctx: DistContext, progress: Progress, allow_random_init: bool) -> TrainResult:
     t_start = time.perf_counter()
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     if dev.type == "cuda" and ctx.distributed:
         dev = torch.device("cuda", ctx.local_rank)
-    sources = preflight(cfg, out, resume=resume, world_size=ctx.world_size)
+    sources, plan = preflight(cfg, out, resume=resume, world_size=ctx.world_size, allow_random_init=allow_random_init)
+    if ctx.is_main:
+        sweep_temps(out)  # temp files of a run killed mid-save
     per_rank = cfg.train.batch_size // ctx.world_size
     last_path = out / "last.pt"
-    model, model_cfg = _build_model(cfg)
-    dataset = ClipDataset(sources, cfg.data, cfg.augment, depth=bool(model_cfg.depth), seed=cfg.train.seed)
+    resuming = resume and last_path.exists()
+    # ImageNet weights only where the init checkpoint does not fill the backbones anyway
+    imagenet = not resuming and not (plan is not None and plan.backbones_loaded())
+    model, model_cfg = _build_model(cfg, imagenet=imagenet, allow_random_init=allow_random_init)
+    dataset = ClipDataset(sources, cfg.data, cfg.augment, depth=bool(model_cfg.depth), seed=cfg.train.seed,
+                          prior=bool(model_cfg.spatial_prior))
     steps_per_epoch = cfg.data.samples_per_epoch // cfg.train.batch_size
     total_steps = cfg.train.epochs * steps_per_epoch
     stop_step = total_steps if max_steps is None else min(total_steps, max_steps)
@@ -244,7 +282,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     numerics = resolve_numerics(dev, cfg.train.precision, "train")
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
-    if resume and last_path.exists():
+    if resuming:
         loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
         missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
         if missing:
@@ -266,8 +304,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         if resume:
             log.warning("%s: nothing to resume, starting a new run", last_path)
         if cfg.train.init_checkpoint:
-            loaded, _ = load_training_checkpoint(cfg.train.init_checkpoint, expect=model_cfg)
-            model.load_state_dict(loaded.state_dict())
+            plan = load_init(model, cfg.train.init_checkpoint, model_cfg, strict=cfg.train.init_strict)
+            if ctx.is_main:
+                log.info("%s", plan.table())
     model.to(dev)
     # optimizer state tensors follow the parameters' device
     for st in optimizer.state.values():
@@ -308,6 +347,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         except CheckpointError as exc:
             kept = f"; the previous checkpoint {last_path} is intact" if last_path.exists() else ""
             raise CheckpointError(f"{exc}{kept}") from None
+        prune_step_checkpoints(out, cfg.train.keep_checkpoints)
         if loss_log is not None:
             loss_log.flush()
 
@@ -315,14 +355,14 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if step:
         progress.advance(step)
     last_loss = math.nan
-    if loss_log is not None and loss_log.rows:  # resumed: the loss of the step we continue from
-        last_loss = float(loss_log.rows[-1]["loss"])
+    if loss_log is not None and loss_log.last_row:  # resumed: the loss of the step we continue from
+        last_loss = float(loss_log.last_row["loss"])
     t_steps, n_timed = time.perf_counter(), 0
     while step < stop_step:
         epoch = step // steps_per_epoch
         skip = step % steps_per_epoch
         max_skip = curriculum.max_skip_at(cfg.curriculum, epoch, cfg.train.epochs)
-        own_prior = curriculum.use_own_prior(cfg.train, epoch)
+        own_prior = curriculum.in_final_phase(cfg.curriculum, epoch, cfg.train.epochs)
         lr = curriculum.lr_at(cfg.optim, epoch)
         set_lr(optimizer, lr)
         dataset.set_epoch(epoch, max_skip)

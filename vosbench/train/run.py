@@ -35,8 +35,9 @@ def train_from_config(
     device: str = "auto",
     overrides: list[str] | tuple[str, ...] = (),
     progress: Progress | None = None,
+    allow_random_init: bool = False,
 ) -> TrainResult:
     """Train from a TOML config (what ``vosbench train`` and each torchrun worker call)."""
     cfg = resolve_run_config(config, data=data, overrides=overrides)
     return train(cfg, out if out is not None else default_out_dir(config), resume=resume,
-                 max_steps=max_steps, device=device, progress=progress)
+                 max_steps=max_steps, device=device, progress=progress, allow_random_init=allow_random_init)

@@ -1,0 +1,137 @@
+"""The LVOS layout (long-term VOS, ICCV 2023), read lazily.
+
+::
+
+    ROOT/<split>/JPEGImages/<video>/00000001.jpg ...
+    ROOT/<split>/Annotations/<video>/00000001.png ...
+    ROOT/<split>/<split>_meta.json
+    ROOT/<split>/unseen_videos.txt                    optional: videos of unseen categories
+
+``<split>_meta.json`` is ``{"videos": {vid: {"objects": {"1": {"frame_range": {"start": "00000001",
+"end": "00000456", "frame_nums": 92}}}}}}``: each object is present from ``start`` (its first
+annotation, inclusive) to ``end`` (exclusive), as the LVOS evaluation reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from vosbench.data.davis import VideoSequence
+from vosbench.data.names import check_name
+from vosbench.data.mose import SplitLayout
+from vosbench.errors import DataError
+
+LVOS_SPLITS = ("train", "valid", "test")
+UNSEEN_FILE = "unseen_videos.txt"
+
+
+@dataclass(frozen=True)
+class LvosObject:
+    """One object of a video: present on frames ``start <= frame < end`` (frame names compared as numbers)."""
+
+    id: int
+    start: str
+    end: str
+    frame_nums: int | None = None
+
+    def covers(self, stem: str) -> bool:
+        return int(self.start) <= int(stem) < int(self.end)
+
+
+@dataclass(frozen=True)
+class LvosSequence(VideoSequence):
+    """A :class:`VideoSequence` whose objects have frame ranges (and may start after frame 0)."""
+
+    objects: dict[int, LvosObject] = field(default_factory=dict)
+
+    @cached_property
+    def object_ids(self) -> list[int]:
+        return sorted(self.objects)
+
+    @cached_property
+    def first_appearance(self) -> dict[int, int]:
+        index = {stem: i for i, stem in enumerate(self.frame_names)}
+        out = {}
+        for oid, obj in sorted(self.objects.items()):
+            if obj.start not in index:
+                raise DataError(f"sequence {self.name!r}: object {oid} starts on frame {obj.start}, which has no image")
+            out[oid] = index[obj.start]
+        return out
+
+
+def _parse_meta(path: Path) -> dict[str, dict[int, LvosObject]]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: LVOS meta file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, dict):
+        raise DataError(f'{path}: expected an object with a "videos" mapping')
+    out: dict[str, dict[int, LvosObject]] = {}
+    for vid, entry in videos.items():
+        check_name(str(vid), str(path), "video name")
+        objects = entry.get("objects") if isinstance(entry, dict) else None
+        if not isinstance(objects, dict):
+            raise DataError(f'{path}: video {vid!r} has no "objects" mapping')
+        parsed = {}
+        for key, obj in objects.items():
+            try:
+                oid = int(key)
+                rng = obj["frame_range"]
+                start, end = str(rng["start"]), str(rng["end"])
+                int(start), int(end)
+                nums = rng.get("frame_nums")
+                nums = None if nums is None else int(nums)
+            except (TypeError, ValueError, KeyError):
+                raise DataError(
+                    f'{path}: video {vid!r} object {key!r}: expected an integer id with a "frame_range" '
+                    '{"start", "end"} of frame names'
+                ) from None
+            if not 0 < oid < 255:
+                raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
+            parsed[oid] = LvosObject(oid, start, end, nums)
+        out[str(vid)] = parsed
+    return out
+
+
+class LvosDataset(SplitLayout):
+    """One split of an LVOS root."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "valid"):
+        super().__init__(root, split)
+        self.meta_path = self.split_dir / f"{split}_meta.json"
+        if not self.meta_path.is_file():
+            raise DataError(f"{self.meta_path}: LVOS meta file not found")
+
+    @cached_property
+    def meta(self) -> dict[str, dict[int, LvosObject]]:
+        return _parse_meta(self.meta_path)
+
+    @cached_property
+    def unseen_videos(self) -> frozenset[str] | None:
+        """Videos of categories unseen in training (``unseen_videos.txt``), None when the file is absent."""
+        path = self.split_dir / UNSEEN_FILE
+        if not path.is_file():
+            return None
+        try:
+            return frozenset(ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read ({exc})") from None
+
+    @cached_property
+    def sequence_names(self) -> list[str]:
+        if not self.meta:
+            raise DataError(f"{self.meta_path}: lists no videos")
+        return sorted(self.meta)
+
+    def sequence(self, name: str) -> LvosSequence:
+        if name not in self.meta:
+            raise DataError(f"{self.meta_path}: no video {name!r}")
+        frames, anns = self._files(name, f" listed in {self.meta_path.name}")
+        return LvosSequence(name=name, frame_paths=frames, annotation_paths=anns, objects=self.meta[name])
