@@ -24,6 +24,7 @@ VERB_MODULES = (
     "cli.dataset_info",
     "cli.evaluate",
     "cli.models",
+    "cli.convert",
     "cli.train",
     "cli.infer",
     "cli.merge",
