@@ -101,4 +101,8 @@ def progress_bar(transient: bool = False) -> Iterator[RichProgress]:
         transient=transient,
     )
     with prog:
-        yield RichProgress(prog)
+        try:
+            yield RichProgress(prog)
+        except BaseException:
+            prog.live.transient = True  # a failed run ends with its one error line, not a half-full bar
+            raise

@@ -168,3 +168,19 @@ def test_cli_seeds_trains_each_seed_and_prints_intervals(tmp_path, tiny_syntheti
     assert sorted((r["rung"], r["seed"]) for r in rows) == [("+lr", 0), ("+lr", 1), ("Baseline", 0), ("Baseline", 1)]
     bad = CliRunner().invoke(app, [*args[:-1], "0"])
     assert bad.exit_code != 0
+
+
+def test_each_seed_pretrains_too(tmp_path):
+    (tmp_path / "train.toml").write_text("[train]\nmax_steps = 5\n")
+    (tmp_path / "pre.toml").write_text("[train]\nmax_steps = 3\n")
+    (tmp_path / "toy.toml").write_text(LADDER.replace('train_config = "train.toml"',
+                                                      'train_config = "train.toml"\npretrain_config = "pre.toml"'))
+    ladder = load_ladder(tmp_path / "toy.toml")
+    runner = SeededRunner()
+    res = run_ladder(ladder, tmp_path / "out", runner, seeds=2)
+    # 3 networks (the +TTA rung is +Depth's) x (pretraining + training) x 2 seeds
+    assert runner.calls["train"] == 12
+    for seed, rungs in enumerate(res.seeds):
+        trained = json.loads(rungs[1].checkpoint.read_text())
+        pretrained = json.loads(Path(trained["train.init_checkpoint"]).read_text())
+        assert trained.get("train.seed", 0) == pretrained.get("train.seed", 0) == seed

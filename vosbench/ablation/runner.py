@@ -13,7 +13,8 @@ ladder resumes at the first unfinished step (an interrupted training resumes fro
 
 With ``seeds=N`` every training rung is trained N times: seed 0 is the rung as written (same keys,
 same cache as a single-seed run), seed ``s >= 1`` adds the training override ``train.seed = s``
-(network init and sample order), so each seed is its own cached training, inference and evaluation.
+(network init and sample order) to the rung and to its pretraining stage, so each seed is its own
+cached pretraining, training, inference and evaluation.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ def _run_seed(ladder: LadderConfig, store: Path, runner: StepRunner, progress: P
         pretraining = rung.pretraining()
         pkey = None
         if pretraining is not None:
+            pretraining = seeded_rung(pretraining, seed)  # each seed its own pretraining too
             pkey = train_key(pretraining, data_fp)
             pre_ckpt, ran["pretrain"] = _train_step(pretraining, pkey, store, runner, progress)
             rung_to_train = rung.starting_from(pre_ckpt)

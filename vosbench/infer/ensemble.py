@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from vosbench.data.davis import VideoSequence
 from vosbench.errors import CheckpointError, ConfigError
+from vosbench.fsutil import sha256_file
 from vosbench.infer.engine import EngineConfig, mask_to_tensor, model_flags, object_ids_in, prepare_model
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.infer.probs import ProbsFolder, SavedProbsPredictor, weighted_sum
@@ -47,6 +48,10 @@ class LoadedMember:
     def needs_depth(self) -> bool:
         return self.model is not None and model_flags(self.model)[1]
 
+    def sha256(self) -> str:
+        """Digest of the member's checkpoint file, or of its saved probabilities."""
+        return self.probs.sha256() if self.probs is not None else sha256_file(self.spec.checkpoint)
+
 
 def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None) -> list[LoadedMember]:
     """Load every member checkpoint (weights-only) onto ``device``; missing files fail first.
@@ -54,7 +59,7 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
     A member path that is a folder is a folder of saved probabilities (``<seq>/probs/<frame>.npz``)."""
     for spec in recipe.members:
         if not (spec.checkpoint.is_file() or spec.checkpoint.is_dir()):
-            raise CheckpointError(f"{spec.checkpoint}: checkpoint (or folder of saved probabilities) not found")
+            raise CheckpointError(f"{spec.checkpoint}: checkpoint not found (nor a folder of saved probabilities)")
     weights = recipe.normalised_weights()
     members = []
     for spec, w in zip(recipe.members, weights):

@@ -14,6 +14,7 @@ take the argmax, exactly as a checkpoint ensemble averages its members.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from vosbench.data.imageio import write_mask
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_dir
+from vosbench.fsutil import atomic_dir, sha256_file
 from vosbench.progress import Progress, ensure_progress
 
 PROBS_DIR = "probs"  # <dir>/<seq>/probs/<frame>.npz
@@ -102,6 +103,14 @@ class ProbsFolder:
 
     def read(self, sequence: str, frame: str) -> tuple[np.ndarray, tuple[int, ...]]:
         return read_probs(self.path(sequence, frame))
+
+    def sha256(self) -> str:
+        """One digest of every saved frame (names and bytes), for provenance records."""
+        h = hashlib.sha256()
+        for seq, frames in sorted(self._index.items()):
+            for frame in frames:
+                h.update(f"{seq}/{frame}\0{sha256_file(self.path(seq, frame))}\0".encode())
+        return h.hexdigest()
 
 
 def aligned(q: np.ndarray, ids: Sequence[int], order: Sequence[int], where: str, device="cpu") -> Tensor:
