@@ -14,7 +14,12 @@ Prints a table (wall time, ratios, peak RSS of the main process and of the large
 the largest per-object difference between the two tools' J and F means (objects visible in the
 first scored frame, where both tools agree by definition).
 
+With ``--baseline TREE`` (another checkout of vosbench, e.g. ``git archive main | tar -x -C
+/tmp/base``) the vosbench phase is also run with that tree's code, alternating with this one
+``--repeat`` times in the same run, and the ratio of the median wall times is printed.
+
     .venv/bin/python benchmarks/evaluate_speed.py --workers 2
+    .venv/bin/python benchmarks/evaluate_speed.py --workers 2 --baseline /tmp/base --repeat 3 --skip-vos-benchmark
 """
 
 from __future__ import annotations
@@ -180,11 +185,29 @@ PHASES = {
 }
 
 
-def run_phase(name: str, root: Path, results: Path, workers: int, out: Path) -> dict:
+def run_phase(name: str, root: Path, results: Path, workers: int, out: Path, code: Path | None = None) -> dict:
+    """Run one phase in a fresh process; ``code``: the vosbench tree to import (default: this one)."""
     cmd = [sys.executable, __file__, "--phase", name, "--data", str(root), "--results", str(results),
            "--workers", str(workers), "--phase-out", str(out)]
-    subprocess.run(cmd, check=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(code or Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    subprocess.run(cmd, check=True, env=env)
     return json.loads(out.read_text())
+
+
+def compare_with_baseline(root: Path, results: Path, workers: int, out: Path, baseline: Path, repeat: int) -> None:
+    """Alternate this tree's and ``baseline``'s evaluation ``repeat`` times; print the medians and their ratio."""
+    ours, base = [], []
+    for _ in range(repeat):
+        base.append(run_phase("vosbench", root, results, workers, out, baseline))
+        ours.append(run_phase("vosbench", root, results, workers, out))
+    same = all(b["means"] == o["means"] for b, o in zip(base, ours))
+    t_ours, t_base = (float(np.median([r["wall"] for r in rs])) for rs in (ours, base))
+    print(f"\nvosbench evaluate, this tree vs {baseline} ({repeat} alternating runs each, {workers} workers):")
+    for label, t, rs in (("this tree", t_ours, ours), ("baseline ", t_base, base)):
+        runs = ", ".join(f"{r['wall']:.2f}" for r in rs)
+        print(f"  {label}: {t:.2f} s (runs {runs})")
+    print(f"  ratio this/baseline (medians): {t_ours / t_base:.3f}; per-object J and F identical: {same}")
 
 
 def _visible_in_first_scored_frame(root: Path) -> set[str]:
@@ -204,6 +227,8 @@ def main() -> None:
     ap.add_argument("--source", choices=("auto", "synthetic", "blobs"), default="auto")
     ap.add_argument("--sequences", type=int, default=SEQUENCES, help="Sequences to generate (DAVIS val has 30).")
     ap.add_argument("--skip-vos-benchmark", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None, help="Another vosbench tree to time against (alternating).")
+    ap.add_argument("--repeat", type=int, default=3, help="Alternating runs per tree with --baseline.")
     ap.add_argument("--phase", choices=tuple(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--results", type=Path, help=argparse.SUPPRESS)
@@ -220,6 +245,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     root, results, source = prepare(work, args.source, args.workers, args.sequences)
     out = work / "phase.json"
+    if args.baseline is not None:
+        compare_with_baseline(root, results, args.workers, out, args.baseline.resolve(), args.repeat)
+        return
     decode = run_phase("decode", root, results, args.workers, out)
     decode_fast = run_phase("decode-fast", root, results, args.workers, out)
     ours = run_phase("vosbench", root, results, args.workers, out)

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, pad_amounts
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore
 from vosbench.models import build_model
 from vosbench.models.aggregate import soft_aggregate
 
@@ -48,19 +48,15 @@ def make_video(n: int, h: int, w: int, objects: int, seed: int = 0) -> tuple[lis
 @torch.inference_mode()
 def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: int = 5) -> list[torch.Tensor]:
     """The original STM evaluation loop, object by object (see the module docstring)."""
-    h, w = mask.shape
-    left, right, top, bottom = pad_amounts(h, w, 16)
-    pad = lambda x: torch.nn.functional.pad(x, (left, right, top, bottom), mode="replicate")
     ids = [int(i) for i in np.unique(mask) if i]
     m = torch.from_numpy(mask).long()
-    probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]
-    probs = torch.nn.functional.pad(probs, (left, right, top, bottom))
+    probs = torch.stack([m == 0] + [m == i for i in ids]).float()[None]  # the model pads frames itself
     keys: list[list[torch.Tensor]] = [[] for _ in ids]
     values: list[list[torch.Tensor]] = [[] for _ in ids]
     outs = []
     for t in range(1, len(frames)):
-        prev = pad(frames[t - 1][None])
-        query = model.encode_query(pad(frames[t][None]))
+        prev = frames[t - 1][None]
+        query = model.encode_query(frames[t][None])
         fg = []
         for k in range(len(ids)):
             mem = model.encode_memory(prev, probs[:, 1 + k : 2 + k])  # one object at a time
@@ -72,7 +68,7 @@ def naive_stm(model, frames: list[torch.Tensor], mask: np.ndarray, mem_every: in
                 keys[k].append(mem.key[:, :, :, None])
                 values[k].append(mem.value[:, :, :, None])
         probs = torch.softmax(soft_aggregate(torch.stack(fg, 1)), dim=1)
-        outs.append(probs[0, :, top : top + h, left : left + w])
+        outs.append(probs[0])
     return outs
 
 

@@ -26,7 +26,7 @@ def _render(df, title: str, index: bool = False) -> Table:
 def ablate(
     config: Annotated[Path, typer.Option("--config", help="Ladder TOML (see ablations/).")],
     *,
-    data: Annotated[Path | None, typer.Option("--data", help="Dataset root (default: the ladder file's data entry).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset root for every rung's training (replacing its configs' datasets) and evaluation (default: the ladder file's data entry, for evaluation).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: runs/ablate/<ladder name>).")] = None,
     cache: Annotated[Path, typer.Option("--cache", help="Step cache shared by ladders (checkpoints, masks, metrics).")] = Path(
         "runs/ablate/cache"
@@ -35,6 +35,8 @@ def ablate(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap training steps of every rung.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Evaluation processes.")] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train every training rung this many times (train.seed 0..N-1, each cached); tables show mean ± std and the Boost's 95 % t-interval.")] = 1,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a training-config key in every rung's training (repeatable), e.g. --set train.batch_size=1.")] = None,
+    allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (see `vosbench train --allow-random-init`).")] = False,
 ) -> None:
     """Train, infer and evaluate every rung of a ladder (each step cached), then print the tables.
 
@@ -58,7 +60,9 @@ def ablate(
         if root is None:
             raise ConfigError(f"{config}: no dataset root; pass --data ROOT or set [ladder].data")
         out_dir = out or Path("runs") / "ablate" / ladder.name
-        steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers)
+        steps = VosbenchSteps(root, ladder.split, ladder.resolution, device or ladder.device, max_steps, workers,
+                              replace_data=data is not None, overrides=list(set_ or []),
+                              allow_random_init=allow_random_init)
         with progress_bar() as progress:
             result = run_ladder(ladder, out_dir, steps, progress, cache=cache, seeds=seeds)
         written = write_tables(result, out_dir)

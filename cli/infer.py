@@ -35,7 +35,7 @@ def infer_cmd(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
     ensemble: Annotated[str | None, typer.Option(
         "--ensemble",
-        help="Comma-separated checkpoints (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+        help="Comma-separated checkpoints or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
@@ -53,7 +53,8 @@ def infer_cmd(
     max_mem_frames: Annotated[int | None, typer.Option(
         "--max-mem-frames", min=2,
         help="Most memory frames read at once, previous frame included; the oldest non-first frame is "
-             "evicted beyond it (default 24).")] = None,
+             "evicted beyond it (default 40: STM keeps every frame, and so does 40 on DAVIS-2017 and "
+             "YouTube-VOS lengths; a lower cap saves ~4 MB per frame and object at 480p in fp32).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     given: Annotated[str | None, typer.Option(
         "--given",

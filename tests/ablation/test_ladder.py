@@ -267,3 +267,65 @@ def test_full_scale_scm_ladder_ends_with_finetune_and_ensemble():
     assert last.ensemble and last.infer_options["finetune_steps"] > 0
     by_name = {r.name: r for r in ladder.rungs}
     assert all(by_name[e].train_overrides != last.train_overrides for e in last.ensemble)
+
+
+PRETRAIN_LADDER = """
+[[rungs]]
+name = "Baseline"
+train_config = "train.toml"
+pretrain_config = "pre.toml"
+
+[[rungs]]
+name = "+ResNeSt"
+set = { "model.preset" = "r", "train.epochs" = 3 }
+
+[[rungs]]
+name = "+TTA"
+set = { "train.epochs" = 4 }
+infer = { flip = true }
+"""
+
+
+def test_each_network_gets_its_own_pretraining_stage(tmp_path):
+    (tmp_path / "train.toml").write_text("[train]\n")
+    (tmp_path / "pre.toml").write_text("[data]\nstage = 'static'\n")
+    (tmp_path / "p.toml").write_text(PRETRAIN_LADDER)
+    ladder = load_ladder(tmp_path / "p.toml")
+    assert ladder.rungs[2].pretrain_config == tmp_path / "pre.toml"  # inherited
+    runner = FakeRunner()
+    trained = []
+    original = runner.train
+
+    def train(rung, work_dir, progress):
+        trained.append((rung.name, rung.train_config.name, dict(rung.train_overrides)))
+        return original(rung, work_dir, progress)
+
+    runner.train = train
+    run_ladder(ladder, tmp_path / "out", runner)
+    names = [t[0] for t in trained]
+    # the pretraining stage takes only the rung's model overrides, so "+TTA" (same network as
+    # "+ResNeSt", other training) reuses its pretraining
+    assert names == ["Baseline (pretraining)", "Baseline", "+ResNeSt (pretraining)", "+ResNeSt", "+TTA"]
+    pre = {t[0]: t for t in trained}
+    assert pre["+ResNeSt (pretraining)"][1:] == ("pre.toml", {"model.preset": "r"})
+    init = pre["+TTA"][2]["train.init_checkpoint"]
+    assert init == pre["+ResNeSt"][2]["train.init_checkpoint"] != pre["Baseline"][2]["train.init_checkpoint"]
+    assert Path(init).is_file() and "pretraining" not in init
+    # the main stage's key depends on its pretraining: a changed pretraining config retrains both
+    (tmp_path / "pre.toml").write_text("[data]\nstage = 'static'\n[optim]\nlr = 1e-4\n")
+    runner2 = FakeRunner()
+    run_ladder(load_ladder(tmp_path / "p.toml"), tmp_path / "out", runner2)
+    assert runner2.calls["train"] == 5
+
+
+def test_preflight_reports_every_rungs_problem_before_any_work(ladder_file, tmp_path):
+    class Picky(FakeRunner):
+        def check(self, rung) -> None:
+            if rung.name in ("+ResNeSt", "+TTA"):
+                raise ConfigError(f"rung {rung.name!r}: bad")
+
+    runner = Picky()
+    with pytest.raises(ConfigError) as err:
+        run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
+    assert str(err.value).splitlines() == ["rung '+ResNeSt': bad", "rung '+TTA': bad"]
+    assert runner.calls["train"] == 0 and not (tmp_path / "out").exists()

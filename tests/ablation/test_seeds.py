@@ -147,3 +147,40 @@ def test_single_seed_tables_are_unchanged(ladder, tmp_path):
     write_tables(res, tmp_path / "tables")
     assert (tmp_path / "tables" / "boost.md").read_text().startswith("| Methods |")
     assert not (tmp_path / "tables" / "boost-ci.csv").exists()
+
+
+def test_cli_seeds_trains_each_seed_and_prints_intervals(tmp_path, tiny_synthetic_root):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "stm-tiny.toml"
+    (tmp_path / "l.toml").write_text(f'[ladder]\nname = "two"\n\n[[rungs]]\nname = "Baseline"\ntrain_config = "{config}"\n'
+                                     '\n[[rungs]]\nname = "+lr"\nset = { "optim.lr" = 1e-3 }\n')
+    args = ["ablate", "--config", str(tmp_path / "l.toml"), "--data", str(tiny_synthetic_root), "--max-steps", "1",
+            "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--seeds", "2"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "cache" / "train").glob("*/last.pt"))) == 4  # 2 rungs x 2 seeds
+    output = " ".join(res.output.split())
+    assert "Mean ± std over 2 seeds" in output and "±" in output
+    rows = json.loads((tmp_path / "out" / "ladder.json").read_text())
+    assert sorted((r["rung"], r["seed"]) for r in rows) == [("+lr", 0), ("+lr", 1), ("Baseline", 0), ("Baseline", 1)]
+    bad = CliRunner().invoke(app, [*args[:-1], "0"])
+    assert bad.exit_code != 0
+
+
+def test_each_seed_pretrains_too(tmp_path):
+    (tmp_path / "train.toml").write_text("[train]\nmax_steps = 5\n")
+    (tmp_path / "pre.toml").write_text("[train]\nmax_steps = 3\n")
+    (tmp_path / "toy.toml").write_text(LADDER.replace('train_config = "train.toml"',
+                                                      'train_config = "train.toml"\npretrain_config = "pre.toml"'))
+    ladder = load_ladder(tmp_path / "toy.toml")
+    runner = SeededRunner()
+    res = run_ladder(ladder, tmp_path / "out", runner, seeds=2)
+    # 3 networks (the +TTA rung is +Depth's) x (pretraining + training) x 2 seeds
+    assert runner.calls["train"] == 12
+    for seed, rungs in enumerate(res.seeds):
+        trained = json.loads(rungs[1].checkpoint.read_text())
+        pretrained = json.loads(Path(trained["train.init_checkpoint"]).read_text())
+        assert trained.get("train.seed", 0) == pretrained.get("train.seed", 0) == seed

@@ -23,28 +23,26 @@ def _video(n: int, seed: int = 0) -> tuple[list[torch.Tensor], np.ndarray]:
     return frames, mask
 
 
-def _naive(model: StandInModel, frames, mask, mem_every: int = 5) -> list[torch.Tensor]:
-    """The STM evaluation loop written out directly: memory concatenated at every step."""
-    from vosbench.infer.engine import pad_amounts
-
-    l, r, t, b = pad_amounts(H, W, 16)
-    pad = lambda x: torch.nn.functional.pad(x, (l, r, t, b), mode="replicate")
+def _naive(model, frames, mask, mem_every: int = 5, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> list[torch.Tensor]:
+    """The STM evaluation loop written out directly: memory concatenated at every step, the
+    previous frame's soft masks memorised. ``pads`` (left, right, top, bottom), given by hand, zero-pad
+    every frame and mask first (STM's padding) and are cropped off the outputs."""
+    l, r, t, b = pads
+    pad = lambda x: torch.nn.functional.pad(x, pads)  # zeros: black frame, empty masks
+    crop = lambda x: x[..., t : x.shape[-2] - b, l : x.shape[-1] - r]
     m = torch.from_numpy(mask).long()
-    probs = torch.stack([(m == 0), (m == 1), (m == 3)]).float()[None]
-    probs = torch.nn.functional.pad(probs, (l, r, t, b))
-    probs[:, 0] = 1 - probs[:, 1:].sum(1)
-    keys, values, outs = [], [], [probs[0, :, t : t + H, l : l + W]]
+    probs = torch.stack([(m == 0), (m == 1), (m == 3)]).float()[None]  # 1,K+1,H,W
+    keys, values, outs = [], [], [probs[0]]
     with torch.inference_mode():
         for i in range(1, len(frames)):
-            prev = pad(frames[i - 1][None])
-            mem = model.encode_memory(prev, probs[:, 1:])
+            mem = model.encode_memory(pad(frames[i - 1][None]), pad(probs[:, 1:]))
             k_now, v_now = keys + [mem.key], values + [mem.value]
             q = model.encode_query(pad(frames[i][None]))
             out = model.segment(q, torch.stack(k_now, 3), torch.stack(v_now, 3))
-            probs = out.probs
+            probs = crop(out.probs)
             if (i - 1) % mem_every == 0:
                 keys, values = k_now, v_now
-            outs.append(probs[0, :, t : t + H, l : l + W])
+            outs.append(probs[0])
     return outs
 
 
@@ -63,6 +61,22 @@ def test_matches_reference_stm_loop():
     # frame t reads {0, 5, ...} below t-1 plus t-1
     expected = [len({f for f in range(0, t - 1, 5)} | {t - 1}) for t in range(1, 13)]
     assert model.read_sizes[:12] == expected
+
+
+def test_stm_model_matches_reference_loop_with_stm_padding():
+    """A real network on 40x56 frames: the engine equals the loop that pads by hand to 48x64
+    (4 rows/columns each side, zeros, masks empty outside the frame)."""
+    from vosbench.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("stm-tiny").eval()
+    frames, mask = _video(8)
+    core = InferenceCore(model, EngineConfig(mem_every=5))
+    got = [core.step(frames[0], mask)] + [core.step(f) for f in frames[1:]]
+    ref = _naive(model, frames, mask, pads=(4, 4, 4, 4))
+    for g, r in zip(got, ref):
+        assert g.shape == (3, H, W)
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
 
 
 def test_first_frame_is_ground_truth_and_probs_sum_to_one():

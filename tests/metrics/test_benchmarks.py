@@ -274,3 +274,27 @@ def test_cli_prints_the_task_used(tmp_path):
     assert "task: DAVIS-2016 (detected: every first annotation holds only 0 and 255" in text
     forced = CliRunner().invoke(app, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1", "--task", "davis2016"])
     assert forced.exit_code == 0 and "task: DAVIS-2016 (given with --task)" in " ".join(forced.output.split())
+
+
+@pytest.mark.slow
+def test_real_clips_as_davis2016_equal_vos_benchmark(real_vos_root, tmp_path):
+    """The real DAVIS clips turned into DAVIS-2016 as distributed (every object = 255, grey), with
+    eroded predictions in the same encoding: every sequence equals vos-benchmark to 1e-9."""
+    import cv2
+
+    root, res = tmp_path / "d16", tmp_path / "r16"
+    lines = []
+    for name in (real_vos_root / "ImageSets" / "2017" / "val.txt").read_text().split():
+        for p in sorted((real_vos_root / "Annotations" / "480p" / name).glob("*.png")):
+            g = np.where(np.array(Image.open(p)) > 0, 255, 0).astype(np.uint8)
+            _grey(root / "Annotations" / "480p" / name / p.name, g)
+            _grey(res / name / p.name, cv2.erode(g, np.ones((7, 7), np.uint8)))
+            lines.append(f"/JPEGImages/480p/{name}/{p.stem}.jpg /Annotations/480p/{name}/{p.name}")
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    (root / "ImageSets" / "480p" / "val.txt").write_text("\n".join(lines) + "\n")
+    result = evaluate_results(root, res, workers=2, write_csv=False)
+    assert result.task == "davis2016" and len(result.objects) == 5
+    for o in result.objects:
+        j_ref, f_ref = _vos_benchmark(root / "Annotations" / "480p" / o.sequence, res / o.sequence)
+        assert o.j.mean == pytest.approx(j_ref[255], abs=1e-9)
+        assert o.f.mean == pytest.approx(f_ref[255], abs=1e-9)

@@ -154,3 +154,55 @@ def test_imagenet_weights_for_a_flattened_features_trunk(tmp_path):
     assert w[:, 4].abs().max() == 0
     dw = bb.body.stages_2.blocks[0].conv_dw.weight
     torch.testing.assert_close(dw, state["stages.2.blocks.0.conv_dw.weight"])
+
+
+@pytest.fixture
+def timm_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache in ``tmp_path`` with the hub offline (no test reaches the real hub);
+    ``put(tag, state)`` stores weights where timm's pretrained loading finds them."""
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    cache = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def put(tag: str, state: dict) -> None:
+        repo = cache / f"models--timm--{tag}"
+        snapshot = repo / "snapshots" / ("0" * 40)
+        snapshot.mkdir(parents=True)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0" * 40)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / "model.safetensors"))
+
+    return put
+
+
+def test_timm_tag_loads_through_timms_cache_with_extra_channels_initialised(timm_cache, resnet18_weights):
+    _, state = resnet18_weights
+    timm_cache("resnet18.a1_in1k", state)
+    model = build_model("dstm-tiny", backbone_weights="timm:resnet18.a1_in1k")
+    rgb = state["conv1.weight"]
+    q = model.query_encoder.backbone.body.conv1.weight  # RGB + depth
+    m = model.memory_encoder.backbone.body.conv1.weight  # RGB + depth + mask + other mask
+    torch.testing.assert_close(q[:, :3], rgb)
+    torch.testing.assert_close(q[:, 3], rgb.mean(dim=1))  # depth: mean of the RGB filters
+    torch.testing.assert_close(m[:, 3], rgb.mean(dim=1))
+    assert m[:, 4:].abs().max() == 0  # the two mask channels start at zero
+    torch.testing.assert_close(model.memory_encoder.backbone.body.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])
+
+
+def test_timm_tag_offline_without_cache_is_one_line_naming_tag_and_local_file(timm_cache):
+    from vosbench.models.backbone import BackboneWeightsUnavailable
+
+    with pytest.raises(BackboneWeightsUnavailable) as err:
+        build_model("stm-tiny", backbone_weights="timm:resnet18.a1_in1k")
+    message = str(err.value)
+    assert "\n" not in message and "timm:resnet18.a1_in1k" in message and "local" in message
+
+
+def test_bad_timm_tags(timm_cache):
+    with pytest.raises(ConfigError, match="unknown timm pretrained tag"):
+        build_model("stm-tiny", backbone_weights="timm:resnet18.no_such_tag")
+    with pytest.raises(ConfigError, match="weights of 'resnet50'"):
+        build_model("stm-tiny", backbone_weights="timm:resnet50.tv_in1k")

@@ -55,6 +55,29 @@ def test_sizes_not_multiple_of_16_are_padded_and_cropped(scm_model):
     assert out.logits.shape == (1, 3, 50, 70)
 
 
+def test_padding_is_stms_rule_black_image_and_empty_masks_centred(dstm_model):
+    """50x70 -> 64x80 by hand: 7 rows above, 7 below, 5 columns left, 5 right, zeros on the [0, 1]
+    image, depth and masks; the model on the unpadded frame equals it on the hand-padded one."""
+    m = dstm_model
+    inputs = make_inputs(m, batch=1, objects=2, size=(50, 70))
+    pads = (5, 5, 7, 7)
+    padded = {k: None if v is None else torch.nn.functional.pad(v, pads) for k, v in inputs.items()}
+    with torch.no_grad():
+        q = m.encode_query(inputs["image"], inputs["depth"])
+        q_ref = m.encode_query(padded["image"], padded["depth"])
+        mem = m.encode_memory(inputs["mem_image"], inputs["masks"], inputs["mem_depth"])
+        mem_ref = m.encode_memory(padded["mem_image"], padded["masks"], padded["mem_depth"])
+        out = m.segment(q, mem.key.unsqueeze(3), mem.value.unsqueeze(3))
+        out_ref = m.segment(q_ref, mem_ref.key.unsqueeze(3), mem_ref.value.unsqueeze(3))
+    black = (-torch.tensor([0.485, 0.456, 0.406]) / torch.tensor([0.229, 0.224, 0.225])).view(3, 1)
+    assert q.image.shape[-2:] == (64, 80)
+    torch.testing.assert_close(q.image[0, :, :7].flatten(1), black.expand(3, 7 * 80))  # rows above
+    torch.testing.assert_close(q.image[0, :, :, -5:].flatten(1), black.expand(3, 64 * 5))  # right columns
+    assert torch.equal(q.key, q_ref.key) and torch.equal(mem.value, mem_ref.value)
+    assert out.logits.shape == (1, 3, 50, 70)
+    torch.testing.assert_close(out.logits, out_ref.logits[..., 7:57, 5:75])
+
+
 def test_invalid_objects_get_zero_probability(scm_model):
     inputs = make_inputs(scm_model, batch=2, objects=3)
     valid = torch.tensor([[True, False, True], [True, True, False]])

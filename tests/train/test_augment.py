@@ -84,6 +84,19 @@ def test_crop_origin_covers_union_bbox() -> None:
     assert A.union_bbox([void]) is None
 
 
+def test_crop_larger_than_frame_centres_it_like_inference_padding() -> None:
+    rng = np.random.default_rng(0)
+    # 10x20 frame in a 16x24 crop: 6 rows -> 3 above, 3 below; 4 columns -> 2 left, 2 right
+    assert A.random_crop_origin(rng, (10, 20), (16, 24)) == (-3, -2)
+    # 11 rows in 16: the odd row of padding goes below (floor half above), as vosbench.padding does
+    assert A.random_crop_origin(rng, (11, 20), (16, 24))[0] == -2
+    f = _frame()
+    h, w = f.size
+    out = A.crop(f, (-3, -2), (h + 6, w + 4))
+    assert np.array_equal(out.image[3 : 3 + h, 2 : 2 + w], f.image)
+    assert not out.image[:3].any() and not out.mask[:, :2].any() and not out.image[-3:].any()
+
+
 def test_color_jitter_changes_only_the_image() -> None:
     f = _frame()
     out = A.color_jitter(f.image, np.random.default_rng(0), brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05)

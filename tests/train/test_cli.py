@@ -63,6 +63,37 @@ def test_bad_input_is_one_line(config_file: Path, tmp_path: Path, args: list[str
     assert not (tmp_path / "r" / "last.pt").exists()
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "train.allow_random_init=false"], "model.backbone_weights"),
+    (["--set", "model.overrides.backbone_weights=timm:resnet18.no_such_tag"], "unknown timm pretrained tag"),
+    (["--set", "model.overrides.backbone_weights=timm:resnet50.tv_in1k"], "weights of 'resnet50'"),
+    (["--set", "model.overrides.backbone_weights=WEIGHTS"], "resnet18"),  # a resnet34 file for a resnet18 trunk
+    (["--set", "model.preset=scm-tiny", "--set", "train.init_checkpoint=CKPT", "--set", "train.init_strict=true"],
+     "differs"),
+])
+def test_bad_start_weights_are_one_line_before_any_step(config_file: Path, tmp_path: Path, args: list[str],
+                                                        needle: str) -> None:
+    import timm
+    import torch
+
+    from vosbench.models import build_model, save_checkpoint
+
+    weights, ckpt = tmp_path / "resnet34.pth", tmp_path / "stm.pt"
+    torch.save(timm.create_model("resnet34", pretrained=False).state_dict(), weights)
+    save_checkpoint(ckpt, build_model("stm-tiny"))
+    args = [a.replace("WEIGHTS", str(weights)).replace("CKPT", str(ckpt)) for a in args]
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), "--device", "cpu",
+                                 *args])
+    _one_line_error(result, needle)
+    assert not (tmp_path / "r").exists()
+
+
+def test_allow_random_init_flag(config_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--config", str(config_file), "--out", str(tmp_path / "r"), "--device", "cpu",
+                                 "--max-steps", "1", "--set", "train.allow_random_init=false", "--allow-random-init"])
+    assert result.exit_code == 0, result.output
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--config", str(tmp_path / "nope.toml")])
     _one_line_error(result, "config file not found")

@@ -85,3 +85,16 @@ def test_no_prior_without_spatial_module() -> None:
     net = _Recorder()
     clip_forward(net, _batch(), _Cfg(spatial_prior=False))
     assert net.priors == [None, None]
+
+
+def test_ground_truth_prior_comes_from_the_samples_prior_masks() -> None:
+    """SCM §2.3: a sample's ``prior`` (the video frame before each target) feeds the spatial prior, not
+    the previous sampled frame's mask; in the final phase the own prediction replaces it."""
+    net, batch = _Recorder(), _batch()
+    batch["prior"] = torch.rand(1, 3, 2, 4, 5).round()
+    clip_forward(net, batch, _Cfg(), own_prior=False)
+    assert torch.equal(net.priors[0], batch["prior"][:, 1]) and torch.equal(net.priors[1], batch["prior"][:, 2])
+    net = _Recorder()
+    clip_forward(net, batch, _Cfg(), own_prior=True)
+    assert torch.equal(net.priors[0], batch["masks"][:, 0])
+    assert not torch.equal(net.priors[1], batch["prior"][:, 2])

@@ -172,3 +172,40 @@ def test_epoch_max_skip_reaches_the_frame_sampler(make_davis_root: Callable[...,
         ds[0]
         assert seen and set(seen) == {skip}
         seen.clear()
+
+
+def test_scm_prior_is_the_ground_truth_of_the_video_frame_before_each_target(tmp_path: Path) -> None:
+    """SCM §2.3: with large skips the prior of a sampled frame is frame t-1 of the video, not the
+    previous sampled frame. Each frame's mask is a bar at its own column, so a mask names its frame."""
+    from vosbench.data.imageio import read_mask
+
+    root, n, (h, w) = tmp_path / "davis", 12, (32, 64)
+    for i in range(n):
+        m = np.zeros((h, w), np.uint8)
+        m[8:24, 4 * i:4 * i + 6] = 1
+        write_frame(root / "JPEGImages" / "480p" / "bars" / f"{i:05d}.jpg", np.full((h, w, 3), 90, np.uint8))
+        write_mask(root / "Annotations" / "480p" / "bars" / f"{i:05d}.png", m)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "train.txt").write_text("bars\n")
+    truth = [read_mask(root / "Annotations" / "480p" / "bars" / f"{i:05d}.png") == 1 for i in range(n)]
+    identity = AugmentSection(flip=False, rotate=0.0, scale=(1.0, 1.0), shear=0.0, brightness=0.0, contrast=0.0,
+                              saturation=0.0, hue=0.0)
+    data = _data(root, crop=(h, w), short_side=(h, h), max_objects=1, samples_per_epoch=16)
+    ds = ClipDataset(open_sources(data), data, identity, seed=0, prior=True)
+    ds.set_epoch(0, 5)
+
+    def frame_of(mask: torch.Tensor) -> int:
+        return next(i for i in range(n) if np.array_equal(mask.numpy() > 0, truth[i]))
+
+    gaps = 0
+    for index in range(16):
+        s = ds[index]
+        frames = [frame_of(s["masks"][t, 0]) for t in range(3)]
+        assert frames == sorted(set(frames))
+        for t in (1, 2):
+            assert frame_of(s["prior"][t, 0]) == frames[t] - 1
+        gaps += any(frames[t] - frames[t - 1] > 1 for t in (1, 2))
+    assert gaps > 0  # some clips skipped frames, so the prior is not simply the previous sampled frame
+    plain = ClipDataset(open_sources(data), data, identity, seed=0)  # models without the prior load none
+    plain.set_epoch(0, 5)
+    assert "prior" not in plain[0]

@@ -22,6 +22,9 @@
 A rung inherits everything from the rung before it and applies its own changes: ``train_config``
 replaces, ``set`` and ``infer`` update key by key, ``features`` adds (``drop_features`` removes).
 ``checkpoint = "path.pt"`` reuses a finished checkpoint instead of training.
+``pretrain_config = "cfg.toml"`` (inherited; ``""`` stops it) gives the rung its own pretraining
+stage: that config trained with the rung's ``model.*`` overrides (so the same network), whose last
+checkpoint becomes the rung's ``train.init_checkpoint``; rungs with the same network share it.
 ``ensemble = ["+Spatial constraint"]`` (not inherited) averages this rung's model with the models
 of the named earlier rungs at inference (equal weights), as in the SCM entry's last row.
 """
@@ -29,6 +32,7 @@ of the named earlier rungs at inference (equal weights), as in the SCM entry's l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +42,9 @@ from vosbench.errors import ConfigError
 from vosbench.tomlcompat import tomllib
 
 _LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features", "device"}
-_RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble"}
+_RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble",
+              "pretrain_config"}
+INIT_KEY = "train.init_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,20 @@ class RungSpec:
     features: tuple[str, ...]
     checkpoint: Path | None = None
     ensemble: tuple[str, ...] = ()  # earlier rungs whose models join this rung's at inference
+    pretrain_config: Path | None = None  # this rung's own pretraining stage (see the module docstring)
+
+    def pretraining(self) -> RungSpec | None:
+        """The rung's pretraining stage as a training-only rung: its config with the rung's model."""
+        if self.pretrain_config is None or self.checkpoint is not None:
+            return None
+        model = {k: v for k, v in self.train_overrides.items() if k.startswith("model.")}
+        return RungSpec(name=f"{self.name} (pretraining)", train_config=self.pretrain_config,
+                        train_overrides=model, infer_options={}, features=())
+
+    def starting_from(self, checkpoint: Path) -> RungSpec:
+        """This rung with ``train.init_checkpoint`` set to ``checkpoint`` (its pretraining stage's)."""
+        return dataclasses.replace(self, train_overrides={**self.train_overrides, INIT_KEY: str(checkpoint)},
+                                   pretrain_config=None)
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
     overrides: dict[str, Any] = {}
     infer: dict[str, Any] = {}
     enabled: list[str] = []
+    pretrain: Path | None = None
     names: set[str] = set()
     for i, r in enumerate(rungs_raw):
         rwhere = f"{where} rung {i + 1}"
@@ -108,6 +129,10 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
             train_config = rel(r["train_config"])
             if train_config is not None and not train_config.is_file():
                 raise ConfigError(f"{rwhere}: training config {train_config} not found")
+        if "pretrain_config" in r:
+            pretrain = rel(r["pretrain_config"]) if r["pretrain_config"] else None
+            if pretrain is not None and not pretrain.is_file():
+                raise ConfigError(f"{rwhere}: pretraining config {pretrain} not found")
         overrides = {**overrides, **dict(r.get("set", {}))}
         infer = {**infer, **dict(r.get("infer", {}))}
         for f in r.get("features", ()):
@@ -136,6 +161,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
                 features=tuple(enabled),
                 checkpoint=ckpt,
                 ensemble=tuple(ensemble),
+                pretrain_config=pretrain,
             )
         )
     data = head.get("data")

@@ -2,7 +2,8 @@
 
 Cache layout under the ladder's output folder::
 
-    train/<key>/last.pt        finished training (renamed from train/<key>.work when done)
+    train/<key>/last.pt        finished training (renamed from train/<key>.work when done); a rung's
+                               pretraining stage is a training step of its own
     infer/<key>/<seq>/*.png    finished inference (built in a temp folder, then renamed)
     eval/<key>/metrics.json    evaluation result
 
@@ -12,7 +13,8 @@ ladder resumes at the first unfinished step (an interrupted training resumes fro
 
 With ``seeds=N`` every training rung is trained N times: seed 0 is the rung as written (same keys,
 same cache as a single-seed run), seed ``s >= 1`` adds the training override ``train.seed = s``
-(network init and sample order), so each seed is its own cached training, inference and evaluation.
+(network init and sample order) to the rung and to its pretraining stage, so each seed is its own
+cached pretraining, training, inference and evaluation.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Protocol
 
 from vosbench import __version__
 from vosbench.ablation.ladder import LadderConfig, RungSpec
-from vosbench.errors import ConfigError
+from vosbench.errors import ConfigError, VosbenchError
 from vosbench.fsutil import atomic_dir, atomic_write_text, sha256_file
 from vosbench.progress import Progress, ensure_progress
 
@@ -46,7 +48,8 @@ class StepRunner(Protocol):
         """A string that changes when the dataset changes."""
 
     def check(self, rung: RungSpec) -> None:
-        """Raise a VosbenchError if the rung cannot run (unknown preset, bad key) — before any work."""
+        """Raise a VosbenchError if the rung cannot run (unknown preset, bad key, an init checkpoint
+        that does not fit) — before any work; one line per problem."""
 
     def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
         """Train into ``work_dir`` (resuming if it holds a checkpoint); return the final checkpoint."""
@@ -89,19 +92,39 @@ def content_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def train_key(rung: RungSpec, data_fp: str) -> str:
+def train_key(rung: RungSpec, data_fp: str, pretrain: str | None = None) -> str:
+    """``pretrain``: the key of the pretraining step the rung starts from."""
     if rung.checkpoint is not None:
         return "ckpt-" + sha256_file(rung.checkpoint)[:16]
     assert rung.train_config is not None
-    return content_key(
-        {
-            "step": "train",
-            "version": __version__,
-            "config": rung.train_config.read_text(encoding="utf-8"),
-            "overrides": rung.train_overrides,
-            "data": data_fp,
-        }
-    )
+    payload = {
+        "step": "train",
+        "version": __version__,
+        "config": rung.train_config.read_text(encoding="utf-8"),
+        "overrides": rung.train_overrides,
+        "data": data_fp,
+    }
+    if pretrain is not None:
+        payload["pretrain"] = pretrain
+    return content_key(payload)
+
+
+def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> tuple[Path, bool]:
+    """Train ``rung`` into ``store/train/<key>`` unless it is there -> (checkpoint, ran now)."""
+    final = store / "train" / key
+    ckpt = final / "last.pt"
+    if ckpt.is_file():
+        return ckpt, False
+    work = store / "train" / f"{key}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    log.info("[%s] training (%s)", rung.name, key)
+    produced = runner.train(rung, work, progress)
+    if produced.resolve() != (work / "last.pt").resolve():
+        shutil.copy2(produced, work / "last.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+    return ckpt, True
 
 
 def seeded_rung(rung: RungSpec, seed: int) -> RungSpec:
@@ -132,8 +155,14 @@ def run_ladder(
     store = Path(cache) if cache is not None else out
     progress = ensure_progress(progress)
     data_fp = runner.data_fingerprint()
+    problems = []
     for rung in ladder.rungs:  # every rung is checked before any work (or folder) is made
-        runner.check(rung)
+        try:
+            runner.check(rung)
+        except VosbenchError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
     out.mkdir(parents=True, exist_ok=True)
     per_seed = [_run_seed(ladder, store, runner, progress, data_fp, seed) for seed in range(seeds)]
     result = LadderResult(ladder, per_seed[0], per_seed)
@@ -154,27 +183,22 @@ def _run_seed(ladder: LadderConfig, store: Path, runner: StepRunner, progress: P
     for spec in ladder.rungs:
         rung = seeded_rung(spec, seed)
         ran: dict[str, bool] = {}
-        # -- train
-        tkey = train_key(rung, data_fp)
+        # -- pretrain (the rung's own stage, when it has one), then train
+        pretraining = rung.pretraining()
+        pkey = None
+        if pretraining is not None:
+            pretraining = seeded_rung(pretraining, seed)  # each seed its own pretraining too
+            pkey = train_key(pretraining, data_fp)
+            pre_ckpt, ran["pretrain"] = _train_step(pretraining, pkey, store, runner, progress)
+            rung_to_train = rung.starting_from(pre_ckpt)
+        else:
+            rung_to_train = rung
+        tkey = train_key(rung, data_fp, pretrain=pkey)
         if rung.checkpoint is not None:
             ckpt = rung.checkpoint
             ran["train"] = False
         else:
-            final = store / "train" / tkey
-            ckpt = final / "last.pt"
-            if ckpt.is_file():
-                ran["train"] = False
-            else:
-                work = store / "train" / f"{tkey}.work"
-                work.mkdir(parents=True, exist_ok=True)
-                log.info("[%s] training seed %d (%s)", rung.name, seed, tkey)
-                produced = runner.train(rung, work, progress)
-                if produced.resolve() != (work / "last.pt").resolve():
-                    shutil.copy2(produced, work / "last.pt")
-                if final.exists():
-                    shutil.rmtree(final)
-                work.rename(final)
-                ran["train"] = True
+            ckpt, ran["train"] = _train_step(rung_to_train, tkey, store, runner, progress)
         # -- infer
         payload = {
             "step": "infer",

@@ -11,7 +11,7 @@ from typing import Any
 
 from vosbench.ablation.ladder import RungSpec
 from vosbench.depth.prepare import NORMALIZATION_FILE
-from vosbench.errors import ConfigError, DataError
+from vosbench.errors import ConfigError, DataError, VosbenchError
 from vosbench.progress import Progress
 
 
@@ -40,10 +40,17 @@ def lookalike_sequences(data: Path) -> set[str]:
 
 
 class VosbenchSteps:
-    """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``."""
+    """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``.
+
+    ``replace_data``: every rung trains on ``data`` alone (its training split), whatever dataset mix
+    its configs name (``ablate --data``); otherwise ``data`` only sets ``data.root``. ``overrides``
+    (``ablate --set``) apply to every training stage after the rung's own; ``allow_random_init`` as
+    ``train --allow-random-init``.
+    """
 
     def __init__(self, data: str | os.PathLike, split: str = "val", resolution: str = "480p",
-                 device: str = "cpu", max_steps: int | None = None, workers: int | None = None):
+                 device: str = "cpu", max_steps: int | None = None, workers: int | None = None,
+                 *, replace_data: bool = False, overrides: Sequence[str] = (), allow_random_init: bool = False):
         self.data = Path(data)
         if not self.data.is_dir():
             raise DataError(f"{self.data}: dataset root not found")
@@ -52,6 +59,9 @@ class VosbenchSteps:
         self.device = device
         self.max_steps = max_steps
         self.workers = workers
+        self.replace_data = replace_data
+        self.extra_overrides = list(overrides)
+        self.allow_random_init = allow_random_init
 
     def data_fingerprint(self) -> str:
         """Hash of the dataset's manifest, split lists and depth records (`prepare depth` writes one
@@ -64,16 +74,38 @@ class VosbenchSteps:
             if p.is_file():
                 h.update(str(p.relative_to(self.data)).encode() + b"\0" + p.read_bytes())
         h.update(f"{self.split}/{self.resolution}/max_steps={self.max_steps}".encode())
+        h.update(json.dumps({"replace_data": self.replace_data, "set": self.extra_overrides}).encode())
         return h.hexdigest()[:16]
 
     def _overrides(self, rung: RungSpec) -> list[str]:
-        return [f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()]
+        own = [f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()]
+        data = ["data.sources=[]"] if self.replace_data else []  # one `davis` source at data.root
+        return own + data + self.extra_overrides
+
+    def _check_stage(self, rung: RungSpec, producer: RungSpec | None) -> Any:
+        """Resolve a training stage, build its model (meta device) and check its initial weights
+        (``producer``: the stage that will write its init checkpoint) -> its ModelConfig."""
+        from vosbench.train.init import check_start, model_shapes
+        from vosbench.train.loop import model_config
+        from vosbench.train.run import resolve_run_config
+
+        assert rung.train_config is not None
+        try:
+            cfg = resolve_run_config(rung.train_config, data=self.data, overrides=self._overrides(rung))
+            model_cfg = model_config(cfg)
+            model_shapes(model_cfg)
+            producer_cfg = self._check_stage(producer, None) if producer is not None else None
+            if producer is not None:
+                cfg.train.init_checkpoint = f"the checkpoint of {producer.name!r}"
+            check_start(cfg.train, model_cfg, allow_random_init=self.allow_random_init, producer=producer_cfg)
+        except VosbenchError as exc:
+            raise ConfigError(f"rung {rung.name!r}: {exc}") from None
+        return model_cfg
 
     def check(self, rung: RungSpec) -> None:
-        """Resolve the rung's training config, model preset and inference options (no training)."""
+        """Resolve the rung's training config(s), build its model(s), check their initial weights
+        (the init checkpoint, or the pretraining stage that will write it) and the inference options."""
         from vosbench.infer.run import InferOptions
-        from vosbench.models import get_preset
-        from vosbench.train.run import resolve_run_config
 
         try:
             options = InferOptions.resolve(**rung.infer_options)
@@ -84,12 +116,7 @@ class VosbenchSteps:
             if not rung.checkpoint.is_file():
                 raise DataError(f"rung {rung.name!r}: checkpoint {rung.checkpoint} not found")
             return
-        assert rung.train_config is not None
-        try:
-            cfg = resolve_run_config(rung.train_config, data=self.data, overrides=self._overrides(rung))
-            get_preset(cfg.model.preset, **cfg.model.overrides)
-        except ConfigError as exc:
-            raise ConfigError(f"rung {rung.name!r}: {exc}") from None
+        self._check_stage(rung, rung.pretraining())
 
     def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
         from vosbench.train.run import train_from_config
@@ -104,6 +131,7 @@ class VosbenchSteps:
             device=self.device,
             overrides=self._overrides(rung),
             progress=progress,
+            allow_random_init=self.allow_random_init,
         )
         return result.last_checkpoint
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from vosbench.padding import split_padding
+
 BBox = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
 
 
@@ -171,9 +173,13 @@ def union_bbox(masks: list[np.ndarray] | tuple[np.ndarray, ...]) -> BBox | None:
 
 
 def _window_start(rng: np.random.Generator, length: int, crop: int, lo: int, hi: int) -> int:
-    """Start of a window of ``crop`` in [0, length) covering [lo, hi) if possible, else inside it."""
+    """Start of a window of ``crop`` in [0, length) covering [lo, hi) if possible, else inside it.
+
+    A window longer than the frame starts before it: the frame sits centred in the crop, padded as
+    inference pads (:func:`vosbench.padding.split_padding`).
+    """
     if length <= crop:
-        return 0
+        return -split_padding(crop - length)[0]
     max_start = length - crop
     if hi - lo <= crop:
         a, b = max(0, hi - crop), min(lo, max_start)
@@ -187,7 +193,10 @@ def _window_start(rng: np.random.Generator, length: int, crop: int, lo: int, hi:
 def random_crop_origin(
     rng: np.random.Generator, size: tuple[int, int], crop: tuple[int, int], bbox: BBox | None = None
 ) -> tuple[int, int]:
-    """Top-left (y, x) of a ``crop`` = (h, w) window; around ``bbox`` when given (uniform otherwise)."""
+    """Top-left (y, x) of a ``crop`` = (h, w) window; around ``bbox`` when given (uniform otherwise).
+
+    Where the frame is smaller than the crop the origin is negative and :func:`crop` pads.
+    """
     h, w = size
     ch, cw = crop
     if bbox is None:
@@ -198,7 +207,8 @@ def random_crop_origin(
 
 
 def crop(frame: AugFrame, origin: tuple[int, int], size: tuple[int, int]) -> AugFrame:
-    """Crop ``size`` = (h, w) at ``origin`` = (y, x); zero-pads (background) where it leaves the frame."""
+    """Crop ``size`` = (h, w) at ``origin`` = (y, x); zero-pads (black image, background mask, zero
+    depth) where it leaves the frame, the padding values of :mod:`vosbench.padding`."""
     y, x = origin
     ch, cw = size
     h, w = frame.size

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from vosbench.data.davis import RESOLUTIONS, DavisDataset
+from vosbench.data.names import check_name
 from vosbench.errors import DataError
 
 # where a split may be listed, most specific first
@@ -33,24 +34,17 @@ def davis2016_split_file(root: str | os.PathLike, split: str) -> Path | None:
     return None
 
 
-def safe_sequence_name(name: str, source: Path) -> str:
-    """``name`` when it is one plain path component, else a DataError naming ``source``."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
-        raise DataError(f"{source}: {name!r} is not a sequence name (one folder name expected)")
-    return name
-
-
 def parse_split_lines(text: str, source: Path) -> list[str]:
     """Sequence names of a split file: plain names, or DAVIS-2016 frame lines (``/JPEGImages/480p/<seq>/<frame>``)."""
     names: dict[str, None] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         first = line.split()[0]
         parts = [p for p in first.split("/") if p]
         name = parts[-2] if len(parts) >= 3 else first
-        names[safe_sequence_name(name, source)] = None
+        names[check_name(name, f"{source}:{number}", "sequence name")] = None
     return list(names)
 
 

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 from vosbench.data.davis import VideoSequence
-from vosbench.data.davis2016 import safe_sequence_name
+from vosbench.data.names import check_name
 from vosbench.data.mose import SplitLayout
 from vosbench.errors import DataError
 
@@ -75,7 +75,7 @@ def _parse_meta(path: Path) -> dict[str, dict[int, LvosObject]]:
         raise DataError(f'{path}: expected an object with a "videos" mapping')
     out: dict[str, dict[int, LvosObject]] = {}
     for vid, entry in videos.items():
-        safe_sequence_name(str(vid), path)
+        check_name(str(vid), str(path), "video name")
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict):
             raise DataError(f'{path}: video {vid!r} has no "objects" mapping')

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files
-from vosbench.data.davis2016 import safe_sequence_name
+from vosbench.data.names import check_name
 from vosbench.errors import DataError
 
 MOSE_SPLITS = ("train", "valid", "test")
@@ -28,7 +28,7 @@ def _video_folders(folder: Path) -> list[str]:
         names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
         raise DataError(f"{folder}: cannot list the videos ({exc.strerror or exc})") from None
-    return [safe_sequence_name(n, folder) for n in names]
+    return [check_name(n, str(folder), "video name") for n in names]
 
 
 class SplitLayout:

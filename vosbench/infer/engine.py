@@ -36,9 +36,13 @@ from vosbench.errors import ConfigError
 from vosbench.infer.memory import MemoryBank
 from vosbench.models.aggregate import soft_aggregate
 
-# A 1000-frame video at mem_every=5 would otherwise hold 200 memory frames; 24 covers every
-# DAVIS-2017 val/test video (<= 104 frames -> 21 permanent + 1 temporary) without eviction.
-DEFAULT_MAX_MEM_FRAMES = 24
+# The cap is a guard for long videos; STM never evicts. At mem_every=5 a video of T frames reads
+# at most floor((T-2)/5) + 1 permanent frames plus the temporary slot: the longest DAVIS-2017
+# video (104 frames) needs 22, a YouTube-VOS video at 30 fps (<= 180 frames, objects joining on
+# annotated frames, which are on the 5-frame schedule) needs 37, and at 6 fps (<= 36 frames) 8
+# plus one per object joining off the schedule. 40 keeps every frame STM keeps on both datasets.
+# Memory per frame and object at 854x480 (30x54 positions, 128 + 512 channels): 4.1 MB in fp32.
+DEFAULT_MAX_MEM_FRAMES = 40
 
 
 @dataclass
@@ -47,7 +51,6 @@ class EngineConfig:
 
     mem_every: int = 5
     max_mem_frames: int = DEFAULT_MAX_MEM_FRAMES  # frames read at once, temporary frame included
-    pad_multiple: int = 16
     hard_prior: bool = True  # spatial prior = one-hot of the previous prediction (SCM: "0-1 mask")
     amp: bool = True  # autocast (float16) on CUDA
     channels_last: bool = True  # on CUDA
@@ -57,8 +60,6 @@ class EngineConfig:
             raise ConfigError(f"mem_every must be >= 1, got {self.mem_every}")
         if self.max_mem_frames < 2:
             raise ConfigError(f"max_mem_frames must be >= 2 (first + previous frame), got {self.max_mem_frames}")
-        if self.pad_multiple < 1:
-            raise ConfigError(f"pad_multiple must be >= 1, got {self.pad_multiple}")
         return self
 
 
@@ -76,10 +77,10 @@ class PendingFrame:
     """The previous frame, kept until the next step memory-encodes it."""
 
     frame: int
-    image: Tensor  # 1,3,Hp,Wp
-    depth: Tensor | None  # 1,1,Hp,Wp
+    image: Tensor  # 1,3,H,W
+    depth: Tensor | None  # 1,1,H,W
     query: Any
-    probs: Tensor  # 1,K+1,Hp,Wp
+    probs: Tensor  # 1,K+1,H,W
     introduced: bool  # objects joined on this frame (its memory is protected from eviction)
 
 
@@ -92,15 +93,8 @@ class EngineState:
     size: tuple[int, int] | None = None  # H,W of the video
     object_ids: list[int] = field(default_factory=list)
     groups: list[ObjectGroup] = field(default_factory=list)
-    prev_probs: Tensor | None = None  # 1,K+1,Hp,Wp
+    prev_probs: Tensor | None = None  # 1,K+1,H,W
     pending: PendingFrame | None = None
-
-
-def pad_amounts(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) padding that makes ``h, w`` multiples of ``multiple`` (centred)."""
-    ph = (-h) % multiple
-    pw = (-w) % multiple
-    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -192,24 +186,23 @@ class InferenceCore:
         if self.needs_depth and depth is None:
             raise ConfigError("this model takes depth (D-STM) but no depth map was given for the frame")
 
-        pads = pad_amounts(h, w, self.config.pad_multiple)
-        img = self._pad(image.to(self.device, torch.float32)[None], pads, "replicate")
+        # Frames go to the model at their own size: the model pads (vosbench.padding, STM's rule),
+        # so memorised masks are zero outside the frame and outputs come back at H,W.
+        img = image.to(self.device, torch.float32)[None]
         if self.device.type == "cuda" and self.config.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         dep = None
         if self.needs_depth:
             dep = depth.to(self.device, torch.float32).reshape(1, 1, h, w)
-            dep = self._pad(dep, pads, "replicate")
 
         new_ids: list[int] = []
-        mask_p = None
+        given = None
         if mask is not None:
-            m = mask_to_tensor(mask, self.device)
-            if tuple(m.shape) != (h, w):
-                raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, frame is {w}x{h}")
-            objects = object_ids_in(m) if objects is None else [int(o) for o in objects]
+            given = mask_to_tensor(mask, self.device)
+            if tuple(given.shape) != (h, w):
+                raise ValueError(f"mask is {given.shape[1]}x{given.shape[0]}, frame is {w}x{h}")
+            objects = object_ids_in(given) if objects is None else [int(o) for o in objects]
             new_ids = [o for o in objects if o not in st.object_ids]
-            mask_p = self._pad(m[None, None].float(), pads, "constant")[0, 0].long()
 
         with self._autocast():
             self._flush_pending()
@@ -217,23 +210,16 @@ class InferenceCore:
             if st.object_ids or new_ids:
                 query = self.model.encode_query(img, depth=dep)
             probs = self._predict(query, img.shape[-2:])
-        if mask_p is not None:
-            probs = self._apply_mask(probs, mask_p, objects, new_ids)
+        if given is not None:
+            probs = self._apply_mask(probs, given, objects, new_ids)
 
         st.prev_probs = probs
         if st.object_ids:
             st.pending = PendingFrame(st.frame, img, dep, query, probs, introduced=bool(new_ids))
         st.frame += 1
-        left, _, top, _ = pads
-        return probs[0, :, top : top + h, left : left + w]
+        return probs[0]
 
     # ---- internals --------------------------------------------------------------------------
-    @staticmethod
-    def _pad(x: Tensor, pads: tuple[int, int, int, int], mode: str) -> Tensor:
-        if not any(pads):
-            return x
-        return F.pad(x, pads, mode=mode) if mode != "constant" else F.pad(x, pads, value=0.0)
-
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda" and self.config.amp:
             return torch.autocast("cuda", dtype=torch.float16)
@@ -260,7 +246,7 @@ class InferenceCore:
         return prev[:, 1 + a : 1 + b]
 
     def _predict(self, query: Any, size: tuple[int, int]) -> Tensor:
-        """Probabilities 1,K+1,Hp,Wp of the known objects (background only when there are none)."""
+        """Probabilities 1,K+1,H,W of the known objects (background only when there are none)."""
         st = self.state
         k = len(st.object_ids)
         if k == 0:

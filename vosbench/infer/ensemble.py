@@ -3,7 +3,9 @@
 Per video, every member gets its own :class:`~vosbench.infer.tta.TTAInference` (optionally on
 an online-finetuned copy of its model); the per-object probabilities of the members are averaged
 with the recipe's normalised weights before the final argmax. An ensemble of one member returns
-that member's probabilities untouched.
+that member's probabilities untouched. A member may also be a folder of saved probabilities
+(``infer --save-probs``, or another method's in that format, see :mod:`vosbench.infer.probs`):
+it replays them instead of running a model.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vosbench.errors import CheckpointError
+from vosbench.data.davis import VideoSequence
+from vosbench.errors import CheckpointError, ConfigError
+from vosbench.fsutil import sha256_file
 from vosbench.infer.engine import EngineConfig, mask_to_tensor, model_flags, object_ids_in, prepare_model
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
+from vosbench.infer.probs import ProbsFolder, SavedProbsPredictor, weighted_sum
 from vosbench.infer.recipe import MemberSpec, Recipe
 from vosbench.infer.tta import TTAConfig, TTAInference
 from vosbench.models import load_checkpoint
@@ -26,29 +31,41 @@ from vosbench.progress import Progress
 
 @dataclass
 class LoadedMember:
-    """A member's model, ready for inference, with its normalised weight."""
+    """A member's model, ready for inference (or its saved probabilities), with its normalised weight."""
 
     spec: MemberSpec
-    model: nn.Module
+    model: nn.Module | None
     weight: float
+    probs: ProbsFolder | None = None
 
     @property
     def preset(self) -> str:
+        if self.model is None:
+            return "saved probabilities"
         return str(getattr(self.model.config, "name", "?"))
 
     @property
     def needs_depth(self) -> bool:
-        return model_flags(self.model)[1]
+        return self.model is not None and model_flags(self.model)[1]
+
+    def sha256(self) -> str:
+        """Digest of the member's checkpoint file, or of its saved probabilities."""
+        return self.probs.sha256() if self.probs is not None else sha256_file(self.spec.checkpoint)
 
 
 def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None) -> list[LoadedMember]:
-    """Load every member checkpoint (weights-only) onto ``device``; missing files fail first."""
+    """Load every member checkpoint (weights-only) onto ``device``; missing files fail first.
+
+    A member path that is a folder is a folder of saved probabilities (``<seq>/probs/<frame>.npz``)."""
     for spec in recipe.members:
-        if not spec.checkpoint.is_file():
-            raise CheckpointError(f"{spec.checkpoint}: checkpoint not found")
+        if not (spec.checkpoint.is_file() or spec.checkpoint.is_dir()):
+            raise CheckpointError(f"{spec.checkpoint}: checkpoint not found (nor a folder of saved probabilities)")
     weights = recipe.normalised_weights()
     members = []
     for spec, w in zip(recipe.members, weights):
+        if spec.checkpoint.is_dir():
+            members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
+            continue
         model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
         members.append(LoadedMember(spec, prepare_model(model, device, engine), w))
     return members
@@ -57,7 +74,7 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
 class EnsembleInference:
     """Weighted average of several per-video predictors (same ``step`` contract as the engine)."""
 
-    def __init__(self, predictors: Sequence[TTAInference], weights: Sequence[float]):
+    def __init__(self, predictors: Sequence[TTAInference | SavedProbsPredictor], weights: Sequence[float]):
         if not predictors or len(predictors) != len(weights):
             raise ValueError("need one weight per predictor and at least one predictor")
         self.predictors = list(predictors)
@@ -87,11 +104,7 @@ class EnsembleInference:
         depths = list(depth) if isinstance(depth, (list, tuple)) else [depth] * len(self.predictors)
         if len(self.predictors) == 1:
             return self.predictors[0].step(image, mask, objects, depths[0])
-        total = None
-        for pred, w, d in zip(self.predictors, self.weights, depths):
-            p = pred.step(image, mask, objects, d) * w
-            total = p if total is None else total.add_(p)
-        return total
+        return weighted_sum((p.step(image, mask, objects, d) for p, d in zip(self.predictors, depths)), self.weights)
 
 
 def video_predictor(
@@ -101,11 +114,18 @@ def video_predictor(
     finetune: FinetuneConfig | None = None,
     first_frame: tuple[np.ndarray, np.ndarray, list[int], np.ndarray | None] | None = None,
     progress: Progress | None = None,
+    sequence: VideoSequence | None = None,
 ) -> EnsembleInference:
     """The predictor for one video; with ``finetune.steps > 0`` each member is first fine-tuned
-    on ``first_frame`` = (image H,W,3 uint8, mask H,W ids, object ids, depth H,W or None)."""
-    predictors = []
+    on ``first_frame`` = (image H,W,3 uint8, mask H,W ids, object ids, depth H,W or None).
+    Members of saved probabilities replay those of ``sequence`` (needed then)."""
+    predictors: list[TTAInference | SavedProbsPredictor] = []
     for m in members:
+        if m.probs is not None:
+            if sequence is None:
+                raise ConfigError("a member of saved probabilities needs the video it replays")
+            predictors.append(SavedProbsPredictor(m.probs, sequence.name, sequence.frame_names))
+            continue
         model = m.model
         if finetune is not None and finetune.steps > 0 and first_frame is not None:
             image, mask, ids, depth = first_frame

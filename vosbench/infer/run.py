@@ -40,7 +40,7 @@ from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
-from vosbench.fsutil import TEMP_MARK, atomic_dir, sha256_file, sweep_temps, temp_prefix
+from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
 from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.finetune import FinetuneConfig
@@ -283,7 +283,8 @@ def infer_sequence(
     first = seq.frame(0)
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
-        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress
+        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress,
+        sequence=seq,
     )
     if options.save_probs:
         (folder / "probs").mkdir()
@@ -329,7 +330,7 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
     for m in members:
         path = m.spec.checkpoint
         if path not in hashes:
-            hashes[path] = sha256_file(path)
+            hashes[path] = m.sha256()  # a checkpoint file, or a folder of saved probabilities
         checkpoints.append({"sha256": hashes[path], "weight": round(float(m.weight), 9)})
     opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NOT_PROVENANCE}
     opts["scales"] = [float(s) for s in opts["scales"]]

@@ -21,20 +21,11 @@ from vosbench.models.memory import MemoryReader
 from vosbench.models.outputs import MemoryEncoding, QueryEncoding, SegmentationOutput
 from vosbench.models.refine import RefineModule
 from vosbench.models.spatial import SpatialPrior
+from vosbench.padding import STRIDE, pad_to_stride, unpad
 
-STRIDE = 16
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEPTH_MEAN, DEPTH_STD = 0.5, 0.25  # depth maps come in [0, 1]
-
-
-def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
-    """Zero-pad the last two dims at the bottom/right up to a multiple of ``stride``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph))
 
 
 class VOSModel(nn.Module):
@@ -81,23 +72,24 @@ class VOSModel(nn.Module):
     def _prepare_image(
         self, image: torch.Tensor, depth: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (padded normalised image B,3,Hp,Wp, padded encoder input B,3(+1),Hp,Wp)."""
+        """-> (padded normalised image B,3,Hp,Wp, padded encoder input B,3(+1),Hp,Wp).
+
+        Padding comes first, on the [0, 1] inputs (:mod:`vosbench.padding`, STM's rule): the padded
+        area is a black image (and zero depth) to the encoders.
+        """
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"image must be B,3,H,W, got {tuple(image.shape)}")
-        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
-        parts = [x]
-        if self.config.depth:
-            if depth is None:
-                raise ConfigError(
-                    f"model '{self.config.name}' uses depth: pass depth maps (dataset depth or an estimator)"
-                )
-            if depth.shape[0] != image.shape[0] or depth.shape[-2:] != image.shape[-2:]:
-                raise ValueError(f"depth {tuple(depth.shape)} does not match image {tuple(image.shape)}")
-            parts.append(
-                (depth.reshape(image.shape[0], 1, *image.shape[-2:]).to(x.dtype) - DEPTH_MEAN) / DEPTH_STD
+        x = (pad_to_stride(image) - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        if not self.config.depth:
+            return x, x
+        if depth is None:
+            raise ConfigError(
+                f"model '{self.config.name}' uses depth: pass depth maps (dataset depth or an estimator)"
             )
-        x = pad_to_stride(x)
-        return x, pad_to_stride(torch.cat(parts, dim=1))
+        if depth.shape[0] != image.shape[0] or depth.shape[-2:] != image.shape[-2:]:
+            raise ValueError(f"depth {tuple(depth.shape)} does not match image {tuple(image.shape)}")
+        d = pad_to_stride(depth.reshape(image.shape[0], 1, *image.shape[-2:]).to(x.dtype))
+        return x, torch.cat([x, (d - DEPTH_MEAN) / DEPTH_STD], dim=1)
 
     # --- the three calls ------------------------------------------------------------------------
 
@@ -125,7 +117,7 @@ class VOSModel(nn.Module):
                 f"masks {tuple(masks.shape)} must be B,K,H,W matching image {tuple(image.shape)}"
             )
         _, x = self._prepare_image(image, depth)
-        m = pad_to_stride(masks.to(x.dtype))
+        m = pad_to_stride(masks.to(x.dtype))  # zero outside the frame
         others = (m.sum(dim=1, keepdim=True) - m).clamp(0, 1)  # B,K,Hp,Wp
         x = x.unsqueeze(1).expand(-1, k, -1, -1, -1)  # B,K,C,Hp,Wp
         x = torch.cat([x, m.unsqueeze(2), others.unsqueeze(2)], dim=2).flatten(0, 1)  # B*K,C+2,Hp,Wp
@@ -163,10 +155,10 @@ class VOSModel(nn.Module):
         logit4 = self.decoder(x, query.skips, k)  # B*K,1,Hp/4,Wp/4
         padded_size = (feat.shape[-2] * STRIDE, feat.shape[-1] * STRIDE)
         coarse = F.interpolate(logit4, size=padded_size, mode="bilinear", align_corners=False)  # B*K,1,Hp,Wp
-        coarse_logits = soft_aggregate(torch.sigmoid(coarse[..., :h, :w]).reshape(b, k, h, w), valid)
+        coarse_logits = soft_aggregate(torch.sigmoid(unpad(coarse, (h, w))).reshape(b, k, h, w), valid)
         aux: dict[str, torch.Tensor] = {}
         if self.refine is not None:
-            refined = self.refine(coarse, query.image, k)[..., :h, :w]
+            refined = unpad(self.refine(coarse, query.image, k), (h, w))
             logits = soft_aggregate(torch.sigmoid(refined).reshape(b, k, h, w), valid)
             aux["coarse_logits"] = coarse_logits
             aux["refine_logits"] = logits

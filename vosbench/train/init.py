@@ -5,7 +5,8 @@ tensor whose name and shape match is loaded, a backbone input conv that lacks (o
 channel is adapted (the depth filter starts as the mean of the RGB filters, as with ImageNet
 weights), the new model's other tensors keep their initialisation (e.g. ASPP, refine, the spatial
 prior when starting SCM from a trained STM), and checkpoint tensors the model has no place for are
-dropped. :meth:`InitPlan.table` lists what happened to each part of the network.
+dropped. Backbone tensors load only from a checkpoint of the same trunk (name and
+``backbone_kwargs``). :meth:`InitPlan.table` lists what happened to each part of the network.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class InitPlan:
                 rows.setdefault(_part(key), [0, 0, 0, 0])[column] += 1
         header = ("part", "loaded", "adapted", "initialised", "dropped")
         width = max([len(header[0]), *map(len, rows)])
-        lines = [f"init from {self.source}:", "  " + header[0].ljust(width) + "".join(f"{h:>13}" for h in header[1:])]
+        lines = [f"init from {self.source}:", "  " + header[0].ljust(width) + "".join(f"  {h}" for h in header[1:])]
         for part, counts in rows.items():
-            lines.append("  " + part.ljust(width) + "".join(f"{c:>13}" for c in counts))
+            cells = "".join(f"  {c:>{len(h)}}" for c, h in zip(counts, header[1:]))
+            lines.append("  " + part.ljust(width) + cells)
         return "\n".join(lines)
 
 
@@ -81,10 +83,12 @@ def plan_init(
     """Decide, from tensor names and shapes alone, what each tensor of the new model gets."""
     plan = InitPlan(source_name)
     depth_step = int(target_cfg.depth) - int(source_cfg.depth)  # +1: depth channel added, -1: removed
+    # another trunk (resnet50 -> resnest101e) shares some BN names and shapes by chance: none of it loads
+    same_trunk = (target_cfg.backbone, target_cfg.backbone_kwargs) == (source_cfg.backbone, source_cfg.backbone_kwargs)
     for key, shape in target.items():
         if not _weight(key):
             continue
-        have = source.get(key)
+        have = source.get(key) if same_trunk or not key.startswith(BACKBONES) else None
         if have is not None and tuple(have) == tuple(shape):
             plan.loaded.append(key)
         elif have is not None and depth_step and _depth_adaptable(key, tuple(have), tuple(shape), depth_step):
