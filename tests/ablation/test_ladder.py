@@ -132,7 +132,7 @@ def test_interrupted_ladder_resumes(ladder_file, tmp_path):
 
     with pytest.raises(RuntimeError):
         run_ladder(load_ladder(ladder_file), tmp_path / "out", Failing())
-    assert not list((tmp_path / "out" / "infer").glob("*.partial")), "no half-written results"
+    assert not list((tmp_path / "out" / "infer").glob(".*.vostmp*")), "no half-written results"
     runner = FakeRunner()
     run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
     assert runner.calls == {"train": 0, "infer": 2, "evaluate": 2}

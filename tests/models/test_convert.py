@@ -158,7 +158,7 @@ def _refused(tmp_path: Path, state: dict, *args: str) -> str:
     out = tmp_path / "out.pt"
     result = runner.invoke(app, ["convert", str(src), "--out", str(out), *args])
     assert result.exit_code != 0
-    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+    assert not out.exists() and not list(tmp_path.glob(".*.vostmp*"))
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     return lines[0]

@@ -207,7 +207,7 @@ class InferenceCore:
         with self._autocast():
             self._flush_pending()
             query = None
-            if st.object_ids or new_ids:
+            if st.object_ids:  # a frame whose objects all arrive with it (frame 0) has nothing to segment
                 query = self.model.encode_query(img, depth=dep)
             probs = self._predict(query, img.shape[-2:])
         if given is not None:

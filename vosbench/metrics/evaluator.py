@@ -244,6 +244,24 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _fork_signals_blocked():
+    """Hold SIGINT/SIGTERM while workers are forked: a worker that got one before its initializer ran
+    would run the parent's handler and print a traceback. The worker unblocks them once its own
+    handlers are set; the parent gets any that arrived when this block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_init() -> None:
     """Tie a worker's life to its parent and give it its own std streams.
 
@@ -256,6 +274,8 @@ def _worker_init() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the parent around the fork (_fork_signals_blocked)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _die_with_parent()
     try:
         sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115
@@ -279,7 +299,8 @@ def _score_all(tasks: list[_Task], workers: int, progress: Progress) -> list[Seq
     try:
         # longest sequences first, for balance; results are put back in split order below
         ordered = sorted(tasks, key=lambda t: -len(t.gt.paths))
-        pending = {pool.submit(_run_task, t): t for t in ordered}
+        with _fork_signals_blocked():  # the first submit forks every worker
+            pending = {pool.submit(_run_task, t): t for t in ordered}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
