@@ -379,9 +379,6 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _marks(fn):
-    if fn is infer_device_mps:  # the lead drops this mark when issue 15's --device check is merged
-        return pytest.param(fn, id=fn.__name__, marks=pytest.mark.xfail(
-            strict=False, reason="--device validation is issue 15's (i15-precision), not merged yet"))
     return pytest.param(fn, id=fn.__name__)
 
 
