@@ -178,7 +178,7 @@ def write_davis_copy(root: Path, clips: dict[str, tuple[list[Path], np.ndarray, 
 
 def vosbench(*args: str, threads: int) -> None:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "cli.main", *args]
+    cmd = [sys.executable, "-m", "vosbench_cli.main", *args]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"error: {' '.join(args[:1])} failed:\n{done.stderr.strip()}")
@@ -224,7 +224,7 @@ def main() -> None:
         factor = calibrate_logits(model, img.permute(2, 0, 1)[None].float(), small, args.logit_std)
         print(f"decoder logits scaled by {factor:.3g} (std {args.logit_std} on {next(iter(clips))}'s first frame)")
     help_text = subprocess.run(
-        [sys.executable, "-m", "cli.main", "infer", "--help"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "vosbench_cli.main", "infer", "--help"], cwd=REPO, capture_output=True, text=True
     ).stdout
     precision = ["--precision", "fp32"] if "--precision" in help_text else []
     rows = []

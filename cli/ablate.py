@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, handle_errors
+from vosbench_cli.common import console, handle_errors
 
 
 def convert(

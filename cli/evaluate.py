@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.metrics import EvaluationResult, evaluate_results
 from vosbench.metrics.benchmarks import RULES, TASKS, TITLES
 

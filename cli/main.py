@@ -7,7 +7,7 @@ import inspect
 
 import typer
 
-from cli.common import setup_logging
+from vosbench_cli.common import setup_logging
 
 app = typer.Typer(
     name="vosbench",
@@ -20,18 +20,18 @@ app = typer.Typer(
 # Verb modules; each defines `register(app)`. A verb module keeps torch-heavy imports inside its
 # command function, so `vosbench --help` and the light verbs start without loading torch.
 VERB_MODULES = (
-    "cli.prepare",
-    "cli.dataset_info",
-    "cli.evaluate",
-    "cli.models",
-    "cli.convert",
-    "cli.train",
-    "cli.infer",
-    "cli.merge",
-    "cli.ablate",
-    "cli.submission",
-    "cli.visualize",
-    "cli.quickstart",
+    "vosbench_cli.prepare",
+    "vosbench_cli.dataset_info",
+    "vosbench_cli.evaluate",
+    "vosbench_cli.models",
+    "vosbench_cli.convert",
+    "vosbench_cli.train",
+    "vosbench_cli.infer",
+    "vosbench_cli.merge",
+    "vosbench_cli.ablate",
+    "vosbench_cli.submission",
+    "vosbench_cli.visualize",
+    "vosbench_cli.quickstart",
 )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 
 
 def merge_cmd(

@@ -15,11 +15,11 @@ prepare_app = typer.Typer(
 )
 
 SUBMODULES = (
-    "cli.prepare_davis",
-    "cli.prepare_youtube",
-    "cli.prepare_static",
-    "cli.prepare_synthetic",
-    "cli.prepare_depth",
+    "vosbench_cli.prepare_davis",
+    "vosbench_cli.prepare_youtube",
+    "vosbench_cli.prepare_static",
+    "vosbench_cli.prepare_synthetic",
+    "vosbench_cli.prepare_depth",
 )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.data.prepare import manifest_summary, prepare_davis2017
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.precision import DEVICE_HELP
 
 EXAMPLE = (

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, handle_errors, progress_bar
-from cli.prepare_davis import summary_table
+from vosbench_cli.common import console, handle_errors, progress_bar
+from vosbench_cli.prepare_davis import summary_table
 from vosbench.data.static import prepare_static, static_summary
 
 

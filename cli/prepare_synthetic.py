@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.data.synthetic import PROFILES, generate_synthetic, summarise_manifest
 
 ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)  # tiny, small, davis

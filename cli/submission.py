@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import console, err_console, fail, handle_errors, progress_bar
+from vosbench_cli.common import console, err_console, fail, handle_errors, progress_bar
 from vosbench.submission import FORMATS, InvalidResultsError, Problem, package_submission, validate_results
 
 SubmissionFormat = Enum("SubmissionFormat", {n.replace("-", "_"): n for n in FORMATS}, type=str)  # type: ignore[misc]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.common import console, fail, handle_errors, progress_bar
+from vosbench_cli.common import console, fail, handle_errors, progress_bar
 from vosbench.errors import VosbenchError
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 

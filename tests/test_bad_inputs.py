@@ -32,7 +32,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from tests.conftest import REPO
 from tests.data.archive_helpers import ServedFile, http_server, zip_tree
 from vosbench.data.imageio import read_mask, write_mask
@@ -476,7 +476,7 @@ def slow(*a, **k):
     time.sleep(1.0)
     return real(*a, **k)
 ev.score_frame = slow
-from cli.main import app
+from vosbench_cli.main import app
 sys.argv = ["vosbench", "evaluate", "--data", sys.argv[1], "--results", sys.argv[2], "-j", "2"]
 app()
 """

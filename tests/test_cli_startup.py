@@ -6,9 +6,9 @@ import sys
 
 def test_cli_import_loads_every_verb_but_not_torch() -> None:
     code = (
-        "import sys, cli.main\n"
-        "names = sorted(c.name for c in cli.main.app.registered_commands)\n"
-        "groups = sorted(g.name for g in cli.main.app.registered_groups)\n"
+        "import sys, vosbench_cli.main\n"
+        "names = sorted(c.name for c in vosbench_cli.main.app.registered_commands)\n"
+        "groups = sorted(g.name for g in vosbench_cli.main.app.registered_groups)\n"
         "print(' '.join(names + groups))\n"
         "print('torch' in sys.modules, 'timm' in sys.modules)\n"
     )
@@ -24,7 +24,7 @@ def test_help_paragraphs_are_reflowed() -> None:
     """Typer prints a docstring's line breaks as is: every verb's help is one line per paragraph."""
     import re
 
-    from cli.main import _reflow, app
+    from vosbench_cli.main import _reflow, app
 
     assert _reflow("  One\n  two.\n\n  Three\n   four.\n") == "One two.\n\nThree four."
     commands = list(app.registered_commands)

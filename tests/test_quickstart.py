@@ -4,7 +4,7 @@ import zipfile
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.metrics import evaluate_results
 from vosbench.precision import resolve_numerics
 

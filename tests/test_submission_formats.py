@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.imageio import read_mask, write_mask
 from vosbench.errors import DataError
 from vosbench.metrics import evaluate_results

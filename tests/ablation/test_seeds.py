@@ -152,7 +152,7 @@ def test_single_seed_tables_are_unchanged(ladder, tmp_path):
 def test_cli_seeds_trains_each_seed_and_prints_intervals(tmp_path, tiny_synthetic_root):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from vosbench_cli.main import app
 
     config = Path(__file__).resolve().parents[2] / "configs" / "stm-tiny.toml"
     (tmp_path / "l.toml").write_text(f'[ladder]\nname = "two"\n\n[[rungs]]\nname = "Baseline"\ntrain_config = "{config}"\n'

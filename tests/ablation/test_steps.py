@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.ablation.steps import lookalike_sequences, toml_value
 from vosbench.errors import ConfigError
 from vosbench.train.config import parse_value

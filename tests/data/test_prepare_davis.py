@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from tests.data.archive_helpers import ServedFile, fail_disk_after, http_server, replace_member, zip_tree
 from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import encode_mask_png

@@ -8,7 +8,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.imageio import has_davis_palette
 from vosbench.data.static import StaticImageSet, prepare_static
 from vosbench.errors import DataError

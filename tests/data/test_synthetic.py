@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.davis import DavisDataset
 from vosbench.data.imageio import encode_mask_png, has_davis_palette, read_frame, read_mask
 from vosbench.data.synthetic import generate as gen

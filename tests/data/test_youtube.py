@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from tests.data.archive_helpers import replace_member, zip_tree
 from vosbench.data.imageio import encode_mask_png, write_frame, write_mask
 from vosbench.data.youtube import YouTubeVOS, prepare_youtube_vos

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 
 runner = CliRunner()
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 
 
 def test_core_imports_do_not_pull_transformers() -> None:
     code = (
         "import sys\n"
-        "import cli.main, vosbench.depth, vosbench.depth.prepare, vosbench.data.davis, vosbench.infer.run, vosbench.train.loop\n"
+        "import vosbench_cli.main, vosbench.depth, vosbench.depth.prepare, vosbench.data.davis, vosbench.infer.run, vosbench.train.loop\n"
         "print(sorted(m for m in sys.modules if m == 'transformers' or m.startswith('transformers.')))\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.imageio import read_depth, write_frame, write_mask
 from vosbench.depth.estimators import FolderDepthEstimator
 from vosbench.depth.prepare import NORMALIZATION_FILE, is_static_set, normalize_depth, prepare_static_depth

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.imageio import read_mask
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.data.imageio import read_mask
 from vosbench.errors import DataError
 from vosbench.infer import InferOptions, MemberSpec, Recipe, infer_dataset

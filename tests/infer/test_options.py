@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.ablation import load_ladder
 from vosbench.errors import ConfigError
 from vosbench.infer import InferOptions

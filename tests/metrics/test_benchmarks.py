@@ -265,7 +265,7 @@ def test_lvos_frame_ranges_and_variance(tmp_path):
 def test_cli_prints_the_task_used(tmp_path):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from vosbench_cli.main import app
 
     root, res = _davis2016(tmp_path, np.random.default_rng(3))
     out = CliRunner().invoke(app, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1"])

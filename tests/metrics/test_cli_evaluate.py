@@ -11,7 +11,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-import cli.evaluate
+import vosbench_cli.evaluate
 from tests.metrics.helpers import moving_objects, perturb, write_davis, write_results
 
 runner = CliRunner()
@@ -24,7 +24,7 @@ def _app() -> typer.Typer:
     def _root() -> None:
         pass
 
-    cli.evaluate.register(app)
+    vosbench_cli.evaluate.register(app)
     return app
 
 

@@ -1,6 +1,6 @@
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.models import build_model, list_presets
 from vosbench.models.summary import summarize
 

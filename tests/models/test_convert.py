@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.models import build_model, load_checkpoint
 from vosbench.models.convert import state_dict_from_stm, state_dict_to_stm
 

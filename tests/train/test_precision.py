@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from vosbench_cli.main import app
 from vosbench.precision import resolve_numerics
 from vosbench.train.config import TrainConfig, write_config
 from vosbench.train.loop import train

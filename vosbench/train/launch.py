@@ -10,7 +10,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from cli.train import worker_app
+    from vosbench_cli.train import worker_app
 
     worker_app(args=sys.argv[1:] if argv is None else argv, prog_name="vosbench.train.launch")
 
