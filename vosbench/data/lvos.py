@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from vosbench.data.davis import VideoSequence
 from vosbench.data.names import check_name
+from vosbench.data.youtube import LateObjectSequence
 from vosbench.data.mose import SplitLayout
 from vosbench.errors import DataError
 
@@ -41,26 +41,16 @@ class LvosObject:
     def covers(self, stem: str) -> bool:
         return int(self.start) <= int(stem) < int(self.end)
 
+    @property
+    def first(self) -> str:
+        return self.start
+
 
 @dataclass(frozen=True)
-class LvosSequence(VideoSequence):
-    """A :class:`VideoSequence` whose objects have frame ranges (and may start after frame 0)."""
+class LvosSequence(LateObjectSequence):
+    """A :class:`LateObjectSequence` whose objects have frame ranges (from LVOS's meta file)."""
 
     objects: dict[int, LvosObject] = field(default_factory=dict)
-
-    @cached_property
-    def object_ids(self) -> list[int]:
-        return sorted(self.objects)
-
-    @cached_property
-    def first_appearance(self) -> dict[int, int]:
-        index = {stem: i for i, stem in enumerate(self.frame_names)}
-        out = {}
-        for oid, obj in sorted(self.objects.items()):
-            if obj.start not in index:
-                raise DataError(f"sequence {self.name!r}: object {oid} starts on frame {obj.start}, which has no image")
-            out[oid] = index[obj.start]
-        return out
 
 
 def _parse_meta(path: Path) -> dict[str, dict[int, LvosObject]]:

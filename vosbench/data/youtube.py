@@ -49,16 +49,23 @@ class YouTubeObject:
     frames: tuple[str, ...]  # frame stems where the object is visible (meta.json order, sorted)
     category: str | None = None
 
+    @property
+    def first(self) -> str:
+        """The stem of the frame the object first appears in."""
+        return self.frames[0]
+
 
 @dataclass(frozen=True)
-class YouTubeSequence(VideoSequence):
-    """A :class:`VideoSequence` whose objects may first appear after frame 0."""
+class LateObjectSequence(VideoSequence):
+    """A :class:`VideoSequence` whose objects (each with a ``first`` frame stem) may appear after frame 0.
 
-    objects: dict[int, YouTubeObject] = field(default_factory=dict)
+    YouTube-VOS and LVOS sequences are this, with their own object records."""
+
+    objects: dict = field(default_factory=dict)  # object id -> record with a ``first`` frame stem
 
     @cached_property
     def object_ids(self) -> list[int]:
-        """Every object of the video (from ``meta.json``), not only those in the first frame."""
+        """Every object of the video (from its meta file), not only those in the first frame."""
         return sorted(self.objects)
 
     @cached_property
@@ -67,13 +74,19 @@ class YouTubeSequence(VideoSequence):
         index = {stem: i for i, stem in enumerate(self.frame_names)}
         out = {}
         for oid, obj in sorted(self.objects.items()):
-            first = obj.frames[0]
-            if first not in index:
+            if obj.first not in index:
                 raise DataError(
-                    f"sequence {self.name!r}: object {oid} first appears in frame {first}, which has no image"
+                    f"sequence {self.name!r}: object {oid} first appears in frame {obj.first}, which has no image"
                 )
-            out[oid] = index[first]
+            out[oid] = index[obj.first]
         return out
+
+
+@dataclass(frozen=True)
+class YouTubeSequence(LateObjectSequence):
+    """A :class:`LateObjectSequence` read from YouTube-VOS's ``meta.json``."""
+
+    objects: dict[int, YouTubeObject] = field(default_factory=dict)
 
     def objects_starting_at(self, i: int) -> list[int]:
         """Ids of the objects introduced by frame ``i``'s annotation."""
