@@ -11,8 +11,9 @@
    two outputs are close but not identical; only the timings are compared.
 2. **Memory** — peak RSS of a 100-frame and a 1000-frame random video with ``stm-tiny`` (each in
    a fresh process), with the default memory cap and, for reference, with no cap.
-3. **Precision** (``--real-data DIR``) — the engine in fp32, bf16 and bf16 + channels_last side by
-   side on the real 854x480 clips of DIR (``<group>/<seq>/JPEGImages/480p/<seq>/``, as in
+3. **Precision** (``--real-data DIR``) — the engine in fp32, bf16 autocast, + channels_last, and +
+   BatchNorm folded and weights stored in bf16 (``engine.inference_model``: what ``vosbench infer``
+   runs at ``--precision bf16``) side by side on the real 854x480 clips of DIR (``<group>/<seq>/JPEGImages/480p/<seq>/``, as in
    ``shared/data/real_vos``), ``stm-r50`` with 3 objects (the first mask's bounding box cut into
    3 vertical strips): s/frame and label agreement with fp32 on every propagated frame. A
    random-init network's outputs are near ties (its fp32 top-2 margin is printed), so before
@@ -40,7 +41,7 @@ import torch
 from pathlib import Path
 
 from vosbench.data.imageio import read_frame, read_mask
-from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, prepare_model
+from vosbench.infer.engine import DEFAULT_MAX_MEM_FRAMES, EngineConfig, InferenceCore, inference_model, prepare_model
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.models import build_model
 from vosbench.models.aggregate import soft_aggregate
@@ -216,8 +217,14 @@ def _lockstep(models: dict, frames: list[torch.Tensor], mask: np.ndarray, config
 
 
 def precision_compare(root: Path, frames_n: int, fit_steps: int, fit_scale: float, preset: str) -> None:
-    variants = {"fp32": EngineConfig(precision="fp32"), "bf16": EngineConfig(precision="bf16"),
-                "bf16 + channels_last": EngineConfig(precision="bf16", channels_last=True)}
+    # (engine config, whether the network goes through engine.inference_model as `vosbench infer` does)
+    setups = {
+        "fp32": (EngineConfig(precision="fp32"), True),
+        "bf16 autocast": (EngineConfig(precision="bf16", channels_last=False), False),
+        "+ channels_last": (EngineConfig(precision="bf16", channels_last=True), False),
+        "+ BN folded, bf16 wts": (EngineConfig(precision="bf16"), True),
+    }
+    variants = {v: cfg for v, (cfg, _) in setups.items()}
     clips = real_clips(root, frames_n)
     print(f"\n{preset}, 854x480 real clips, 3 objects, {frames_n} frames per clip ({frames_n - 1} propagated), "
           f"{torch.get_num_threads()} CPU threads; fitted to frame 0 with {fit_steps} fp32 steps at scale {fit_scale}")
@@ -230,7 +237,10 @@ def precision_compare(root: Path, frames_n: int, fit_steps: int, fit_scale: floa
         torch.manual_seed(0)
         base = build_model(preset).eval()
         model = fit(base, frames_np[0], mask, fit_steps, fit_scale) if fit_steps else base
-        models = {v: prepare_model(copy.deepcopy(model), "cpu", cfg) for v, cfg in variants.items()}
+        models = {}
+        for v, (cfg, engine_path) in setups.items():
+            prepared = prepare_model(copy.deepcopy(model), "cpu", cfg)
+            models[v] = inference_model(prepared, cfg) if engine_path else prepared
         results = _lockstep(models, [_tensor(f) for f in frames_np], mask, variants)
         ref = results["fp32"][0]
         for v, (labels, spf, margin) in results.items():
