@@ -70,6 +70,9 @@ def ablate(
         steps = VosbenchSteps(root, ladder.split, ladder.resolution, str(numerics.device), max_steps, workers,
                               replace_data=data is not None, overrides=list(set_ or []),
                               allow_random_init=allow_random_init)
+        note = steps.fit_note(ladder.rungs)
+        if note:
+            console.print(note, highlight=False, soft_wrap=True)
         with progress_bar() as progress:
             result = run_ladder(ladder, out_dir, steps, progress, cache=cache, seeds=seeds)
         written = write_tables(result, out_dir)

@@ -154,3 +154,63 @@ def test_paper_scale_ladder_completes_every_rung_on_the_embedded_data(name, tmp_
 
     assert [r["rung"] for r in summary] == [r.name for r in load_ladder(REPO / "ablations" / f"{name}.toml").rungs]
     assert all("J&F-Mean" in r["metrics"] for r in summary)
+
+
+def _stage_data(steps, stage):
+    from vosbench.train.run import resolve_run_config
+
+    return resolve_run_config(stage.train_config, data=steps.data, overrides=steps._overrides(stage)).data
+
+
+@pytest.mark.parametrize("name", ["scm-davis", "dstm-davis"])
+def test_replaced_data_smaller_than_the_crops_trains_at_its_own_resolution(name, tiny_synthetic_root):
+    """The tiny profile's 96x160 frames under the full-size crops (384 px short sides): every
+    stage is scaled by 96/384, and the note says so once."""
+    from vosbench.ablation import load_ladder
+    from vosbench.ablation.steps import VosbenchSteps
+    from vosbench.train.run import resolve_run_config
+
+    ladder = load_ladder(REPO / "ablations" / f"{name}.toml")
+    steps = VosbenchSteps(tiny_synthetic_root, replace_data=True, allow_random_init=True)
+    assert steps.frame_short_side("train", "480p") == 96
+    n_stages = 0
+    for rung in ladder.rungs:
+        for stage in (rung, rung.pretraining()):
+            if stage is None or stage.train_config is None:
+                continue
+            as_written = resolve_run_config(stage.train_config, overrides=steps._base_overrides(stage)).data
+            assert min(as_written.crop) == 384 and all(c % 64 == 0 for c in as_written.crop)  # so /4 is exact
+            data = _stage_data(steps, stage)
+            assert data.crop == tuple(c // 4 for c in as_written.crop), stage.name
+            assert data.short_side == tuple(round(s / 4) for s in as_written.short_side), stage.name
+            n_stages += 1
+    assert n_stages >= len(ladder.rungs)
+    note = steps.fit_note(ladder.rungs)
+    assert note is not None and "96 px" in note
+    assert "crop 384x384 -> 96x96, short side [384, 512] -> [96, 128]" in note  # every pretraining config
+    if name == "scm-davis":
+        assert "crop 384x640 -> 96x160, short side [384, 1080] -> [96, 270]" in note
+    # an explicit --set crop that the frames can hold leaves the stage as set
+    small = VosbenchSteps(tiny_synthetic_root, replace_data=True, overrides=["data.crop=[64, 64]"])
+    assert _stage_data(small, ladder.rungs[0]).crop == (64, 64)
+    assert _stage_data(small, ladder.rungs[0]).short_side == (384, 480)  # the frames hold the crop: as written
+
+
+def test_replaced_data_at_least_the_crops_size_changes_nothing(make_davis_root, tiny_synthetic_root):
+    """DAVIS-size frames (480x854) under the full-size ladder, the tiny profile's under the CPU one."""
+    from vosbench.ablation import load_ladder
+    from vosbench.ablation.steps import VosbenchSteps
+    from vosbench.train.run import resolve_run_config
+
+    root = make_davis_root({"a": (1, 1), "b": (1, 2)}, split="train", size=(480, 854))
+    for data, ladder_name in ((root, "scm-davis"), (tiny_synthetic_root, "scm-cpu"), (tiny_synthetic_root, "dstm-cpu")):
+        ladder = load_ladder(REPO / "ablations" / f"{ladder_name}.toml")
+        steps = VosbenchSteps(data, replace_data=True)
+        assert steps.fit_note(ladder.rungs) is None
+        for rung in ladder.rungs:
+            for stage in (rung, rung.pretraining()):
+                if stage is None or stage.train_config is None:
+                    continue
+                as_written = resolve_run_config(stage.train_config, overrides=steps._base_overrides(stage)).data
+                data_cfg = _stage_data(steps, stage)
+                assert (data_cfg.crop, data_cfg.short_side) == (as_written.crop, as_written.short_side)

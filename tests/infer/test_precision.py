@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vosbench.infer import InferOptions, infer_dataset
-from vosbench.infer.engine import EngineConfig, InferenceCore
+from vosbench.infer.engine import EngineConfig, InferenceCore, inference_model
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.models import build_model
 from vosbench.precision import resolve_numerics
@@ -52,9 +52,12 @@ def _run(model: torch.nn.Module, precision: str) -> tuple[list[torch.Tensor], In
 
 
 @needs_bf16
-def test_bf16_labels_agree_with_fp32_on_a_fixed_clip(fitted) -> None:
+@pytest.mark.parametrize("engine_path", [False, True], ids=["autocast", "folded-bf16-weights"])
+def test_bf16_labels_agree_with_fp32_on_a_fixed_clip(fitted, engine_path) -> None:
     ref, _ = _run(fitted, "fp32")
-    got, _ = _run(fitted, "bf16")
+    # engine_path: the network `vosbench infer` runs at bf16 (BN folded, weights stored in bf16)
+    model = inference_model(fitted, EngineConfig(precision="bf16")) if engine_path else fitted
+    got, _ = _run(model, "bf16")
     labels = [p.argmax(0) for p in ref[1:]]
     for lab in labels:  # the fitted model tracks both objects, so agreement is not "all background"
         assert (lab == 1).sum() > 100 and (lab == 2).sum() > 100

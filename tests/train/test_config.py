@@ -79,3 +79,32 @@ def test_shipped_configs_load(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, TrainConfig)
     assert cfg.model.preset.split("-")[0] in path.name
+
+
+def test_data_fitted_to_smaller_frames_scales_crop_and_short_side() -> None:
+    from vosbench.train.config import DataSection
+
+    main = DataSection(crop=(384, 640), short_side=(384, 1080))
+    fitted = main.fitted_to_frames(96)  # factor 96/384 = 1/4
+    assert fitted.crop == (96, 160) and fitted.short_side == (96, 270)
+    assert main.crop == (384, 640)  # the original is left alone
+    pre = DataSection(crop=(384, 384), short_side=(384, 512))
+    assert pre.fitted_to_frames(96).crop == (96, 96) and pre.fitted_to_frames(96).short_side == (96, 128)
+    # 100/384: 384 -> 100 -> floored to 96, 640 -> 166.7 -> 160; short side 100, 281.25 -> 281
+    odd = main.fitted_to_frames(100)
+    assert odd.crop == (96, 160) and odd.short_side == (100, 281)
+    # the stride is the floor: 10 px frames still get a 16-pixel crop
+    assert main.fitted_to_frames(10).crop == (16, 16) and main.fitted_to_frames(10).short_side == (10, 28)
+    # portrait crop: the short side is the width
+    assert DataSection(crop=(640, 384), short_side=(384, 1080)).fitted_to_frames(192).crop == (320, 192)
+    with pytest.raises(ValueError):
+        main.fitted_to_frames(0)
+
+
+@pytest.mark.parametrize("frames, crop", [(480, (384, 640)), (384, (384, 640)), (240, (96, 160)), (96, (96, 160))])
+def test_data_fitted_to_frames_at_least_the_crop_changes_nothing(frames: int, crop: tuple[int, int]) -> None:
+    """DAVIS 480p under the full-size crops, the `small` and `tiny` profiles under the CPU configs'."""
+    from vosbench.train.config import DataSection
+
+    data = DataSection(crop=crop, short_side=(crop[0], 2 * crop[0]))
+    assert data.fitted_to_frames(frames) is data

@@ -43,7 +43,9 @@ class VosbenchSteps:
     """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``.
 
     ``replace_data``: every rung trains on ``data`` alone (its training split), whatever dataset mix
-    its configs name (``ablate --data``); otherwise ``data`` only sets ``data.root``. ``overrides``
+    its configs name (``ablate --data``), and where ``data``'s frames are smaller than a stage's
+    training crop, at their own resolution (:meth:`DataSection.fitted_to_frames`, see
+    :meth:`fit_note`); otherwise ``data`` only sets ``data.root``. ``overrides``
     (``ablate --set``) apply to every training stage after the rung's own; ``allow_random_init`` as
     ``train --allow-random-init``.
     """
@@ -62,6 +64,7 @@ class VosbenchSteps:
         self.replace_data = replace_data
         self.extra_overrides = list(overrides)
         self.allow_random_init = allow_random_init
+        self._short_sides: dict[tuple[str, str], int] = {}
 
     def data_fingerprint(self) -> str:
         """Hash of the dataset's manifest, split lists and depth records (`prepare depth` writes one
@@ -77,10 +80,73 @@ class VosbenchSteps:
         h.update(json.dumps({"replace_data": self.replace_data, "set": self.extra_overrides}).encode())
         return h.hexdigest()[:16]
 
-    def _overrides(self, rung: RungSpec) -> list[str]:
+    def _base_overrides(self, rung: RungSpec) -> list[str]:
         own = [f"{k}={toml_value(v)}" for k, v in rung.train_overrides.items()]
         data = ["data.sources=[]"] if self.replace_data else []  # one `davis` source at data.root
         return own + data + self.extra_overrides
+
+    def _overrides(self, rung: RungSpec) -> list[str]:
+        base = self._base_overrides(rung)
+        return base + self._fit(rung, base) if self.replace_data else base
+
+    def frame_short_side(self, split: str, resolution: str) -> int:
+        """The smallest short side of ``data``'s frames in ``split`` (first frame of each sequence)."""
+        key = (split, resolution)
+        if key not in self._short_sides:
+            from vosbench.data.davis import DavisDataset
+
+            self._short_sides[key] = DavisDataset(self.data, split, resolution).smallest_short_side()
+        return self._short_sides[key]
+
+    def _fit(self, rung: RungSpec, overrides: list[str]) -> list[str]:
+        """``data.crop`` / ``data.short_side`` overrides that train a stage at the replaced data's own
+        resolution where its frames are smaller than the stage's crop (:meth:`DataSection.fitted_to_frames`);
+        empty otherwise."""
+        from vosbench.train.run import resolve_run_config
+
+        assert rung.train_config is not None
+        data = resolve_run_config(rung.train_config, data=self.data, overrides=overrides).data
+        try:
+            short = self.frame_short_side(data.split, data.resolution)
+        except DataError:
+            return []  # no such split: the preflight (_check_stage) reports it after the model's problems
+        fitted = data.fitted_to_frames(short)
+        if fitted is data:
+            return []
+        return [f"data.crop={toml_value(list(fitted.crop))}", f"data.short_side={toml_value(list(fitted.short_side))}"]
+
+    def fit_note(self, rungs: Sequence[RungSpec]) -> str | None:
+        """One line saying which training crops ``--data`` scaled down to its frames' size (None: none).
+
+        Stages whose config does not resolve are skipped; the ladder's preflight reports them."""
+        from vosbench.train.run import resolve_run_config
+
+        if not self.replace_data:
+            return None
+        changes: dict[str, int] = {}
+        short = None
+        for rung in rungs:
+            for stage in (rung.pretraining(), rung):
+                if stage is None or stage.train_config is None:
+                    continue
+                try:
+                    base = self._base_overrides(stage)
+                    before = resolve_run_config(stage.train_config, data=self.data, overrides=base).data
+                    after = resolve_run_config(stage.train_config, data=self.data,
+                                               overrides=base + self._fit(stage, base)).data
+                except VosbenchError:
+                    continue
+                if after.crop == before.crop and after.short_side == before.short_side:
+                    continue
+                short = self.frame_short_side(before.split, before.resolution)
+                text = (f"crop {before.crop[0]}x{before.crop[1]} -> {after.crop[0]}x{after.crop[1]}, short side "
+                        f"[{before.short_side[0]}, {before.short_side[1]}] -> [{after.short_side[0]}, {after.short_side[1]}]")
+                changes[text] = changes.get(text, 0) + 1
+        if not changes:
+            return None
+        parts = "; ".join(f"{text} ({n} stage{'s' if n > 1 else ''})" for text, n in changes.items())
+        return (f"{self.data}: frames are {short} px on the short side, smaller than the training crops, "
+                f"so those stages train at the frames' resolution: {parts}")
 
     def _check_stage(self, rung: RungSpec, producer: RungSpec | None) -> Any:
         """Resolve a training stage, build its model (meta device) and check its initial weights
@@ -98,6 +164,8 @@ class VosbenchSteps:
             if producer is not None:
                 cfg.train.init_checkpoint = f"the checkpoint of {producer.name!r}"
             check_start(cfg.train, model_cfg, allow_random_init=self.allow_random_init, producer=producer_cfg)
+            if self.replace_data:  # the stage trains on data's split: it must be there
+                self.frame_short_side(cfg.data.split, cfg.data.resolution)
         except VosbenchError as exc:
             raise ConfigError(f"rung {rung.name!r}: {exc}") from None
         return model_cfg

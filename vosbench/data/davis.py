@@ -181,6 +181,10 @@ class DavisDataset:
         for name in self.sequence_names:
             yield self.sequence(name)
 
+    def smallest_short_side(self) -> int:
+        """The smallest short side (pixels) of the sequences' first frames; reads image headers only."""
+        return min(min(seq.size) for seq in self)
+
     def sequence(self, name: str) -> VideoSequence:
         check_name(name, str(self.split_file), "sequence name")
         frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)

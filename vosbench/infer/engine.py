@@ -21,6 +21,7 @@ separate ``segment`` calls whose per-object probabilities are merged by soft agg
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from vosbench.errors import ConfigError
 from vosbench.infer.memory import MemoryBank
 from vosbench.infer.options import DEFAULT_MAX_MEM_FRAMES
 from vosbench.models.aggregate import soft_aggregate
+from vosbench.models.fold import cast_weights, fold_backbones
 from vosbench.precision import check_precision, resolve_numerics
 
 
@@ -105,6 +107,25 @@ def prepare_model(model: nn.Module, device: str | torch.device, config: EngineCo
     if numerics.channels_last if config.channels_last is None else config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def inference_model(model: nn.Module, config: EngineConfig | None = None) -> nn.Module:
+    """The network the engine runs for ``model`` (already on its device, as :func:`prepare_model` left it).
+
+    fp32 runs ``model`` itself, as trained (the reference numerics). bf16/fp16 run a copy with
+    every backbone BatchNorm folded into the convolution before it and the convolution/linear
+    weights stored in the compute dtype (``vosbench.models.fold``): same function up to rounding,
+    one pass less over every trunk activation and no per-call weight casts under autocast
+    (measured in benchmarks/infer_speed.py --real-data). ``model`` itself is left unchanged, so it
+    can still be fine-tuned.
+    """
+    config = config or EngineConfig()
+    numerics = resolve_numerics(model_device(model), config.precision, "infer")
+    if numerics.precision == "fp32":
+        return model
+    fast = copy.deepcopy(model).eval()
+    fold_backbones(fast)
+    return cast_weights(fast, numerics.dtype)
 
 
 def model_flags(model: nn.Module) -> tuple[bool, bool]:

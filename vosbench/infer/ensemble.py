@@ -20,7 +20,14 @@ from torch import Tensor, nn
 from vosbench.data.davis import VideoSequence
 from vosbench.errors import CheckpointError, ConfigError
 from vosbench.fsutil import sha256_file
-from vosbench.infer.engine import EngineConfig, mask_to_tensor, model_flags, object_ids_in, prepare_model
+from vosbench.infer.engine import (
+    EngineConfig,
+    inference_model,
+    mask_to_tensor,
+    model_flags,
+    object_ids_in,
+    prepare_model,
+)
 from vosbench.infer.finetune import FinetuneConfig, finetune_model
 from vosbench.infer.probs import ProbsFolder, SavedProbsPredictor, weighted_sum
 from vosbench.infer.recipe import MemberSpec, Recipe
@@ -34,9 +41,10 @@ class LoadedMember:
     """A member's model, ready for inference (or its saved probabilities), with its normalised weight."""
 
     spec: MemberSpec
-    model: nn.Module | None
+    model: nn.Module | None  # as trained (what online finetuning starts from)
     weight: float
     probs: ProbsFolder | None = None
+    engine_model: nn.Module | None = None  # what the engine runs (engine.inference_model); None: model
 
     @property
     def preset(self) -> str:
@@ -67,7 +75,8 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
             members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
             continue
         model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
-        members.append(LoadedMember(spec, prepare_model(model, device, engine), w))
+        model = prepare_model(model, device, engine)
+        members.append(LoadedMember(spec, model, w, engine_model=inference_model(model, engine)))
     return members
 
 
@@ -126,9 +135,10 @@ def video_predictor(
                 raise ConfigError("a member of saved probabilities needs the video it replays")
             predictors.append(SavedProbsPredictor(m.probs, sequence.name, sequence.frame_names))
             continue
-        model = m.model
+        model = m.engine_model if m.engine_model is not None else m.model
         if finetune is not None and finetune.steps > 0 and first_frame is not None:
             image, mask, ids, depth = first_frame
-            model = finetune_model(model, image, mask, ids, finetune, depth if m.needs_depth else None, progress)
+            tuned = finetune_model(m.model, image, mask, ids, finetune, depth if m.needs_depth else None, progress)
+            model = inference_model(tuned, engine)
         predictors.append(TTAInference(model, engine, tta))
     return EnsembleInference(predictors, [m.weight for m in members])

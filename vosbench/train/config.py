@@ -60,6 +60,28 @@ class DataSection:
     samples_per_epoch: int = 1000
     workers: int = 0  # DataLoader worker processes
 
+    def fitted_to_frames(self, frame_short_side: int) -> DataSection:
+        """This section for frames whose short side is ``frame_short_side`` pixels: where they are
+        smaller than the crop's short side, ``crop`` and ``short_side`` shrink by the same factor
+        (frame short side / crop short side), so training runs at the frames' own resolution
+        instead of upscaling them. The crop's sides are floored to multiples of the models' stride
+        (16, at least 16), so a crop never exceeds the resized frame; ``short_side`` is rounded.
+        Frames at least the crop's size leave the section unchanged (the same object).
+
+        Crop 384x640, short side [384, 1080], frames of 96 px -> crop 96x160, short side [96, 270].
+        """
+        from vosbench.padding import STRIDE
+
+        crop_short = min(self.crop)
+        if frame_short_side < 1:
+            raise ValueError(f"frame short side must be >= 1, got {frame_short_side}")
+        if frame_short_side >= crop_short:
+            return self
+        crop = tuple(max(STRIDE, c * frame_short_side // crop_short // STRIDE * STRIDE) for c in self.crop)
+        # round half up, in integers: s * frame / crop_short
+        short = tuple(max(1, (2 * s * frame_short_side + crop_short) // (2 * crop_short)) for s in self.short_side)
+        return dataclasses.replace(self, crop=crop, short_side=short)  # type: ignore[arg-type]
+
 
 @dataclass
 class AugmentSection:

@@ -308,6 +308,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             if ctx.is_main:
                 log.info("%s", plan.table())
     model.to(dev)
+    if numerics.channels_last:  # CUDA, and CPU bf16 (measured: precision.py)
+        model.to(memory_format=torch.channels_last)
     # optimizer state tensors follow the parameters' device
     for st in optimizer.state.values():
         for k, v in st.items():
