@@ -23,7 +23,7 @@
     .venv/bin/python benchmarks/infer_speed.py [--frames 6] [--threads 1] [--long-size 120x216]
     .venv/bin/python benchmarks/infer_speed.py --skip-speed      # memory part only
     nice -n 5 .venv/bin/python benchmarks/infer_speed.py --skip-speed --skip-memory --threads 2 \
-        --real-data ../shared/data/real_vos --precision-frames 6
+        --real-data ../shared/data/real_vos --precision-frames 6 [--conv-ceiling]
 """
 
 from __future__ import annotations
@@ -259,6 +259,35 @@ def precision_compare(root: Path, frames_n: int, fit_steps: int, fit_scale: floa
           "(near 0 = near ties, where agreement measures rounding only)")
 
 
+def conv_ceiling(threads: int) -> None:
+    """fp32 vs bf16 on the convolutions that dominate stm-r50 at 854x480 (the decoder's 3x3 256->256
+    at stride 4 runs once per object): the most the engine can gain where it is compute-bound."""
+    shapes = [(256, 256, 3), (128, 128, 3), (64, 256, 1), (256, 64, 1)]
+    print(f"\nConvolutions at 3x120x216 (3 objects, stride 4 of 480x864), {threads} threads, best of 5")
+    print("| conv | fp32 ms | fp32 GFLOP/s | fp32 channels_last ms | bf16 channels_last ms | bf16 GFLOP/s | bf16 vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for cin, cout, k in shapes:
+        runs = []
+        for dtype, cl in ((torch.float32, False), (torch.float32, True), (torch.bfloat16, True)):
+            conv = torch.nn.Conv2d(cin, cout, k, padding=k // 2).to(dtype)
+            x = torch.randn(3, cin, 120, 216).to(dtype)
+            if cl:
+                conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                conv(x)
+                best = min(_timed(conv, x) for _ in range(5))
+            runs.append(best)
+        gflop = 2 * cin * cout * k * k * 3 * 120 * 216 / 1e9
+        print(f"| {cin}->{cout} {k}x{k} | {runs[0] * 1e3:.0f} | {gflop / runs[0]:.0f} | {runs[1] * 1e3:.0f} | "
+              f"{runs[2] * 1e3:.0f} | {gflop / runs[2]:.0f} | {runs[0] / runs[2]:.2f}x |")
+
+
+def _timed(fn, x) -> float:
+    t0 = time.perf_counter()
+    fn(x)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=6, help="frames of the 480p speed video")
@@ -274,6 +303,7 @@ def main() -> None:
     ap.add_argument("--preset", default="stm-r50", help="model of the precision comparison")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--conv-ceiling", action="store_true", help="also time fp32 vs bf16 on the engine's dominant convolutions")
     ap.add_argument("--child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -287,6 +317,8 @@ def main() -> None:
         memory((h, w), [int(v) for v in args.lengths.split(",")], args.threads)
     if args.real_data is not None:
         precision_compare(args.real_data, args.precision_frames, args.fit_steps, args.fit_scale, args.preset)
+    if args.conv_ceiling:
+        conv_ceiling(args.threads)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ torchrun with 1 and 2 gloo workers at the same global batch, reporting samples p
 Peak RSS is the child's VmHWM (``ru_maxrss`` would include the RSS it inherited from this process).
 
     .venv/bin/python benchmarks/train_speed.py [--data ROOT] [--steps 6] [--crop 96x160]
-    nice -n 5 .venv/bin/python benchmarks/train_speed.py --precision-only --data ROOT --precision-steps 200
+    nice -n 5 .venv/bin/python benchmarks/train_speed.py --precision-only --data ROOT --precision-steps 200 \
+        [--precision-jf val]    # + val J&F of every run (fp32 inference at the training scale)
 
 The precision table trains ``configs/stm-tiny.toml`` (batch 4, its own crop) in fp32 and in bf16,
 two seeds each, alternating: s/step (median), peak RSS, and the mean loss of the last 20 steps,
@@ -89,21 +90,50 @@ def measure_precision(tmp: Path, data: Path, steps: int, threads: int, precision
         losses = [float(r["loss"]) for r in csv.DictReader(fh)]
     tail = losses[-20:]
     return {"precision": precision, "seed": seed, "s_per_step": times[len(times) // 2], "rss_mb": info["rss_mb"],
-            "loss": sum(tail) / len(tail)}
+            "loss": sum(tail) / len(tail), "out": str(out)}
 
 
-def precision_table(tmp: Path, data: Path, steps: int, threads: int) -> None:
+EVAL_CHILD = r"""
+import json, sys
+from pathlib import Path
+from vosbench.infer.run import InferOptions, infer_dataset
+from vosbench.metrics import evaluate_results
+from vosbench.quickstart import training_scale
+cfg, ckpt, data, split, out = sys.argv[1:6]
+scale = training_scale(cfg, data, split)
+infer_dataset(ckpt, Path(data), split, "480p", Path(out), InferOptions(device="cpu", scales=(scale,), precision="fp32"))
+res = evaluate_results(Path(data), Path(out), split)
+print("RESULT " + json.dumps({"jf": float(res.global_table()["J&F-Mean"].iloc[0])}))
+"""
+
+
+def evaluate_run(run: dict, data: Path, split: str) -> None:
+    """Add the val J&F of ``run``'s last checkpoint (inferred in fp32 at the config's training scale)."""
+    out = Path(run["out"])
+    proc = subprocess.run([sys.executable, "-c", EVAL_CHILD, str(REPO / "configs" / "stm-tiny.toml"),
+                           str(out / "last.pt"), str(data), split, str(out / "results")],
+                          env=_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{run['precision']} seed {run['seed']}: evaluation failed:\n{proc.stderr[-2000:]}")
+    run["jf"] = 100 * json.loads(proc.stdout.split("RESULT ", 1)[1])["jf"]
+
+
+def precision_table(tmp: Path, data: Path, steps: int, threads: int, jf_split: str | None = None) -> None:
     runs = [measure_precision(tmp, data, steps, threads, p, seed)
             for seed, order in ((0, ("fp32", "bf16")), (1, ("bf16", "fp32"))) for p in order]
+    for r in runs if jf_split else ():
+        evaluate_run(r, data, jf_split)
     fp32 = [r for r in runs if r["precision"] == "fp32"]
     base = sum(r["s_per_step"] for r in fp32) / len(fp32)
     print(f"\nstm-tiny training (configs/stm-tiny.toml: batch 4, crop 96x160), {steps} steps per run, "
           f"{threads} thread(s); loss = mean of the last 20 steps")
-    print(f"| {'precision':<9} | {'seed':>4} | {'s/step':>7} | {'steps/s':>7} | {'vs fp32':>7} | {'peak RSS MB':>11} | {'loss':>7} |")
-    print(f"|{'-' * 11}|{'-' * 6}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 13}|{'-' * 9}|")
+    jf_head = f" {'val J&F':>7} |" if jf_split else ""
+    print(f"| {'precision':<9} | {'seed':>4} | {'s/step':>7} | {'steps/s':>7} | {'vs fp32':>7} | {'peak RSS MB':>11} | {'loss':>7} |{jf_head}")
+    print(f"|{'-' * 11}|{'-' * 6}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 13}|{'-' * 9}|" + ("-" * 9 + "|" if jf_split else ""))
     for r in sorted(runs, key=lambda r: (r["precision"] != "fp32", r["seed"])):
+        jf = f" {r['jf']:7.1f} |" if jf_split else ""
         print(f"| {r['precision']:<9} | {r['seed']:>4} | {r['s_per_step']:7.3f} | {1 / r['s_per_step']:7.2f} | "
-              f"{base / r['s_per_step']:6.2f}x | {r['rss_mb']:11.0f} | {r['loss']:7.4f} |")
+              f"{base / r['s_per_step']:6.2f}x | {r['rss_mb']:11.0f} | {r['loss']:7.4f} |{jf}")
     noise = abs(fp32[0]["loss"] - fp32[1]["loss"])
     bf16 = [r["loss"] for r in runs if r["precision"] == "bf16"]
     print(f"fp32 seed-to-seed loss spread {noise:.4f}; bf16 mean loss {sum(bf16) / 2:.4f} vs fp32 "
@@ -134,6 +164,7 @@ def main() -> None:
     ap.add_argument("--precision-steps", type=int, default=200, help="steps per run of the precision table")
     ap.add_argument("--precision-threads", type=int, default=2)
     ap.add_argument("--precision-only", action="store_true", help="only the fp32 vs bf16 table")
+    ap.add_argument("--precision-jf", metavar="SPLIT", help="also infer (fp32) and evaluate every precision run on SPLIT of --data")
     args = ap.parse_args()
     crop = None if args.crop is None else tuple(int(v) for v in args.crop.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="train-speed-") as td:
@@ -145,7 +176,7 @@ def main() -> None:
             data = tmp / "data"
             generate_synthetic(data, "tiny", seed=0, videos=8, size=(240, 432))
         if args.precision_only:
-            precision_table(tmp, data, args.precision_steps, args.precision_threads)
+            precision_table(tmp, data, args.precision_steps, args.precision_threads, args.precision_jf)
             return
         rows = [measure_preset(tmp, p, data, crop, args.steps, int(t)) for t in args.threads.split(",") for p in PRESETS]
         shown = "each config's" if crop is None else f"{crop[0]}x{crop[1]}"
@@ -159,7 +190,7 @@ def main() -> None:
         for r in ddp:
             print(f"{r['workers']:<9}{r['s_per_step']:>10.2f}{r['samples_per_s']:>11.2f}"
                   f"{r['samples_per_s'] / ddp[0]['samples_per_s']:>10.2f}")
-        precision_table(tmp, data, args.precision_steps, args.precision_threads)
+        precision_table(tmp, data, args.precision_steps, args.precision_threads, args.precision_jf)
 
 
 if __name__ == "__main__":

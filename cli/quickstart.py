@@ -22,12 +22,18 @@ def quickstart(
     config: Annotated[
         Path | None, typer.Option("--config", help="Training config (default: the packaged quickstart config).")
     ] = None,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap the training steps.")] = None,
+    pretrain_config: Annotated[Path | None, typer.Option(
+        "--pretrain-config",
+        help="Still-image stage the video stage starts from (default: the packaged one, unless --config is given).",
+    )] = None,
+    no_pretrain: Annotated[bool, typer.Option("--no-pretrain", help="Skip the still-image stage.")] = False,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Cap the steps of each training stage.")] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str | None, typer.Option(
         "--precision", help=PRECISION_HELP + " For training and inference (default: auto).")] = None,
 ) -> None:
-    """Prepare the embedded dataset, train a tiny STM on CPU, infer on val, evaluate, package a zip.
+    """Prepare the embedded dataset, train a tiny STM on CPU (still images, then clips), infer on val,
+    evaluate, package a zip.
 
     Example: vosbench quickstart --out runs/quickstart
     """
@@ -35,13 +41,14 @@ def quickstart(
     from vosbench.visualize import default_out_dir
 
     with handle_errors(), progress_bar() as progress:
-        res = run_quickstart(out, profile=profile, seed=seed, config=config, max_steps=max_steps,
+        res = run_quickstart(out, profile=profile, seed=seed, config=config, pretrain_config=pretrain_config,
+                             pretrain=not no_pretrain, max_steps=max_steps,
                              device=device, precision=precision, progress=progress)
     table = Table(title="DAVIS J&F on the embedded val split (%)", title_justify="left")
     table.add_column("method")
     for c in ("J&F", "J mean", "J rec.", "J decay", "F mean", "F rec.", "F decay"):
         table.add_column(c, justify="right")
-    for name, ev in (("copy frame 0", res.baseline), ("stm-tiny", res.evaluation)):
+    for name, ev in (("copy frame 0", res.baseline), (res.method, res.evaluation)):
         table.add_row(name, *(f"{100 * v:.1f}" for v in ev.summary.values()))
     console.print(table)
     model, copy = 100 * res.evaluation.summary.jf_mean, 100 * res.baseline.summary.jf_mean
@@ -49,8 +56,9 @@ def quickstart(
         f"J&F {model:.1f} vs {copy:.1f} for copying the first-frame mask onto every frame "
         f"({model / copy:.2f}x the copy baseline)" if copy > 0 else f"J&F {model:.1f} (copy baseline 0)"
     )
+    stages = f"{res.pretrain_steps} still-image steps + " if res.pretrain_steps else ""
     console.print(
-        f"trained {res.train_steps} steps of batch {res.train_batch} in {res.train_seconds:.0f} s on {res.device}, "
+        f"trained {stages}{res.train_steps} video steps of batch {res.train_batch} in {res.train_seconds:.0f} s on {res.device}, "
         f"precision {res.precision}; inference {res.infer_fps:.1f} frames/s, precision {res.infer_precision}\n"
         f"checkpoint  {res.checkpoint}\nresults     {res.results}\n"
         f"submission  {res.submission} ({res.submission_bytes / 1e6:.1f} MB, validated)"

@@ -24,7 +24,7 @@ def test_quickstart_end_to_end(tmp_path):
     assert zipped.summary == folder.summary
     assert f"{100 * folder.summary.jf_mean:.1f}" in res.output
     output = " ".join(res.output.split())
-    assert "trained 1 steps of batch 4" in output
+    assert "trained 1 still-image steps + 1 video steps of batch 4" in output
     here = resolve_numerics("auto", "auto", "train")  # the quickstart's default: the faster precision
     assert f"on {here.device}, precision {here.precision}" in output
     copy = evaluate_results(out / "data", out / "baseline-copy", "val", write_csv=False)
@@ -34,6 +34,13 @@ def test_quickstart_end_to_end(tmp_path):
     worst = per_seq.idxmin()
     assert f"worst val sequence is {worst} (J&F {100 * per_seq.min():.1f})" in output
     assert f"vosbench visualize --results {out / 'results'} --data {out / 'data'} --seq {worst}" in output
+    # the video stage started from the still-image stage's checkpoint
+    from vosbench.models import load_checkpoint
+    from vosbench.train.config import load_config
+
+    assert load_config(out / "train/config.toml").train.init_checkpoint == str(out / "pretrain/last.pt")
+    assert load_config(out / "pretrain/config.toml").data.stage == "static"
+    assert load_checkpoint(out / "pretrain/last.pt", expect=None)[1]["step"] == 1
     # a re-run reuses the dataset, the finished training and the written sequences
     mtime = (out / "train/last.pt").stat().st_mtime_ns
     mask = out / "results" / val[0] / "00001.png"
@@ -45,6 +52,7 @@ def test_quickstart_end_to_end(tmp_path):
     # training on (a higher step cap) makes the earlier masks stale: they are inferred again
     res3 = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--profile", "tiny", "--max-steps", "2"])
     assert res3.exit_code == 0, res3.output
+    assert "trained 2 still-image steps + 2 video steps" in " ".join(res3.output.split())
     assert (out / "train/last.pt").stat().st_mtime_ns != mtime
     assert mask.stat().st_mtime_ns != written
 
@@ -61,8 +69,15 @@ def test_quickstart_trains_the_model_configs_stm_tiny_trains():
         cfg = resolve_run_config(path)
         return get_preset(cfg.model.preset, **cfg.model.overrides)
 
+    from vosbench.quickstart import default_pretrain_config
+
     quick = model(default_config())
     assert quick == model(Path(__file__).resolve().parents[1] / "configs" / "stm-tiny.toml")
+    assert quick == model(default_pretrain_config())  # the still-image stage: the same network, every weight carries
+    pre = resolve_run_config(default_pretrain_config())
+    assert pre.data.stage == "static"
+    # docs/cpu-recipe.md measured it as configs/stm-tiny-pretrain.toml: the same run
+    assert pre == resolve_run_config(Path(__file__).resolve().parents[1] / "configs" / "stm-tiny-pretrain.toml")
     assert not quick.freeze_bn and quick.loss.iou > 0
 
 

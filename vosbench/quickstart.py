@@ -1,12 +1,16 @@
-"""The end-to-end quickstart: embedded dataset → train a tiny model → infer → evaluate → package.
+"""The end-to-end quickstart: embedded dataset → pretrain on stills → train a tiny model → infer →
+evaluate → package.
 
 Every step is a library call the other verbs also make; finished steps are reused on a re-run
-(the dataset when its manifest exists, training through ``resume``, inference per sequence as
-long as ``results.checkpoint`` names the checkpoint that wrote them).
+(the dataset when its manifest exists, both training stages through ``resume``, inference per
+sequence as long as ``results.checkpoint`` names the checkpoint that wrote them). The video stage
+starts from the still-image stage's ``last.pt``; ``train.init`` records which one, and a video
+stage begun from another (the pretraining went on) starts again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -21,6 +25,11 @@ from vosbench.progress import Progress, ensure_progress
 def default_config() -> Path:
     """The packaged quickstart training config (a short ``stm-tiny`` run)."""
     return Path(str(resources.files("vosbench.resources") / "quickstart.toml"))
+
+
+def default_pretrain_config() -> Path:
+    """The packaged still-image stage that :func:`default_config` starts from (docs/cpu-recipe.md)."""
+    return Path(str(resources.files("vosbench.resources") / "quickstart-pretrain.toml"))
 
 
 def training_scale(config: str | os.PathLike, data: str | os.PathLike, split: str = "val") -> float:
@@ -54,7 +63,7 @@ class QuickstartResult:
     submission: Path
     evaluation: EvaluationResult
     baseline: EvaluationResult  # "copy the first-frame mask" on the same split
-    train_steps: int
+    train_steps: int  # of the video stage
     train_batch: int
     precision: str  # of the training, as it ran (auto resolved)
     worst_sequence: str  # the val sequence with the lowest J&F
@@ -64,6 +73,8 @@ class QuickstartResult:
     submission_bytes: int
     device: str = ""  # the device training and inference ran on
     infer_precision: str = ""
+    pretrain_steps: int = 0  # of the still-image stage (0: none)
+    method: str = ""  # the video stage's model preset, as its table row names it
 
 
 def run_quickstart(
@@ -72,16 +83,21 @@ def run_quickstart(
     profile: str = "small",
     seed: int = 0,
     config: str | os.PathLike | None = None,
+    pretrain_config: str | os.PathLike | None = None,
+    pretrain: bool = True,
     max_steps: int | None = None,
     device: str = "auto",
     precision: str | None = None,
     split: str = "val",
     progress: Progress | None = None,
 ) -> QuickstartResult:
-    """Run the whole pipeline under ``out`` (``data/``, ``train/``, ``results/``, ``baseline/``, zip).
+    """Run the whole pipeline under ``out`` (``data/``, ``pretrain/``, ``train/``, ``results/``,
+    ``baseline/``, zip).
 
-    ``precision`` (None = the config's ``train.precision`` for training, ``auto`` for inference)
-    applies to both.
+    ``pretrain_config``: the still-image stage the video stage starts from (None: the packaged one
+    when ``config`` is None too, else none); ``pretrain=False`` skips it. ``max_steps`` caps each
+    stage. ``precision`` (None = the configs' ``train.precision`` for training, ``auto`` for
+    inference) applies to all.
     """
     from vosbench.data.synthetic import generate_synthetic
     from vosbench.data.synthetic.baselines import write_baseline
@@ -95,7 +111,22 @@ def run_quickstart(
     data = out / "data"
     if not (data / "manifest.json").is_file():
         generate_synthetic(data, profile=profile, seed=seed, progress=progress)
+    common = [f'train.precision="{precision}"'] if precision is not None else []
+    if pretrain_config is None and config is None:
+        pretrain_config = default_pretrain_config()
     train_dir = out / "train"
+    init: list[str] = []
+    pretrained = None
+    if pretrain and pretrain_config is not None:
+        pre_dir = out / "pretrain"
+        pretrained = train_from_config(pretrain_config, data=data, out=pre_dir, resume=(pre_dir / "last.pt").is_file(),
+                                       max_steps=max_steps, device=device, overrides=common, progress=progress)
+        init = [f"train.init_checkpoint={json.dumps(str(pretrained.last_checkpoint))}"]
+        # a video stage begun from another pretraining checkpoint would not be this run's: start it again
+        source, marker = sha256_file(pretrained.last_checkpoint), out / "train.init"
+        if not (marker.is_file() and marker.read_text().strip() == source):
+            shutil.rmtree(train_dir, ignore_errors=True)
+            atomic_write_text(marker, source + "\n")
     trained = train_from_config(
         config or default_config(),
         data=data,
@@ -103,7 +134,7 @@ def run_quickstart(
         resume=(train_dir / "last.pt").is_file(),
         max_steps=max_steps,
         device=device,
-        overrides=[f'train.precision="{precision}"'] if precision is not None else [],
+        overrides=common + init,
         progress=progress,
     )
     results = out / "results"
@@ -136,9 +167,11 @@ def run_quickstart(
         precision=trained.precision,
         worst_sequence=worst,
         worst_jf=worst_jf,
-        train_seconds=trained.seconds,
+        train_seconds=trained.seconds + (pretrained.seconds if pretrained else 0.0),
         infer_fps=summary.fps,
         submission_bytes=packaged.size_bytes,
         device=trained.device,
         infer_precision=summary.precision,
+        pretrain_steps=pretrained.step if pretrained else 0,
+        method=resolve_run_config(train_dir / "config.toml").model.preset,
     )

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from vosbench.train.config import CurriculumSection, OptimSection
-from vosbench.train.curriculum import in_final_phase, lr_at, max_skip_at
+from vosbench.errors import ConfigError
+from vosbench.train.config import CurriculumSection, OptimSection, TrainConfig
+from vosbench.train.curriculum import in_final_phase, lr_at, lr_at_step, max_skip_at
 from vosbench.train.datasets import sample_frame_indices
 
 
@@ -62,6 +63,41 @@ def test_lr_halves_after_decay_epochs() -> None:
     assert lr_at(cfg, 100) == 5e-6
     cfg2 = OptimSection(lr=1.0, lr_decay=0.5, lr_decay_epochs=[1, 3])
     assert [lr_at(cfg2, e) for e in range(4)] == [1.0, 0.5, 0.5, 0.25]
+
+
+def test_step_schedule_per_step_follows_the_epoch() -> None:
+    cfg = OptimSection(lr=1.0, lr_decay=0.5, lr_decay_epochs=[2])
+    assert [lr_at_step(cfg, s, 10, 40) for s in (0, 19, 20, 39)] == [1.0, 1.0, 0.5, 0.5]
+
+
+def test_cosine_schedule_hand_computed() -> None:
+    # 5 steps, no warm-up: s/S = 0, 1/4, 2/4, 3/4, 1 -> (1 + cos(pi x)) / 2 = 1, 0.8536, 0.5, 0.1464, 0
+    cfg = OptimSection(lr=2.0, schedule="cosine")
+    got = [lr_at_step(cfg, s, 3, 5) for s in range(5)]
+    assert got == pytest.approx([2.0, 1.70711, 1.0, 0.29289, 0.0], abs=1e-5)
+    # min_lr_ratio 0.1: lr * (0.1 + 0.9 * c)
+    cfg = OptimSection(lr=2.0, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_at_step(cfg, 2, 3, 5) == pytest.approx(2.0 * (0.1 + 0.9 * 0.5))
+    assert lr_at_step(cfg, 4, 3, 5) == pytest.approx(0.2)
+    assert lr_at_step(cfg, 9, 3, 5) == pytest.approx(0.2)  # past the end: stays at the floor
+
+
+def test_warmup_ramps_linearly_then_cosine_starts_at_lr() -> None:
+    cfg = OptimSection(lr=1.0, schedule="cosine", warmup_steps=4)
+    # steps 0..3: (s + 1) / 4 of the cosine's value, which is lr until the warm-up ends
+    assert [lr_at_step(cfg, s, 10, 9) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    # after it: 9 - 4 - 1 = 4 steps of cosine span; step 6 is 2/4 of the way -> 0.5
+    assert lr_at_step(cfg, 4, 10, 9) == pytest.approx(1.0)
+    assert lr_at_step(cfg, 6, 10, 9) == pytest.approx(0.5)
+    assert lr_at_step(cfg, 8, 10, 9) == pytest.approx(0.0, abs=1e-12)
+    step = OptimSection(lr=1.0, lr_decay=0.5, lr_decay_epochs=[1], warmup_steps=2)
+    assert [lr_at_step(step, s, 2, 4) for s in range(4)] == [0.5, 1.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("key,value", [("schedule", "linear"), ("min_lr_ratio", 1.5), ("warmup_steps", -1)])
+def test_bad_schedule_settings_name_the_key(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"optim.{key}"):
+        TrainConfig.from_dict({"optim": {key: value}})
 
 
 def test_prior_switch_and_skip_drop_are_one_phase() -> None:

@@ -230,3 +230,13 @@ def test_shipped_tiny_config_trains_a_step(name: str, train_root: Path, tmp_path
     assert result.step == 1 and math.isfinite(result.final_loss)
     model, extra = load_checkpoint(tmp_path / "r" / "last.pt")
     assert model.config.name == cfg.model.preset and extra["train_config"]["model"] == cfg.to_dict()["model"]
+
+
+def test_each_step_trains_at_the_cosine_schedules_lr(tiny_config: Callable[..., TrainConfig], tmp_path: Path) -> None:
+    # 3 epochs x 2 steps, warm-up 2: 0.5, 1.0 x lr, then a cosine over the remaining 4 steps
+    # (span 3): 1, 0.75, 0.25, 0 of lr (the last two halves of (1 + cos(pi s / 3)) / 2).
+    cfg = tiny_config("optim.lr=1e-4", 'optim.schedule="cosine"', "optim.warmup_steps=2")
+    rows = read_log(train(cfg, tmp_path / "run", device="cpu").out_dir / "log.csv")
+    assert [r["lr"] for r in rows] == pytest.approx([0.5e-4, 1e-4, 1e-4, 0.75e-4, 0.25e-4, 0.0], abs=1e-12)
+    _, extra = load_checkpoint(tmp_path / "run" / "last.pt", expect=None)
+    assert extra["scheduler"]["kind"] == "cosine"

@@ -22,6 +22,7 @@ from vosbench.precision import PRECISIONS
 from vosbench.tomlcompat import tomllib
 
 STAGES = ("static", "video")
+LR_SCHEDULES = ("step", "cosine")
 SOURCE_KINDS = ("davis", "youtube", "static")
 
 
@@ -118,13 +119,21 @@ class CurriculumSection:
 
 @dataclass
 class OptimSection:
-    """Adam with a step decay of the learning rate at the given epochs."""
+    """Adam; the learning rate follows ``schedule``.
+
+    ``step`` (the papers'): ``lr`` times ``lr_decay`` for each of ``lr_decay_epochs`` reached.
+    ``cosine``: from ``lr`` down to ``lr * min_lr_ratio`` along a half cosine over the run's steps.
+    Either way the first ``warmup_steps`` steps ramp linearly up to the schedule's value.
+    """
 
     lr: float = 1e-5
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    schedule: str = "step"  # step | cosine
     lr_decay: float = 0.5
     lr_decay_epochs: list[int] = field(default_factory=list)
+    min_lr_ratio: float = 0.0  # cosine: the last step's lr as a share of lr
+    warmup_steps: int = 0  # linear warm-up from lr/warmup_steps
     grad_clip: float = 1.0  # max global gradient norm; 0 = off
 
 
@@ -208,6 +217,12 @@ class TrainConfig:
         for i, beta in enumerate(self.optim.betas):
             if not 0.0 <= beta < 1.0:
                 raise bad(f"optim.betas[{i}]", f"must be in [0, 1), got {beta}")
+        if self.optim.schedule not in LR_SCHEDULES:
+            raise bad("optim.schedule", f"must be one of {', '.join(LR_SCHEDULES)}, got {self.optim.schedule!r}")
+        if not 0.0 <= self.optim.min_lr_ratio <= 1.0:
+            raise bad("optim.min_lr_ratio", f"must be in [0, 1], got {self.optim.min_lr_ratio}")
+        if self.optim.warmup_steps < 0:
+            raise bad("optim.warmup_steps", "must be >= 0")
         if not self.optim.lr_decay > 0:
             raise bad("optim.lr_decay", "must be > 0")
         non_negative = {

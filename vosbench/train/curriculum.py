@@ -1,6 +1,8 @@
-"""Schedules that depend only on the epoch: maximum frame skip and spatial-prior source (one phase), learning rate."""
+"""Training schedules: maximum frame skip and spatial-prior source (per epoch), learning rate (per step)."""
 
 from __future__ import annotations
+
+import math
 
 from vosbench.train.config import CurriculumSection, OptimSection
 
@@ -30,3 +32,23 @@ def lr_at(cfg: OptimSection, epoch: int) -> float:
     n = sum(1 for e in cfg.lr_decay_epochs if epoch >= e)
     return cfg.lr * cfg.lr_decay**n
 
+
+
+def lr_at_step(cfg: OptimSection, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """Learning rate of 0-based ``step`` of a run of ``total_steps`` (``steps_per_epoch`` per epoch).
+
+    ``step`` schedule: :func:`lr_at` of the step's epoch. ``cosine``: ``lr * (r + (1 - r) *
+    (1 + cos(pi * s / S)) / 2)`` with ``r = min_lr_ratio``, ``s`` the steps since the warm-up and
+    ``S`` the steps after it minus one (so the last step gets ``lr * r``). During the first
+    ``warmup_steps`` steps the value is scaled by ``(step + 1) / warmup_steps``.
+    """
+    if cfg.schedule == "cosine":
+        warm = min(cfg.warmup_steps, total_steps)
+        span = max(total_steps - warm - 1, 1)
+        frac = min(max(step - warm, 0) / span, 1.0)
+        base = cfg.lr * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * frac)))
+    else:
+        base = lr_at(cfg, step // max(steps_per_epoch, 1))
+    if step < cfg.warmup_steps:
+        base *= (step + 1) / cfg.warmup_steps
+    return base

@@ -308,6 +308,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             if ctx.is_main:
                 log.info("%s", plan.table())
     model.to(dev)
+    if numerics.channels_last:  # CUDA, and CPU bf16 (measured: precision.py)
+        model.to(memory_format=torch.channels_last)
     # optimizer state tensors follow the parameters' device
     for st in optimizer.state.values():
         for k, v in st.items():
@@ -334,9 +336,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "epoch": path_step // steps_per_epoch,
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            # the lr schedule is a pure function of the epoch (curriculum.lr_at); recorded for reference
-            "scheduler": {"kind": "step", "lr": curriculum.lr_at(cfg.optim, path_step // steps_per_epoch),
-                          "lr_decay": cfg.optim.lr_decay, "lr_decay_epochs": list(cfg.optim.lr_decay_epochs)},
+            # the lr schedule is a pure function of the step (curriculum.lr_at_step); recorded for reference
+            "scheduler": {"kind": cfg.optim.schedule,
+                          "lr": curriculum.lr_at_step(cfg.optim, path_step, steps_per_epoch, total_steps),
+                          "lr_decay": cfg.optim.lr_decay, "lr_decay_epochs": list(cfg.optim.lr_decay_epochs),
+                          "min_lr_ratio": cfg.optim.min_lr_ratio, "warmup_steps": cfg.optim.warmup_steps},
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
             "numerics": {"device": str(dev), "precision": numerics.precision},  # what ran (auto resolved)
@@ -363,11 +367,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         skip = step % steps_per_epoch
         max_skip = curriculum.max_skip_at(cfg.curriculum, epoch, cfg.train.epochs)
         own_prior = curriculum.in_final_phase(cfg.curriculum, epoch, cfg.train.epochs)
-        lr = curriculum.lr_at(cfg.optim, epoch)
-        set_lr(optimizer, lr)
         dataset.set_epoch(epoch, max_skip)
         loader = _epoch_loader(dataset, ctx, cfg, epoch, skip, per_rank, cfg.train.seed)
         for batch in loader:
+            lr = curriculum.lr_at_step(cfg.optim, step, steps_per_epoch, total_steps)
+            set_lr(optimizer, lr)
             batch = _to_device(batch, dev)
             with numerics.autocast():
                 loss, parts = net(batch, own_prior=own_prior)
