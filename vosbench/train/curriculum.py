@@ -33,7 +33,6 @@ def lr_at(cfg: OptimSection, epoch: int) -> float:
     return cfg.lr * cfg.lr_decay**n
 
 
-
 def lr_at_step(cfg: OptimSection, step: int, steps_per_epoch: int, total_steps: int) -> float:
     """Learning rate of 0-based ``step`` of a run of ``total_steps`` (``steps_per_epoch`` per epoch).
 
