@@ -329,3 +329,35 @@ def test_preflight_reports_every_rungs_problem_before_any_work(ladder_file, tmp_
         run_ladder(load_ladder(ladder_file), tmp_path / "out", runner)
     assert str(err.value).splitlines() == ["rung '+ResNeSt': bad", "rung '+TTA': bad"]
     assert runner.calls["train"] == 0 and not (tmp_path / "out").exists()
+
+
+def test_two_processes_sharing_a_cache_run_each_step_once(ladder_file, tmp_path):
+    """A second ablate on the same cache waits for the step the first one is running, then reuses it."""
+    import threading
+    import time
+
+    ladder = load_ladder(ladder_file)
+    started, go = threading.Event(), threading.Event()
+
+    class Slow(FakeRunner):
+        def train(self, rung, work_dir, progress):
+            started.set()
+            go.wait(10)
+            return super().train(rung, work_dir, progress)
+
+    first, second = Slow(), FakeRunner()
+    t1 = threading.Thread(target=run_ladder, args=(ladder, tmp_path / "a", first), kwargs={"cache": tmp_path / "c"})
+    t1.start()
+    assert started.wait(10)  # the first is inside the baseline's training, holding its lock
+    t2 = threading.Thread(target=run_ladder, args=(ladder, tmp_path / "b", second), kwargs={"cache": tmp_path / "c"})
+    t2.start()
+    time.sleep(0.5)  # the second has reached the baseline's training step (and must be waiting)
+    assert t2.is_alive() and second.calls["train"] == 0
+    go.set()
+    t1.join(20)
+    t2.join(20)
+    # every step ran exactly once between the two
+    assert first.calls["train"] + second.calls["train"] == 3
+    assert first.calls["infer"] + second.calls["infer"] == 4
+    assert first.calls["evaluate"] + second.calls["evaluate"] == 4
+    assert json.loads((tmp_path / "a" / "ladder.json").read_text()) == json.loads((tmp_path / "b" / "ladder.json").read_text())

@@ -15,16 +15,22 @@ With ``seeds=N`` every training rung is trained N times: seed 0 is the rung as w
 same cache as a single-seed run), seed ``s >= 1`` adds the training override ``train.seed = s``
 (network init and sample order) to the rung and to its pretraining stage, so each seed is its own
 cached pretraining, training, inference and evaluation.
+
+Several ``ablate`` processes may share one cache (two ladders with common rungs, run side by side on
+two cores): each step runs under an exclusive lock on ``locks/<step>-<key>.lock``, so a step another
+process is running is waited for and then reused, never run twice or into the same work folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
-import dataclasses
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,12 +115,37 @@ def train_key(rung: RungSpec, data_fp: str, pretrain: str | None = None) -> str:
     return content_key(payload)
 
 
+@contextlib.contextmanager
+def step_lock(store: Path, step: str, key: str) -> Iterator[None]:
+    """Hold the cache's exclusive lock on one step (``step``: train, infer or eval) while it runs;
+    wait for it, saying so once, while another process holds it."""
+    lock_dir = store / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{step}-{key}.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is running %s step %s; waiting for it", step, key)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> tuple[Path, bool]:
     """Train ``rung`` into ``store/train/<key>`` unless it is there -> (checkpoint, ran now)."""
-    final = store / "train" / key
-    ckpt = final / "last.pt"
+    ckpt = store / "train" / key / "last.pt"
     if ckpt.is_file():
         return ckpt, False
+    with step_lock(store, "train", key):  # another process may have finished it while we waited
+        if ckpt.is_file():
+            return ckpt, False
+        return _train_locked(rung, key, store, runner, progress), True
+
+
+def _train_locked(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> Path:
+    final = store / "train" / key
     work = store / "train" / f"{key}.work"
     work.mkdir(parents=True, exist_ok=True)
     log.info("[%s] training (%s)", rung.name, key)
@@ -124,7 +155,7 @@ def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progr
     if final.exists():
         shutil.rmtree(final)
     work.rename(final)
-    return ckpt, True
+    return final / "last.pt"
 
 
 def seeded_rung(rung: RungSpec, seed: int) -> RungSpec:
@@ -214,28 +245,30 @@ def _run_seed(ladder: LadderConfig, store: Path, runner: StepRunner, progress: P
             payload["ensemble"] = [key for key, _ in others]
         ikey = content_key(payload)
         results_dir = store / "infer" / ikey
-        if results_dir.is_dir():
-            ran["infer"] = False
-        else:
-            log.info("[%s] inference (%s)", rung.name, ikey)
-            with atomic_dir(results_dir) as tmp:
-                if others:
-                    runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
-                else:
-                    runner.infer(rung, ckpt, tmp, progress)
-            ran["infer"] = True
+        ran["infer"] = False
+        if not results_dir.is_dir():
+            with step_lock(store, "infer", ikey):
+                if not results_dir.is_dir():
+                    log.info("[%s] inference (%s)", rung.name, ikey)
+                    with atomic_dir(results_dir) as tmp:
+                        if others:
+                            runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
+                        else:
+                            runner.infer(rung, ckpt, tmp, progress)
+                    ran["infer"] = True
         trained[rung.name] = (tkey, ckpt)
         # -- evaluate
         ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
         metrics_file = store / "eval" / ekey / "metrics.json"
-        if metrics_file.is_file():
-            evaluation = json.loads(metrics_file.read_text())
-            ran["evaluate"] = False
-        else:
-            log.info("[%s] evaluation (%s)", rung.name, ekey)
-            evaluation = runner.evaluate(rung, results_dir, progress)
-            atomic_write_text(metrics_file, json.dumps(evaluation, indent=2, sort_keys=True))
-            ran["evaluate"] = True
+        ran["evaluate"] = False
+        if not metrics_file.is_file():
+            with step_lock(store, "eval", ekey):
+                if not metrics_file.is_file():
+                    log.info("[%s] evaluation (%s)", rung.name, ekey)
+                    atomic_write_text(metrics_file, json.dumps(runner.evaluate(rung, results_dir, progress),
+                                                               indent=2, sort_keys=True))
+                    ran["evaluate"] = True
+        evaluation = json.loads(metrics_file.read_text())
         results.append(
             RungResult(
                 name=rung.name,
