@@ -18,7 +18,9 @@ cached pretraining, training, inference and evaluation.
 
 Several ``ablate`` processes may share one cache (two ladders with common rungs, run side by side on
 two cores): each step runs under an exclusive lock on ``locks/<step>-<key>.lock``, so a step another
-process is running is waited for and then reused, never run twice or into the same work folder.
+process is running is never run twice or into the same work folder: the ladder first goes on with
+the rungs nobody is running, then waits for the busy ones and reuses their results. Two processes
+on two cores (`ablate` of two ladders, or the same ladder twice) so share the work.
 """
 
 from __future__ import annotations
@@ -115,16 +117,23 @@ def train_key(rung: RungSpec, data_fp: str, pretrain: str | None = None) -> str:
     return content_key(payload)
 
 
+class StepBusy(Exception):
+    """A step another process is running (raised by a non-waiting :func:`step_lock`)."""
+
+
 @contextlib.contextmanager
-def step_lock(store: Path, step: str, key: str) -> Iterator[None]:
-    """Hold the cache's exclusive lock on one step (``step``: train, infer or eval) while it runs;
-    wait for it, saying so once, while another process holds it."""
+def step_lock(store: Path, step: str, key: str, wait: bool = True) -> Iterator[None]:
+    """Hold the cache's exclusive lock on one step (``step``: train, infer or eval) while it runs.
+    While another process holds it: wait for it, saying so once, or (``wait=False``) raise
+    :class:`StepBusy`."""
     lock_dir = store / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{step}-{key}.lock", "a+b") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise StepBusy(f"{step} {key}") from None
             log.info("another process is running %s step %s; waiting for it", step, key)
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -133,12 +142,13 @@ def step_lock(store: Path, step: str, key: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> tuple[Path, bool]:
+def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress,
+                wait: bool = True) -> tuple[Path, bool]:
     """Train ``rung`` into ``store/train/<key>`` unless it is there -> (checkpoint, ran now)."""
     ckpt = store / "train" / key / "last.pt"
     if ckpt.is_file():
         return ckpt, False
-    with step_lock(store, "train", key):  # another process may have finished it while we waited
+    with step_lock(store, "train", key, wait):  # another process may have finished it while we waited
         if ckpt.is_file():
             return ckpt, False
         return _train_locked(rung, key, store, runner, progress), True
@@ -175,7 +185,8 @@ def run_ladder(
     seeds: int = 1,
 ) -> LadderResult:
     """Run (or reuse) every step of every rung for seeds ``0..seeds-1`` (all rungs of seed 0
-    first, then of seed 1, ...); write ``ladder.json`` with the per-rung, per-seed metrics.
+    first, then of seed 1, ...; a rung whose step another process is running comes after the rest);
+    write ``ladder.json`` with the per-rung, per-seed metrics.
 
     Step outputs live under ``cache`` (default: ``out``); ladders sharing a cache share their
     common rungs (e.g. the STM baseline).
@@ -195,90 +206,113 @@ def run_ladder(
     if problems:
         raise ConfigError("\n".join(problems))
     out.mkdir(parents=True, exist_ok=True)
-    per_seed = [_run_seed(ladder, store, runner, progress, data_fp, seed) for seed in range(seeds)]
-    result = LadderResult(ladder, per_seed[0], per_seed)
+    # Every (seed, rung) is a task; rungs of one seed are independent but for ensembles. A first
+    # pass skips a task whose step another process (a second `ablate` on the same cache) is
+    # running and comes back to it after the rest, so two processes keep two cores busy.
+    per_seed: list[list[RungResult | None]] = [[None] * len(ladder.rungs) for _ in range(seeds)]
+    trained: list[dict[str, tuple[str, Path]]] = [{} for _ in range(seeds)]  # rung name -> (train key, ckpt)
+    deferred: list[tuple[int, int]] = []
+    ran: dict[tuple[int, int], dict[str, bool]] = {}
+    for seed in range(seeds):
+        for i, spec in enumerate(ladder.rungs):
+            if any(name not in trained[seed] for name in spec.ensemble):
+                deferred.append((seed, i))  # an ensemble partner was deferred
+                continue
+            try:
+                per_seed[seed][i] = _run_rung(ladder, spec, seed, store, runner, progress, data_fp,
+                                              trained[seed], ran.setdefault((seed, i), {}), wait=False)
+            except StepBusy as busy:
+                log.info("[%s] seed %d: %s is running in another process; back to it later",
+                         spec.name, seed, busy)
+                deferred.append((seed, i))
+    for seed, i in deferred:
+        per_seed[seed][i] = _run_rung(ladder, ladder.rungs[i], seed, store, runner, progress, data_fp,
+                                      trained[seed], ran.setdefault((seed, i), {}), wait=True)
+    done = [[r for r in rungs if r is not None] for rungs in per_seed]
+    result = LadderResult(ladder, done[0], done)
     summary = [
         {"rung": r.name, "seed": r.seed, "features": list(r.features), "metrics": r.metrics,
          "subsets": r.subsets, "checkpoint": str(r.checkpoint), "results": str(r.results_dir)}
-        for rungs in per_seed for r in rungs
+        for rungs in done for r in rungs
     ]
     atomic_write_text(out / "ladder.json", json.dumps(summary, indent=2))
     return result
 
 
-def _run_seed(ladder: LadderConfig, store: Path, runner: StepRunner, progress: Progress, data_fp: str,
-              seed: int) -> list[RungResult]:
-    """Train, infer and evaluate (or reuse) every rung of the ladder for one seed."""
-    results: list[RungResult] = []
-    trained: dict[str, tuple[str, Path]] = {}  # rung name -> (train key, checkpoint), for ensembles
-    for spec in ladder.rungs:
-        rung = seeded_rung(spec, seed)
-        ran: dict[str, bool] = {}
-        # -- pretrain (the rung's own stage, when it has one), then train
-        pretraining = rung.pretraining()
-        pkey = None
-        if pretraining is not None:
-            pretraining = seeded_rung(pretraining, seed)  # each seed its own pretraining too
-            pkey = train_key(pretraining, data_fp)
-            pre_ckpt, ran["pretrain"] = _train_step(pretraining, pkey, store, runner, progress)
-            rung_to_train = rung.starting_from(pre_ckpt)
-        else:
-            rung_to_train = rung
-        tkey = train_key(rung, data_fp, pretrain=pkey)
-        if rung.checkpoint is not None:
-            ckpt = rung.checkpoint
-            ran["train"] = False
-        else:
-            ckpt, ran["train"] = _train_step(rung_to_train, tkey, store, runner, progress)
-        # -- infer
-        payload = {
-            "step": "infer",
-            "version": __version__,
-            "train": tkey,
-            "options": rung.infer_options,
-            "split": ladder.split,
-            "resolution": ladder.resolution,
-            "data": data_fp,
-        }
-        others = [trained[name] for name in rung.ensemble]  # (train key, checkpoint) of each
-        if others:
-            payload["ensemble"] = [key for key, _ in others]
-        ikey = content_key(payload)
-        results_dir = store / "infer" / ikey
-        ran["infer"] = False
-        if not results_dir.is_dir():
-            with step_lock(store, "infer", ikey):
-                if not results_dir.is_dir():
-                    log.info("[%s] inference (%s)", rung.name, ikey)
-                    with atomic_dir(results_dir) as tmp:
-                        if others:
-                            runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
-                        else:
-                            runner.infer(rung, ckpt, tmp, progress)
-                    ran["infer"] = True
-        trained[rung.name] = (tkey, ckpt)
-        # -- evaluate
-        ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
-        metrics_file = store / "eval" / ekey / "metrics.json"
-        ran["evaluate"] = False
-        if not metrics_file.is_file():
-            with step_lock(store, "eval", ekey):
-                if not metrics_file.is_file():
-                    log.info("[%s] evaluation (%s)", rung.name, ekey)
-                    atomic_write_text(metrics_file, json.dumps(runner.evaluate(rung, results_dir, progress),
-                                                               indent=2, sort_keys=True))
-                    ran["evaluate"] = True
-        evaluation = json.loads(metrics_file.read_text())
-        results.append(
-            RungResult(
-                name=rung.name,
-                features=rung.features,
-                metrics={k: float(evaluation["global"][k]) for k in METRIC_KEYS if k in evaluation["global"]},
-                subsets={s: {k: float(v) for k, v in m.items()} for s, m in evaluation.get("subsets", {}).items()},
-                checkpoint=ckpt,
-                results_dir=results_dir,
-                ran=ran,
-                seed=seed,
-            )
-        )
-    return results
+def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runner: StepRunner,
+              progress: Progress, data_fp: str, trained: dict[str, tuple[str, Path]],
+              ran: dict[str, bool], wait: bool = True) -> RungResult:
+    """Train, infer and evaluate (or reuse) one rung for one seed; record its training in
+    ``trained`` (for later ensemble rungs). ``wait=False``: raise :class:`StepBusy` rather than wait
+    for a step another process holds. ``ran``: step -> ran now, kept across a busy first try."""
+    rung = seeded_rung(spec, seed)
+
+    def mark(step: str, now: bool) -> None:
+        ran[step] = ran.get(step, False) or now
+    # -- pretrain (the rung's own stage, when it has one), then train
+    pretraining = rung.pretraining()
+    pkey = None
+    if pretraining is not None:
+        pretraining = seeded_rung(pretraining, seed)  # each seed its own pretraining too
+        pkey = train_key(pretraining, data_fp)
+        pre_ckpt, now = _train_step(pretraining, pkey, store, runner, progress, wait)
+        mark("pretrain", now)
+        rung_to_train = rung.starting_from(pre_ckpt)
+    else:
+        rung_to_train = rung
+    tkey = train_key(rung, data_fp, pretrain=pkey)
+    if rung.checkpoint is not None:
+        ckpt = rung.checkpoint
+        mark("train", False)
+    else:
+        ckpt, now = _train_step(rung_to_train, tkey, store, runner, progress, wait)
+        mark("train", now)
+    # -- infer
+    payload = {
+        "step": "infer",
+        "version": __version__,
+        "train": tkey,
+        "options": rung.infer_options,
+        "split": ladder.split,
+        "resolution": ladder.resolution,
+        "data": data_fp,
+    }
+    others = [trained[name] for name in rung.ensemble]  # (train key, checkpoint) of each
+    if others:
+        payload["ensemble"] = [key for key, _ in others]
+    ikey = content_key(payload)
+    results_dir = store / "infer" / ikey
+    mark("infer", False)
+    if not results_dir.is_dir():
+        with step_lock(store, "infer", ikey, wait):
+            if not results_dir.is_dir():
+                log.info("[%s] inference (%s)", rung.name, ikey)
+                with atomic_dir(results_dir) as tmp:
+                    if others:
+                        runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
+                    else:
+                        runner.infer(rung, ckpt, tmp, progress)
+                mark("infer", True)
+    trained[rung.name] = (tkey, ckpt)
+    # -- evaluate
+    ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
+    metrics_file = store / "eval" / ekey / "metrics.json"
+    mark("evaluate", False)
+    if not metrics_file.is_file():
+        with step_lock(store, "eval", ekey, wait):
+            if not metrics_file.is_file():
+                log.info("[%s] evaluation (%s)", rung.name, ekey)
+                atomic_write_text(metrics_file, json.dumps(runner.evaluate(rung, results_dir, progress),
+                                                           indent=2, sort_keys=True))
+                mark("evaluate", True)
+    evaluation = json.loads(metrics_file.read_text())
+    return RungResult(
+        name=rung.name,
+        features=rung.features,
+        metrics={k: float(evaluation["global"][k]) for k in METRIC_KEYS if k in evaluation["global"]},
+        subsets={s: {k: float(v) for k, v in m.items()} for s, m in evaluation.get("subsets", {}).items()},
+        checkpoint=ckpt,
+        results_dir=results_dir,
+        ran=ran,
+        seed=seed,
+    )
