@@ -249,6 +249,7 @@ def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runn
 
     def mark(step: str, now: bool) -> None:
         ran[step] = ran.get(step, False) or now
+
     # -- pretrain (the rung's own stage, when it has one), then train
     pretraining = rung.pretraining()
     pkey = None
