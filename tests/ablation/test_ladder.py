@@ -352,7 +352,10 @@ def test_two_processes_sharing_a_cache_run_each_step_once(ladder_file, tmp_path)
     assert started.wait(10)  # the first is inside the baseline's training, holding its lock
     t2 = threading.Thread(target=run_ladder, args=(ladder, tmp_path / "b", second), kwargs={"cache": tmp_path / "c"})
     t2.start()
-    time.sleep(0.5)  # the second skipped the busy baseline and trained the two rungs after it
+    deadline = time.monotonic() + 10  # the second skips the busy baseline and trains the two rungs after it
+    while second.calls["train"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # (and would train more, were it not waiting for the baseline)
     assert t2.is_alive() and second.calls["train"] == 2  # +ResNeSt, +Depth (+TTA reuses +Depth's)
     go.set()
     t1.join(20)
@@ -361,4 +364,5 @@ def test_two_processes_sharing_a_cache_run_each_step_once(ladder_file, tmp_path)
     assert first.calls["train"] == 1 and second.calls["train"] == 2
     assert first.calls["infer"] + second.calls["infer"] == 4
     assert first.calls["evaluate"] + second.calls["evaluate"] == 4
-    assert json.loads((tmp_path / "a" / "ladder.json").read_text()) == json.loads((tmp_path / "b" / "ladder.json").read_text())
+    summaries = [json.loads((tmp_path / out / "ladder.json").read_text()) for out in ("a", "b")]
+    assert summaries[0] == summaries[1]

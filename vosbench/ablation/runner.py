@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -142,19 +142,31 @@ def step_lock(store: Path, step: str, key: str, wait: bool = True) -> Iterator[N
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _once(store: Path, step: str, key: str, done: Callable[[], bool], run: Callable[[], object],
+          wait: bool) -> bool:
+    """``run()`` unless ``done()``, under the step's lock (re-checked once it is held: another
+    process may have finished the step meanwhile) -> whether it ran now."""
+    if done():
+        return False
+    with step_lock(store, step, key, wait):
+        if done():
+            return False
+        run()
+        return True
+
+
 def _train_step(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress,
                 wait: bool = True) -> tuple[Path, bool]:
     """Train ``rung`` into ``store/train/<key>`` unless it is there -> (checkpoint, ran now)."""
     ckpt = store / "train" / key / "last.pt"
-    if ckpt.is_file():
-        return ckpt, False
-    with step_lock(store, "train", key, wait):  # another process may have finished it while we waited
-        if ckpt.is_file():
-            return ckpt, False
-        return _train_locked(rung, key, store, runner, progress), True
+    ran = _once(store, "train", key, ckpt.is_file,
+                lambda: _train_locked(rung, key, store, runner, progress), wait)
+    return ckpt, ran
 
 
-def _train_locked(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> Path:
+def _train_locked(rung: RungSpec, key: str, store: Path, runner: StepRunner, progress: Progress) -> None:
+    """Train into ``train/<key>.work`` (resuming), then rename it onto ``train/<key>``; the caller
+    holds the step's lock."""
     final = store / "train" / key
     work = store / "train" / f"{key}.work"
     work.mkdir(parents=True, exist_ok=True)
@@ -165,7 +177,6 @@ def _train_locked(rung: RungSpec, key: str, store: Path, runner: StepRunner, pro
     if final.exists():
         shutil.rmtree(final)
     work.rename(final)
-    return final / "last.pt"
 
 
 def seeded_rung(rung: RungSpec, seed: int) -> RungSpec:
@@ -283,29 +294,25 @@ def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runn
         payload["ensemble"] = [key for key, _ in others]
     ikey = content_key(payload)
     results_dir = store / "infer" / ikey
-    mark("infer", False)
-    if not results_dir.is_dir():
-        with step_lock(store, "infer", ikey, wait):
-            if not results_dir.is_dir():
-                log.info("[%s] inference (%s)", rung.name, ikey)
-                with atomic_dir(results_dir) as tmp:
-                    if others:
-                        runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
-                    else:
-                        runner.infer(rung, ckpt, tmp, progress)
-                mark("infer", True)
+    def infer() -> None:
+        log.info("[%s] inference (%s)", rung.name, ikey)
+        with atomic_dir(results_dir) as tmp:
+            if others:
+                runner.infer(rung, ckpt, tmp, progress, ensemble=[path for _, path in others])
+            else:
+                runner.infer(rung, ckpt, tmp, progress)
+
+    mark("infer", _once(store, "infer", ikey, results_dir.is_dir, infer, wait))
     trained[rung.name] = (tkey, ckpt)
     # -- evaluate
     ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
     metrics_file = store / "eval" / ekey / "metrics.json"
-    mark("evaluate", False)
-    if not metrics_file.is_file():
-        with step_lock(store, "eval", ekey, wait):
-            if not metrics_file.is_file():
-                log.info("[%s] evaluation (%s)", rung.name, ekey)
-                atomic_write_text(metrics_file, json.dumps(runner.evaluate(rung, results_dir, progress),
-                                                           indent=2, sort_keys=True))
-                mark("evaluate", True)
+    def evaluate() -> None:
+        log.info("[%s] evaluation (%s)", rung.name, ekey)
+        evaluation = runner.evaluate(rung, results_dir, progress)
+        atomic_write_text(metrics_file, json.dumps(evaluation, indent=2, sort_keys=True))
+
+    mark("evaluate", _once(store, "eval", ekey, metrics_file.is_file, evaluate, wait))
     evaluation = json.loads(metrics_file.read_text())
     return RungResult(
         name=rung.name,
