@@ -143,7 +143,7 @@ def precision_table(tmp: Path, data: Path, steps: int, threads: int, jf_split: s
 def measure_ddp(tmp: Path, data: Path, crop: tuple[int, int] | None, steps: int, nproc: int, batch: int) -> dict:
     out = tmp / f"ddp-{nproc}-b{batch}"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "vosbench.train.launch", "--config", str(REPO / "configs" / "stm-tiny.toml"), "--out", str(out),
+           "-m", "vosbench_cli.launch", "--config", str(REPO / "configs" / "stm-tiny.toml"), "--out", str(out),
            "--max-steps", str(steps + 1), "--device", "cpu"]
     for item in _overrides(data, crop, batch, 1):
         cmd += ["--set", item]

@@ -139,7 +139,7 @@ def test_nproc_launches_torchrun_with_the_same_options(config_file: Path, tmp_pa
                                  "--device", "cpu", "--max-steps", "3", "--set", "train.batch_size=2"])
     assert result.exit_code == 0, result.output
     (cmd,) = launched
-    assert "--nproc-per-node=2" in cmd and cmd[cmd.index("-m", 3) + 1] == "vosbench.train.launch"
-    tail = cmd[cmd.index("vosbench.train.launch") + 1:]
+    assert "--nproc-per-node=2" in cmd and cmd[cmd.index("-m", 3) + 1] == "vosbench_cli.launch"
+    tail = cmd[cmd.index("vosbench_cli.launch") + 1:]
     assert tail == ["--config", str(config_file), "--device", "cpu", "--out", str(tmp_path / "r"),
                     "--max-steps", "3", "--set", "train.batch_size=2"]

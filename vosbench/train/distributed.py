@@ -69,10 +69,10 @@ def barrier(ctx: DistContext) -> None:
 
 
 def launch_command(nproc: int, args: list[str]) -> list[str]:
-    """The torchrun command that runs ``vosbench.train.launch`` with ``args`` on ``nproc`` local workers."""
+    """The torchrun command that runs ``vosbench_cli.launch`` with ``args`` on ``nproc`` local workers."""
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-        "-m", "vosbench.train.launch", *args,
+        "-m", "vosbench_cli.launch", *args,
     ]
