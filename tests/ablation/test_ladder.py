@@ -366,3 +366,33 @@ def test_two_processes_sharing_a_cache_run_each_step_once(ladder_file, tmp_path)
     assert first.calls["evaluate"] + second.calls["evaluate"] == 4
     summaries = [json.loads((tmp_path / out / "ladder.json").read_text()) for out in ("a", "b")]
     assert summaries[0] == summaries[1]
+
+
+def test_step_lock_is_busy_while_another_process_holds_the_flock(tmp_path):
+    """A separate process holding the step's lock file with a plain ``flock`` (an independent
+    holder, not the code under test) makes a non-waiting ``step_lock`` raise StepBusy; once it lets
+    go, the lock is taken."""
+    import subprocess
+    import sys
+
+    from vosbench.ablation.runner import StepBusy, step_lock
+
+    path = tmp_path / "locks" / "train-abc.lock"
+    path.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys\n"
+         f"fh = open({str(path)!r}, 'a+b'); fcntl.flock(fh, fcntl.LOCK_EX)\n"
+         "print('held', flush=True); sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StepBusy):
+            with step_lock(tmp_path, "train", "abc", wait=False):
+                pass
+    finally:
+        holder.communicate("\n", timeout=30)
+    entered = []
+    with step_lock(tmp_path, "train", "abc", wait=False):
+        entered.append(True)
+    assert entered == [True]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -126,20 +125,22 @@ def step_lock(store: Path, step: str, key: str, wait: bool = True) -> Iterator[N
     """Hold the cache's exclusive lock on one step (``step``: train, infer or eval) while it runs.
     While another process holds it: wait for it, saying so once, or (``wait=False``) raise
     :class:`StepBusy`."""
+    from filelock import FileLock, Timeout
+
     lock_dir = store / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{step}-{key}.lock", "a+b") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise StepBusy(f"{step} {key}") from None
-            log.info("another process is running %s step %s; waiting for it", step, key)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = FileLock(lock_dir / f"{step}-{key}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise StepBusy(f"{step} {key}") from None
+        log.info("another process is running %s step %s; waiting for it", step, key)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _once(store: Path, step: str, key: str, done: Callable[[], bool], run: Callable[[], object],
