@@ -14,14 +14,12 @@ annotation, inclusive) to ``end`` (exclusive), as the LVOS evaluation reads it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from vosbench.data.names import check_name
-from vosbench.data.youtube import LateObjectSequence
+from vosbench.data.youtube import LateObjectSequence, read_video_objects
 from vosbench.data.mose import SplitLayout
 from vosbench.errors import DataError
 
@@ -53,41 +51,17 @@ class LvosSequence(LateObjectSequence):
     objects: dict[int, LvosObject] = field(default_factory=dict)
 
 
+def _lvos_object(vid: str, oid: int, obj: dict, where) -> LvosObject:
+    rng = obj["frame_range"]
+    start, end = str(rng["start"]), str(rng["end"])
+    int(start), int(end)  # frame names are numbers
+    nums = rng.get("frame_nums")
+    return LvosObject(oid, start, end, None if nums is None else int(nums))
+
+
 def _parse_meta(path: Path) -> dict[str, dict[int, LvosObject]]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: LVOS meta file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    videos = meta.get("videos") if isinstance(meta, dict) else None
-    if not isinstance(videos, dict):
-        raise DataError(f'{path}: expected an object with a "videos" mapping')
-    out: dict[str, dict[int, LvosObject]] = {}
-    for vid, entry in videos.items():
-        check_name(str(vid), str(path), "video name")
-        objects = entry.get("objects") if isinstance(entry, dict) else None
-        if not isinstance(objects, dict):
-            raise DataError(f'{path}: video {vid!r} has no "objects" mapping')
-        parsed = {}
-        for key, obj in objects.items():
-            try:
-                oid = int(key)
-                rng = obj["frame_range"]
-                start, end = str(rng["start"]), str(rng["end"])
-                int(start), int(end)
-                nums = rng.get("frame_nums")
-                nums = None if nums is None else int(nums)
-            except (TypeError, ValueError, KeyError):
-                raise DataError(
-                    f'{path}: video {vid!r} object {key!r}: expected an integer id with a "frame_range" '
-                    '{"start", "end"} of frame names'
-                ) from None
-            if not 0 < oid < 255:
-                raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
-            parsed[oid] = LvosObject(oid, start, end, nums)
-        out[str(vid)] = parsed
-    return out
+    return read_video_objects(path, "LVOS meta file", 'a "frame_range" {"start", "end"} of frame names',
+                              _lvos_object)
 
 
 class LvosDataset(SplitLayout):

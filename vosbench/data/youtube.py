@@ -21,10 +21,11 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
+ObjectT = TypeVar("ObjectT")
 
 YOUTUBE_SPLITS = ("train", "valid", "test")  # valid and test: annotations only at first appearance
 
@@ -97,42 +99,65 @@ class YouTubeSequence(LateObjectSequence):
         return {oid: obj.category for oid, obj in self.objects.items()}
 
 
-def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
-    """Read ``meta.json`` into vid -> {object id -> YouTubeObject}, refusing malformed files."""
+def read_video_objects(
+    path: Path, what: str, expected: str, parse: Callable[[str, int, dict, Callable[[str], str]], ObjectT]
+) -> dict[str, dict[int, ObjectT]]:
+    """Read a meta file of YouTube-VOS's layout, ``{"videos": {vid: {"objects": {"<id>": {...}}}}}``
+    (YouTube-VOS's ``meta.json``, LVOS's ``<split>_meta.json``), into vid -> {object id -> parsed},
+    refusing malformed files with one line. Video names are checked, ids must be integers in 1..254;
+    ``parse(vid, oid, entry, where)`` builds one object (``where(s)``: "path:line" of the string
+    ``s``, for its own errors) and raises TypeError / ValueError / KeyError for an entry not as
+    ``expected`` says (e.g. 'a "frames" list'). ``what`` names the file when it is missing."""
     try:
         text = path.read_text(encoding="utf-8-sig")
         meta = json.loads(text)
     except FileNotFoundError:
-        raise DataError(f"{path}: meta.json not found") from None
+        raise DataError(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+    def where(s: str) -> str:
+        return f"{path}:{json_line(text, s)}"
+
     videos = meta.get("videos") if isinstance(meta, dict) else None
     if not isinstance(videos, dict):
         raise DataError(f'{path}: expected an object with a "videos" mapping')
-    out: dict[str, dict[int, YouTubeObject]] = {}
+    out: dict[str, dict[int, ObjectT]] = {}
     for vid, entry in videos.items():
-        check_name(vid, f"{path}:{json_line(text, vid)}", "video name")
+        vid = str(vid)
+        check_name(vid, where(vid), "video name")
         objects = entry.get("objects") if isinstance(entry, dict) else None
         if not isinstance(objects, dict):
             raise DataError(f'{path}: video {vid!r} has no "objects" mapping')
         parsed = {}
         for key, obj in objects.items():
+            bad = f"{path}: video {vid!r} object {key!r}: expected an integer id with {expected}"
             try:
                 oid = int(key)
-                frames = tuple(sorted(str(f) for f in obj["frames"]))
-            except (TypeError, ValueError, KeyError):
-                raise DataError(
-                    f'{path}: video {vid!r} object {key!r}: expected an integer id with a "frames" list'
-                ) from None
+            except (TypeError, ValueError):
+                raise DataError(bad) from None
             if not 0 < oid < 255:
                 raise DataError(f"{path}: video {vid!r}: object id {oid} outside 1..254")
-            if not frames:
-                raise DataError(f"{path}: video {vid!r} object {oid} lists no frames")
-            for f in frames:
-                check_name(f, f"{path}:{json_line(text, f)}", f"video {vid!r} object {oid}: frame name")
-            parsed[oid] = YouTubeObject(oid, frames, obj.get("category"))
-        out[str(vid)] = parsed
+            try:
+                parsed[oid] = parse(vid, oid, obj, where)
+            except (TypeError, ValueError, KeyError):
+                raise DataError(bad) from None
+        out[vid] = parsed
     return out
+
+
+def _youtube_object(vid: str, oid: int, obj: dict, where: Callable[[str], str]) -> YouTubeObject:
+    frames = tuple(sorted(str(f) for f in obj["frames"]))
+    if not frames:
+        raise DataError(f"{where(vid)}: video {vid!r} object {oid} lists no frames")
+    for f in frames:
+        check_name(f, where(f), f"video {vid!r} object {oid}: frame name")
+    return YouTubeObject(oid, frames, obj.get("category"))
+
+
+def _parse_meta(path: Path) -> dict[str, dict[int, YouTubeObject]]:
+    """Read ``meta.json`` into vid -> {object id -> YouTubeObject}, refusing malformed files."""
+    return read_video_objects(path, "meta.json", 'a "frames" list', _youtube_object)
 
 
 class YouTubeVOS:
