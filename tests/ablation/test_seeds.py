@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 
 from tests.ablation.test_ladder import LADDER, FakeRunner
-from vosbench.ablation import boost_table, checkmark_table, full_table, load_ladder, run_ladder, write_tables
+from vosbench.ablation import (
+    boost_table,
+    checkmark_table,
+    full_table,
+    load_ladder,
+    run_ladder,
+    subset_boost_table,
+    write_tables,
+)
 from vosbench.ablation.stats import boost_intervals, seed_summary, seed_values, t_interval
 
 # two-sided 95 % Student-t quantiles t(0.975, df), from a printed table
@@ -138,12 +146,21 @@ def test_multi_seed_tables_show_mean_std_and_marked_intervals(ladder, tmp_path):
     assert "| +Depth | 15.3 ± 2.9 | +0.3 [-5.4, +6.1] n.s. |" in md
     ci = pd.read_csv(written["boost-ci.csv"])
     assert set(ci["subset"]) == {"all", "look-alike"}
+    # look-alike = half of every value: +ResNeSt 6.5, 7, 9 (mean 7.5, sd sqrt(1.75)); paired differences
+    # 1.5, 1, 2: mean 1.5, sd 0.5, half-width 4.303 * 0.5 / sqrt(3) = 1.24
+    sub = subset_boost_table(res)
+    assert list(sub.columns) == ["Methods", "J&F (all)", "Boost (all)", "J&F (look-alike)", "Boost (look-alike)"]
+    row = sub.set_index("Methods").loc["+ResNeSt"]
+    assert row.tolist() == ["15.0 ± 2.6", "+3.0 [+0.5, +5.5]", "7.5 ± 1.3", "+1.5 [+0.3, +2.7]"]
+    assert "| +ResNeSt | 15.0 ± 2.6 | +3.0 [+0.5, +5.5] | 7.5 ± 1.3 | +1.5 [+0.3, +2.7] |" in \
+        written["boost-subsets.md"].read_text()
     assert len(pd.read_csv(written["seeds.csv"])) == 4 * 3 * 8
 
 
 def test_single_seed_tables_are_unchanged(ladder, tmp_path):
     res = run_ladder(ladder, tmp_path / "out", SeededRunner(), seeds=1)
     assert boost_table(res)["Boost"].tolist() == ["-", "+3.0", "-1.0", "+0.5"]
+    assert subset_boost_table(res)["Boost (look-alike)"].tolist() == ["-", "+1.5", "-0.5", "+0.2"]
     write_tables(res, tmp_path / "tables")
     assert (tmp_path / "tables" / "boost.md").read_text().startswith("| Methods |")
     assert not (tmp_path / "tables" / "boost-ci.csv").exists()

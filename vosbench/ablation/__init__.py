@@ -4,7 +4,14 @@ content hash) and build the papers' tables (SCM-style Boost column, D-STM-style 
 from vosbench.ablation.ladder import LadderConfig, RungSpec, load_ladder, with_precision
 from vosbench.ablation.runner import LadderResult, RungResult, StepRunner, run_ladder
 from vosbench.ablation.stats import boost_intervals, rung_values, seed_summary, seed_values
-from vosbench.ablation.tables import boost_table, caption, checkmark_table, full_table, write_tables
+from vosbench.ablation.tables import (
+    boost_table,
+    caption,
+    checkmark_table,
+    full_table,
+    subset_boost_table,
+    write_tables,
+)
 
 __all__ = [
     "LadderConfig",
@@ -22,6 +29,7 @@ __all__ = [
     "rung_values",
     "seed_summary",
     "seed_values",
+    "subset_boost_table",
     "with_precision",
     "write_tables",
 ]

@@ -72,6 +72,22 @@ def boost_table(result: LadderResult, metric: str = "J&F-Mean", subset: str | No
     return pd.DataFrame(rows)
 
 
+def subset_boost_table(result: LadderResult, metric: str = "J&F-Mean") -> pd.DataFrame | None:
+    """:func:`boost_table` side by side for the whole split and each evaluation subset (e.g.
+    look-alike / other videos): columns ``<metric name> (<subset>)`` and ``Boost (<subset>)``.
+    None when the ladder's evaluation has no subsets."""
+    subsets = sorted({s for r in result.rungs for s in r.subsets})
+    if not subsets:
+        return None
+    name = "J&F" if metric == "J&F-Mean" else METRIC_NAMES.get(metric, metric)
+    parts = []
+    for s in [None, *subsets]:
+        label = s or ALL
+        df = boost_table(result, metric, s).set_index("Methods")
+        parts.append(df.rename(columns={"Global Mean": f"{name} ({label})", "Boost": f"Boost ({label})"}))
+    return pd.concat(parts, axis=1).reset_index()
+
+
 def checkmark_table(result: LadderResult, metric: str = "J&F-Mean") -> pd.DataFrame:
     """D-STM-style: one column per feature with a check mark where the rung has it, then J&F."""
     features = list(result.ladder.features) or sorted({f for r in result.rungs for f in r.features})
@@ -184,7 +200,8 @@ def bar_chart(result: LadderResult, path: str | os.PathLike, metric: str = "J&F-
 
 
 def write_tables(result: LadderResult, out: str | os.PathLike) -> dict[str, Path]:
-    """Write boost/checkmark/full tables as .md, .tex and .csv, and ``ladder.png``; return the paths.
+    """Write boost/checkmark/full tables (and boost-subsets: the Boost per evaluation subset, when the
+    evaluation has subsets) as .md, .tex and .csv, and ``ladder.png``; return the paths.
     With several seeds the .md tables start with the :func:`caption`, and ``seeds.csv`` (every
     seed's values) and ``boost-ci.csv`` (the numeric Boost intervals, per subset) are added."""
     out = Path(out)
@@ -195,6 +212,9 @@ def write_tables(result: LadderResult, out: str | os.PathLike) -> dict[str, Path
         "checkmarks": (checkmark_table(result), True),
         "full": (full_table(result), False),
     }
+    by_subset = subset_boost_table(result)
+    if by_subset is not None:
+        tables["boost-subsets"] = (by_subset, False)
     for name, (df, index) in tables.items():
         md = (note + "\n\n" if note else "") + to_markdown(df, index)
         for ext, text in (("md", md), ("tex", to_latex(df, index))):
