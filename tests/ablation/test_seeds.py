@@ -149,7 +149,8 @@ def test_multi_seed_tables_show_mean_std_and_marked_intervals(ladder, tmp_path):
     # look-alike = half of every value: +ResNeSt 6.5, 7, 9 (mean 7.5, sd sqrt(1.75)); paired differences
     # 1.5, 1, 2: mean 1.5, sd 0.5, half-width 4.303 * 0.5 / sqrt(3) = 1.24
     sub = subset_boost_table(res)
-    assert list(sub.columns) == ["Methods", "J&F (all)", "Boost (all)", "J&F (look-alike)", "Boost (look-alike)"]
+    assert list(sub.columns) == ["Methods", "J&F (all)", "Boost (all)",
+                                 "J&F (look-alike)", "Boost (look-alike)"]
     row = sub.set_index("Methods").loc["+ResNeSt"]
     assert row.tolist() == ["15.0 ± 2.6", "+3.0 [+0.5, +5.5]", "7.5 ± 1.3", "+1.5 [+0.3, +2.7]"]
     assert "| +ResNeSt | 15.0 ± 2.6 | +3.0 [+0.5, +5.5] | 7.5 ± 1.3 | +1.5 [+0.3, +2.7] |" in \
