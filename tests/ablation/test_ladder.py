@@ -396,3 +396,21 @@ def test_step_lock_is_busy_while_another_process_holds_the_flock(tmp_path):
     with step_lock(tmp_path, "train", "abc", wait=False):
         entered.append(True)
     assert entered == [True]
+
+
+def test_results_temps_of_a_killed_run_are_swept(ladder_file, tmp_path):
+    """An inference folder left in the cache by a killed `ablate` (temp name, its process gone) is
+    removed when a ladder next starts on that cache; a live process's temp stays."""
+    import os
+
+    from tests.test_bad_inputs import _dead_pid
+    from vosbench.fsutil import TEMP_MARK, temp_prefix
+
+    infer = tmp_path / "cache" / "infer"
+    infer.mkdir(parents=True)
+    dead = infer / f"{temp_prefix('k1').replace(f'-{os.getpid()}-', f'-{_dead_pid()}-')}x{TEMP_MARK}"
+    live = infer / f"{temp_prefix('k2')}y{TEMP_MARK}"
+    (dead / "val-001").mkdir(parents=True)
+    live.mkdir()
+    run_ladder(load_ladder(ladder_file), tmp_path / "out", FakeRunner(), cache=tmp_path / "cache")
+    assert not dead.exists() and live.is_dir()

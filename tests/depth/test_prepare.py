@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -196,3 +197,21 @@ def test_unwritable_depth_folder_is_a_data_error(make_davis_root) -> None:
     with pytest.raises(DataError, match=r"Depth.*cannot write depth maps"):
         prepare_depth(root, "val", "480p", CountingEstimator())
     assert (root / "Depth").read_text().startswith("a file")
+
+
+def test_temps_of_a_killed_run_are_swept(make_davis_root) -> None:
+    """A sequence folder left by a killed `prepare depth` (temp name, its process gone) is removed by
+    the next run; a live process's temp stays."""
+    from tests.test_bad_inputs import _dead_pid
+    from vosbench.fsutil import TEMP_MARK, temp_prefix
+
+    root = make_davis_root({"alpha": (2, 1)}, size=(16, 24))
+    depth = root / "Depth" / "480p"
+    depth.mkdir(parents=True)
+    dead = depth / f"{temp_prefix('alpha').replace(f'-{os.getpid()}-', f'-{_dead_pid()}-')}x{TEMP_MARK}"
+    live = depth / f"{temp_prefix('alpha')}y{TEMP_MARK}"
+    dead.mkdir()
+    (dead / "raw.npy").write_bytes(b"x" * 100)
+    live.mkdir()
+    prepare_depth(root, "val", "480p", CountingEstimator())
+    assert sorted(p.name for p in depth.iterdir()) == sorted(["alpha", live.name])

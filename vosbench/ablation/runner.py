@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from vosbench import __version__
 from vosbench.ablation.ladder import LadderConfig, RungSpec
 from vosbench.errors import ConfigError, VosbenchError
-from vosbench.fsutil import atomic_dir, atomic_write_text, sha256_file
+from vosbench.fsutil import atomic_dir, atomic_write_text, sha256_file, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,8 @@ def run_ladder(
     if problems:
         raise ConfigError("\n".join(problems))
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (store / "infer", out):  # results folders of a killed run (train/<key>.work resumes)
+        sweep_temps(folder)
     # Every (seed, rung) is a task; rungs of one seed are independent but for ensembles. A first
     # pass skips a task whose step another process (a second `ablate` on the same cache) is
     # running and comes back to it after the rest, so two processes keep two cores busy.
@@ -311,6 +313,7 @@ def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runn
     def evaluate() -> None:
         log.info("[%s] evaluation (%s)", rung.name, ekey)
         evaluation = runner.evaluate(rung, results_dir, progress)
+        sweep_temps(metrics_file.parent)  # a metrics file of a killed run
         atomic_write_text(metrics_file, json.dumps(evaluation, indent=2, sort_keys=True))
 
     mark("evaluate", _once(store, "eval", ekey, metrics_file.is_file, evaluate, wait))

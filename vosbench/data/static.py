@@ -34,7 +34,7 @@ from vosbench.data.imageio import VOID_ID, _open_verified, encode_mask_png, read
 from vosbench.data.names import check_name, json_line
 from vosbench.data.prepare import MANIFEST_NAME, relabel_problem
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_dir
+from vosbench.fsutil import atomic_dir, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,7 @@ def prepare_static(
         raise DataError(f"unknown static format {format!r}; expected one of {', '.join(STATIC_FORMATS)}")
     if root.exists() and not root.is_dir():
         raise DataError(f"{root}: exists and is not a folder")
+    sweep_temps(root.absolute().parent)  # an extraction or output folder of a run that was killed
     with extracted_zip(archive, root.absolute().parent, progress=progress) as tmp:
         if format == "msra10k":
             items = [(i, None) for i in find_msra10k(tmp, archive)]

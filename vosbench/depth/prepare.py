@@ -34,7 +34,7 @@ from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import write_depth
 from vosbench.depth.estimators import DepthEstimator, FrameKey
 from vosbench.errors import ConfigError, DataError
-from vosbench.fsutil import atomic_dir, atomic_write_text
+from vosbench.fsutil import atomic_dir, atomic_write_text, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ def prepare_depth(
     info = estimator.describe()
     summary = DepthPrepareSummary(dataset.root, split, resolution, dataset.depth_dir, info)
     sequences = list(dataset)
+    sweep_temps(dataset.depth_dir)  # sequence folders of a run killed while writing them
     if not overwrite:
         for seq in sequences:
             _refuse_foreign_partial(dataset.depth_dir / seq.name, seq.frame_names)
@@ -307,6 +308,7 @@ def prepare_static_depth(
                         "pass --overwrite to redo them with this estimator")
     ranges: dict[str, list[float]] = dict(record.get("images", {}))
     summary = DepthPrepareSummary(images.root, "static", "", out_dir, info)
+    sweep_temps(out_dir)  # maps and the record of a run killed while writing them
     # an existing map is kept (ours, or one put there by hand) unless overwrite
     todo = [i for i in range(len(images)) if overwrite or not (out_dir / f"{images.names[i]}.png").is_file()]
     skipped = len(images) - len(todo)
