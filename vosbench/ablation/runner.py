@@ -297,6 +297,7 @@ def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runn
         payload["ensemble"] = [key for key, _ in others]
     ikey = content_key(payload)
     results_dir = store / "infer" / ikey
+
     def infer() -> None:
         log.info("[%s] inference (%s)", rung.name, ikey)
         with atomic_dir(results_dir) as tmp:
@@ -310,6 +311,7 @@ def _run_rung(ladder: LadderConfig, spec: RungSpec, seed: int, store: Path, runn
     # -- evaluate
     ekey = content_key({"step": "eval", "version": __version__, "infer": ikey, "split": ladder.split})
     metrics_file = store / "eval" / ekey / "metrics.json"
+
     def evaluate() -> None:
         log.info("[%s] evaluation (%s)", rung.name, ekey)
         evaluation = runner.evaluate(rung, results_dir, progress)

@@ -15,6 +15,7 @@ annotation, inclusive) to ``end`` (exclusive), as the LVOS evaluation reads it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -51,7 +52,7 @@ class LvosSequence(LateObjectSequence):
     objects: dict[int, LvosObject] = field(default_factory=dict)
 
 
-def _lvos_object(vid: str, oid: int, obj: dict, where) -> LvosObject:
+def _lvos_object(vid: str, oid: int, obj: dict, where: Callable[[str], str]) -> LvosObject:
     rng = obj["frame_range"]
     start, end = str(rng["start"]), str(rng["end"])
     int(start), int(end)  # frame names are numbers
