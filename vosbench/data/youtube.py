@@ -99,6 +99,22 @@ class YouTubeSequence(LateObjectSequence):
         return {oid: obj.category for oid, obj in self.objects.items()}
 
 
+def read_videos_json(path: Path, what: str) -> tuple[str, dict]:
+    """(text, the ``"videos"`` mapping) of a meta file; a missing, non-JSON or mapping-less file is
+    one DataError line (``what`` names the file when it is missing)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        meta = json.loads(text)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, dict):
+        raise DataError(f'{path}: expected an object with a "videos" mapping')
+    return text, videos
+
+
 def read_video_objects(
     path: Path, what: str, expected: str, parse: Callable[[str, int, dict, Callable[[str], str]], ObjectT]
 ) -> dict[str, dict[int, ObjectT]]:
@@ -108,20 +124,11 @@ def read_video_objects(
     ``parse(vid, oid, entry, where)`` builds one object (``where(s)``: "path:line" of the string
     ``s``, for its own errors) and raises TypeError / ValueError / KeyError for an entry not as
     ``expected`` says (e.g. 'a "frames" list'). ``what`` names the file when it is missing."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        meta = json.loads(text)
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    text, videos = read_videos_json(path, what)
 
     def where(s: str) -> str:
         return f"{path}:{json_line(text, s)}"
 
-    videos = meta.get("videos") if isinstance(meta, dict) else None
-    if not isinstance(videos, dict):
-        raise DataError(f'{path}: expected an object with a "videos" mapping')
     out: dict[str, dict[int, ObjectT]] = {}
     for vid, entry in videos.items():
         vid = str(vid)
