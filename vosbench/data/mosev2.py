@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from vosbench.data.davis import VideoSequence
@@ -123,15 +122,15 @@ def frame_order(paths) -> list[Path]:
 
 
 class Mosev2Dataset(MoseDataset):
-    """One split of a MOSEv2 root (see the module docstring)."""
+    """One split of a MOSEv2 root (see the module docstring); ``meta.json`` is read on opening."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train"):
+        super().__init__(root, split)
+        self.meta: dict[str, Mosev2Video] = read_mosev2_meta(self.meta_path)
 
     @property
     def meta_path(self) -> Path:
         return self.split_dir / META_FILE
-
-    @cached_property
-    def meta(self) -> dict[str, Mosev2Video]:
-        return read_mosev2_meta(self.meta_path)
 
     def entry(self, name: str) -> Mosev2Video:
         """The ``meta.json`` entry of ``name``; a one-line DataError when it has none."""
