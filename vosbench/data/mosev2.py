@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from vosbench.data.archive import extracted_archive
 from vosbench.data.davis import VideoSequence
+from vosbench.data.imageio import VOID_ID, read_frame
 from vosbench.data.mose import MoseDataset
 from vosbench.data.names import check_name, json_line
+from vosbench.data.prepare import prepare_split_archives
+from vosbench.data.youtube import _find_split_dirs as find_split_dirs
 from vosbench.data.youtube import read_videos_json
 from vosbench.errors import DataError
+from vosbench.progress import Progress, ensure_progress
 
 MOSEV2_SPLITS = ("train", "valid", "test")
 META_FILE = "meta.json"
@@ -148,3 +156,86 @@ class Mosev2Dataset(MoseDataset):
                 f"{self.image_dir / name}: {len(frames)} frames but {self.meta_path.name} gives length {entry.length} for video {name!r}"
             )
         return Mosev2Sequence(name=name, frame_paths=frames, annotation_paths=anns, meta=entry)
+
+
+def _check_video(ds: Mosev2Dataset, name: str, full: bool) -> list[str]:
+    """Problems of one video: its meta entry, frame count, annotations (train: every frame; else
+    the first), first annotation's size and ids; with ``full`` every frame and mask decoded."""
+    try:
+        seq = ds.sequence(name)
+    except DataError as exc:
+        return [str(exc)]
+    stems = set(seq.frame_names)
+    stray = sorted(set(seq.annotation_paths) - stems)
+    if stray:
+        return [f"{ds.annotation_dir / name}: annotations without frames: {', '.join(stray[:5])}"]
+    if ds.split == "train" and len(seq.annotation_paths) != seq.num_frames:
+        return [f"{ds.annotation_dir / name}: {len(seq.annotation_paths)} annotations for {seq.num_frames} frames"]
+    problems: list[str] = []
+    try:
+        first = seq.first_mask()  # also checks its size against the first frame's
+        extra = sorted(set(int(i) for i in np.unique(first)) - {0, VOID_ID} - set(seq.meta.objects))
+        if extra:
+            problems.append(f"{seq.annotation_paths[seq.frame_names[0]]}: object id(s) {', '.join(map(str, extra))} "
+                            f"not in {ds.meta_path.name}'s objects for video {name!r}")
+        if full:
+            for i in range(1, seq.num_frames):
+                seq.mask(i)
+            for i, path in enumerate(seq.frame_paths):
+                shape = read_frame(path).shape[:2]
+                if shape != seq.size:
+                    problems.append(f"{path}: frame size {shape[1]}x{shape[0]} differs from {seq.size[1]}x{seq.size[0]}")
+    except DataError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def validate_mosev2(ds: Mosev2Dataset, *, full: bool = False, progress: Progress | None = None) -> list[str]:
+    """Every problem of a MOSEv2 split (empty: valid): each video as :func:`_check_video` says, and
+    ``meta.json`` videos without frames."""
+    progress = ensure_progress(progress)
+    names = ds.sequence_names
+    progress.start(f"validate {ds.split}", total=len(names))
+    problems = [f"{ds.meta_path}: video {v!r} has no frames in {ds.image_dir}" for v in sorted(set(ds.meta) - set(names))]
+    for name in names:
+        problems.extend(_check_video(ds, name, full))
+        progress.advance()
+    return problems
+
+
+def build_mosev2_manifest(root: str | os.PathLike, *, extra: dict | None = None) -> dict:
+    """Describe every split of a MOSEv2 root: videos, frame counts, sizes, annotated frames, objects."""
+    root = Path(root)
+    manifest: dict = {"dataset": "mosev2", "splits": {}, "sequences": {}}
+    for split in MOSEV2_SPLITS:
+        if not (root / split / META_FILE).is_file():
+            continue
+        ds = Mosev2Dataset(root, split)
+        manifest["splits"][split] = ds.sequence_names
+        for seq in ds:
+            h, w = seq.size
+            manifest["sequences"][seq.name] = {
+                "split": split, "frames": seq.num_frames, "annotated_frames": len(seq.annotation_paths),
+                "height": h, "width": w, "object_ids": seq.object_ids,
+            }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def prepare_mosev2(root: str | os.PathLike, archives: Sequence[str | os.PathLike], progress: Progress | None = None,
+                   *, full: bool = True) -> dict:
+    """Extract MOSEv2 archives (zip or tar, e.g. ``train.tar.gz``, ``valid.tar.gz``; each holding
+    ``train/``, ``valid/`` or ``test/`` at its top or one folder down) into ``root``, validate,
+    write ``root/manifest.json``. Every archive is extracted beside ``root`` and validated
+    (``full``: every frame and mask decoded) before any split is merged: one bad archive changes nothing."""
+    progress = ensure_progress(progress)
+
+    def validate_split(arc: Path, split: str, folder: Path) -> list[str]:
+        meta = folder / META_FILE
+        if not is_mosev2_meta(meta):
+            raise DataError(f"{arc}: {split}/{META_FILE} {'missing' if not meta.is_file() else 'not a MOSEv2 meta.json (no video lengths)'}")
+        return validate_mosev2(Mosev2Dataset(folder.parent, split), full=full, progress=progress)
+
+    return prepare_split_archives(Path(root), [Path(a) for a in archives], progress, what="MOSEv2", extract=extracted_archive,
+                                  find_splits=find_split_dirs, validate_split=validate_split, build=build_mosev2_manifest)
