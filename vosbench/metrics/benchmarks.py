@@ -3,7 +3,7 @@
 Each benchmark (a *task*) fixes which annotation files are read, which objects a sequence has,
 which frames score each object and which predicted ids are allowed (:class:`GroundTruth`), and
 for a submission which frames need a mask (:class:`SubmissionVideo`). Per-frame J and F are the
-DAVIS-2017 definitions everywhere.
+DAVIS-2017 definitions everywhere but MOSEv2 (:mod:`vosbench.metrics.mosev2`).
 
 ========== ================================ ==========================================================
 task       layout                           rule
