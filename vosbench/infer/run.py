@@ -38,6 +38,7 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
@@ -289,8 +290,11 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
 
 
 def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
-    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout."""
+    """A YouTube-VOS or MOSEv2 split when ``data/<split>/meta.json`` exists (MOSEv2's lists video
+    lengths; its results are MOSE's ``<out>/<video>/<frame>.png``, every frame), else the DAVIS layout."""
     if (Path(data) / split / "meta.json").is_file():
+        if is_mosev2_meta(Path(data) / split / "meta.json"):
+            return Mosev2Dataset(data, split)  # type: ignore[return-value]
         return YouTubeVOS(data, split)
     return DavisDataset(data, split, resolution)
 
