@@ -22,6 +22,10 @@ mose       ROOT/<split>/{JPEGImages,        the first annotation's objects, fram
            Annotations}/<video>
 lvos       ROOT/<split>/<split>_meta.json    each object on the annotated frames of its frame range
                                             [start, end); V; seen/unseen by unseen_videos.txt
+sav        ROOT/sav_<split>.txt,            SAM 2's SA-V evaluator: each object folder on its own
+           Annotations_6fps/<video>/<obj>/  annotated frames but the first and last, from the first
+                                            where it is in the ground truth or the prediction
+                                            (:mod:`vosbench.metrics.sav`)
 ========== ================================ ==========================================================
 """
 
@@ -38,12 +42,13 @@ from vosbench.data.davis2016 import Davis2016Dataset
 from vosbench.data.imageio import VOID_ID
 from vosbench.data.lvos import LvosDataset
 from vosbench.data.mose import MoseDataset
+from vosbench.data.sav import SavDataset, is_sav_root
 from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
 from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.validation import ObjectIds, davis2017_objects, first_annotation_ids
 
-TASKS = ("davis2017", "davis2016", "late", "youtube-vos", "mose", "lvos")
+TASKS = ("davis2017", "davis2016", "late", "youtube-vos", "mose", "lvos", "sav")
 DAVIS_TASKS = ("davis2017", "davis2016", "late")
 # the tasks whose objects are fixed before scoring and scored on their own frames
 STATIC_TASKS = ("youtube-vos", "mose", "lvos")
@@ -55,6 +60,7 @@ TITLES = {
     "youtube-vos": "YouTube-VOS 2019",
     "mose": "MOSE",
     "lvos": "LVOS",
+    "sav": "SA-V",
 }
 
 RULES = {
@@ -66,6 +72,8 @@ RULES = {
     "youtube-vos": "YouTube-VOS: each meta.json object on the annotated frames after its first appearance",
     "mose": "MOSE: the first annotation's objects, frames 1..T-2",
     "lvos": "LVOS: each object on the annotated frames of its frame range [start, end)",
+    "sav": "SA-V: each object on its own annotated frames but the first and last, from the first where it is "
+    "in the ground truth or the prediction; every object weighs the same",
 }
 
 MIN_ANNOTATED_FRAMES = 3  # DAVIS-style rules: the first and the last are not scored
@@ -182,6 +190,10 @@ class Benchmark:
         return None
 
     def _one_ground_truth(self, name: str) -> GroundTruth | str:
+        if self.task == "sav":  # per-object folders (vosbench.metrics.sav)
+            from vosbench.metrics.sav import sav_ground_truth
+
+            return sav_ground_truth(self.dataset, name)
         paths = list_pngs(self.annotation_dir / name)
         if self.task in DAVIS_TASKS or self.task == "mose":
             problem = self._davis_problem(name, paths)
@@ -288,8 +300,10 @@ def _davis_dataset(data: Path, split: str, resolution: str):
 
 
 def detect_layout(data: str | os.PathLike, split: str) -> str:
-    """``youtube-vos``, ``lvos``, ``mose`` or ``davis`` from the files under ``data``."""
+    """``sav``, ``youtube-vos``, ``lvos``, ``mose`` or ``davis`` from the files under ``data``."""
     data = Path(data)
+    if is_sav_root(data, split):
+        return "sav"
     if (data / split / "meta.json").is_file():
         return "youtube-vos"
     if (data / split / f"{split}_meta.json").is_file():
@@ -331,6 +345,8 @@ def open_benchmark(data: str | os.PathLike, split: str = "val", resolution: str 
         return Benchmark("youtube-vos", YouTubeVOS(data, split), split, resolution, "meta.json" if task == "auto" else "")
     if layout == "lvos":
         return Benchmark("lvos", LvosDataset(data, split), split, resolution, f"{split}_meta.json" if task == "auto" else "")
+    if layout == "sav":
+        return Benchmark("sav", SavDataset(data, split), split, resolution, f"sav_{split}.txt" if task == "auto" else "")
     if layout == "mose":
         return Benchmark("mose", MoseDataset(data, split), split, resolution, "JPEGImages without ImageSets" if task == "auto" else "")
     dataset = _davis_dataset(data, split, resolution)
