@@ -108,6 +108,30 @@ def read_manifest_sources(root: Path) -> list[dict]:
     return list(sources) if isinstance(sources, list) else []
 
 
+def archive_plan(root: str | os.PathLike, archive, what: str) -> tuple[Path, list[Path], list[dict]]:
+    """(root, the archives, the manifest sources the archives do not replace) for a ``prepare`` of
+    ``what`` archives; a DataError when none is given or ``root`` is a file."""
+    root = Path(root)
+    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
+    if not archives:
+        raise DataError(f"no {what} archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    return root, archives, [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+
+
+def check_split(validate, tmp: Path, archive: Path) -> None:
+    """Run ``validate()`` (a list of problems) on an extracted split; the first problem, named by the
+    archive member, as a DataError (with how many more there are)."""
+    try:
+        problems = validate()
+    except DataError as exc:
+        problems = [str(exc)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(relabel_problem(problems[0], tmp, archive) + more)
+
+
 def manifest_resolutions(root: Path, current: dict) -> dict[str, dict]:
     """Per-resolution sections (``splits``, ``sequences``) of ``root``'s manifest, ``current``'s
     resolution replaced: preparing 480p and then Full-Resolution into one root keeps both."""

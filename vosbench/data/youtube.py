@@ -33,7 +33,7 @@ from vosbench.data.archive import extracted_zip, merge_tree
 from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files, write_manifest
 from vosbench.data.imageio import image_size, read_frame, read_mask
 from vosbench.data.names import check_name, json_line
-from vosbench.data.prepare import MANIFEST_NAME, manifest_summary, read_manifest_sources, relabel_problem
+from vosbench.data.prepare import MANIFEST_NAME, archive_plan, check_split, manifest_summary
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
@@ -331,14 +331,8 @@ def prepare_youtube_vos(
     Every archive is extracted beside ``root`` and validated (``full``: every frame and mask
     decoded) before any split folder is merged into ``root``: one bad archive changes nothing.
     """
-    root = Path(root)
+    root, archives, sources = archive_plan(root, archive, "YouTube-VOS")
     progress = ensure_progress(progress)
-    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
-    if not archives:
-        raise DataError("no YouTube-VOS archive given")
-    if root.exists() and not root.is_dir():
-        raise DataError(f"{root}: exists and is not a folder")
-    sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
     # Every archive is extracted and validated before any is merged, so a bad second archive
     # leaves ROOT (and its manifest) as it was.
     validated: list[dict[str, Path]] = []
@@ -353,13 +347,8 @@ def prepare_youtube_vos(
             for split, folder in found.items():
                 if not (folder / "meta.json").is_file():
                     raise DataError(f"{arc}: {split}/meta.json missing")
-                try:
-                    problems = YouTubeVOS(folder.parent, split).validate(full=full, progress=progress)
-                except DataError as exc:
-                    problems = [str(exc)]
-                if problems:
-                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-                    raise DataError(relabel_problem(problems[0], tmp, arc) + more)
+                dataset = YouTubeVOS(folder.parent, split)
+                check_split(lambda: dataset.validate(full=full, progress=progress), tmp, arc)
             validated.append(found)
         for arc, found in zip(archives, validated):
             for split, folder in found.items():
