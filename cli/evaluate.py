@@ -96,6 +96,9 @@ def evaluate_cmd(
     task: Annotated[Task, typer.Option(
         "--task", help="Benchmark rules; auto detects them from the layout and the first annotations (grey 0/255 = DAVIS-2016; "
                        "objects annotated after the first frame = late).")] = Task.auto,  # type: ignore[attr-defined]
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Score a results folder whose sequences' provenance.json name different runs "
+                              "(e.g. half old after a failed --overwrite) with a warning, instead of refusing it.")] = False,
 ) -> None:
     """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
 
@@ -122,6 +125,7 @@ def evaluate_cmd(
             progress=progress,
             json_path=json_path,
             task=task.value,
+            allow_mixed=allow_mixed,
         )
     if result.task == "mosev2":
         for table in _mosev2_tables(result):
