@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +200,27 @@ class _Mp4Writer:
             raise DataError(f"{self.final}: cannot finish the video ({exc})") from None
         if not self.path.is_file() or self.path.stat().st_size == 0:
             raise DataError(f"{self.final}: no video was written")
+
+
+def write_overlay_video(
+    path: str | os.PathLike,
+    frames: Iterable[tuple[np.ndarray, np.ndarray]],
+    size: tuple[int, int],
+    fps: float,
+    alpha: float = 0.5,
+    progress: Progress | None = None,
+) -> Path:
+    """Write ``(frame, mask)`` pairs as an H.264 overlay MP4 at ``path``, atomically (streamed)."""
+    path, progress = Path(path), ensure_progress(progress)
+    with atomic_path(path) as tmp:
+        video = _Mp4Writer(tmp, size, fps, path)
+        try:
+            for frame, mask in frames:
+                video.write(overlay_masks(frame, mask, alpha))
+                progress.advance()
+        finally:
+            video.close()
+    return path
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

@@ -38,6 +38,7 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
@@ -46,7 +47,7 @@ from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import check_same_provenance, make_record, write_provenance
+from vosbench.provenance import PROVENANCE_FILE, check_same_provenance, make_record, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,10 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
-def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
+def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS | SingleVideo) -> str:
     """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
+    if isinstance(dataset, SingleVideo):  # its one given mask, on the frame it belongs to
+        return dataset.given
     if given is None:
         return "first-appearance" if isinstance(dataset, YouTubeVOS) else "first"
     if given not in GIVEN_MODES:
@@ -288,8 +291,25 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
                        checkpoint_files=[m.spec.checkpoint.name for m in members])
 
 
-def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
-    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout."""
+def _target(out: Path, seq: VideoSequence, dataset: object) -> Path:
+    """Where a sequence's masks go: ``out/<seq>``, or ``out`` itself for one video."""
+    return out if isinstance(dataset, SingleVideo) else out / seq.name
+
+
+def _check_video_out(out: Path) -> None:
+    """A non-empty ``--out`` of one video must hold earlier results (never replace someone's folder)."""
+    if not (out / PROVENANCE_FILE).is_file():
+        raise ConfigError(f"{out}: --out is not empty and holds no vosbench results ({PROVENANCE_FILE}); "
+                          "choose a new or empty folder")
+
+
+def open_dataset(
+    data: str | os.PathLike | SingleVideo, split: str, resolution: str
+) -> DavisDataset | YouTubeVOS | SingleVideo:
+    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout
+    (a :class:`SingleVideo` is taken as it is)."""
+    if isinstance(data, SingleVideo):
+        return data
     if (Path(data) / split / "meta.json").is_file():
         return YouTubeVOS(data, split)
     return DavisDataset(data, split, resolution)
@@ -297,7 +317,7 @@ def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisD
 
 def infer_dataset(
     ensemble: str | os.PathLike | Recipe | Sequence[MemberSpec],
-    data: str | os.PathLike,
+    data: str | os.PathLike | SingleVideo,
     split: str = "val",
     resolution: str = "480p",
     out: str | os.PathLike = "results",
@@ -311,7 +331,8 @@ def infer_dataset(
 
     ``ensemble``: a checkpoint path, ``"a.pt,b.pt"``, a recipe TOML path, a :class:`Recipe` or
     member specs. Options the caller leaves at None in :meth:`InferOptions.resolve` come from the
-    recipe; pass a ready :class:`InferOptions` to use it as is.
+    recipe; pass a ready :class:`InferOptions` to use it as is. ``data`` may be one video
+    (:func:`vosbench.data.video.open_video`): its masks go straight into ``out``.
     """
     if isinstance(ensemble, Recipe):
         recipe = ensemble
@@ -347,12 +368,26 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
-    record = _provenance(members, options, split=split, resolution=resolution)
+    if isinstance(dataset, SingleVideo):  # one video: its frames straight into out
+        split = dataset.split
+        record = _provenance(members, options, video=dataset.identity)
+        summary.split = split
+    else:
+        record = _provenance(members, options, split=split, resolution=resolution)
     sweep_temps(out)  # temp folders of a killed run
+    if isinstance(dataset, SingleVideo):
+        sweep_temps(out.parent)  # out itself is built beside it
     done = set()
     for seq in sequences:  # refuse before any work when a finished folder holds other results
-        if (out / seq.name).is_dir() and not options.overwrite:
-            check_same_provenance(out / seq.name, record)
+        target = _target(out, seq, dataset)
+        if isinstance(dataset, SingleVideo):
+            if not any(target.iterdir()):
+                continue
+            _check_video_out(target)
+        elif not target.is_dir():
+            continue
+        if not options.overwrite:
+            check_same_provenance(target, record)
             done.add(seq.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -362,7 +397,7 @@ def infer_dataset(
             scratch = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=temp_prefix("depth"), suffix=TEMP_MARK, dir=out)))
         for seq in sequences:
-            target = out / seq.name
+            target = _target(out, seq, dataset)
             if seq.name in done:
                 summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
                 continue
