@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +25,30 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from typer.core import TyperGroup
+
 from vosbench.errors import ConfigError, VosbenchError
+
+class VosbenchGroup(TyperGroup):
+    """Typer's group, with flags shown without a value placeholder: ``--overwrite``, not ``--overwrite <bool>``."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_without_metavar(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _flags_without_metavar(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+def _flags_without_metavar(command: Any, ctx: Any) -> None:
+    """Give every flag of ``command`` (``--help`` too) an empty metavar, which Typer's rich help prints as is."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -64,6 +88,12 @@ def handle_errors() -> Iterator[None]:
         raise fail(f"{where}{exc.strerror or exc}") from None
     except KeyboardInterrupt:
         raise fail("interrupted", code=130) from None
+
+
+def score(value: float) -> str:
+    """A score as printed everywhere in the CLI: percent with one decimal, as in the papers (``0.8253`` ->
+    ``82.5``). Files keep the official toolkits' fractions (CSV, JSON)."""
+    return "-" if value != value else f"{100 * value:.1f}"
 
 
 THREADS_HELP = "CPU threads for torch (default: torch's choice, usually one per core)."
