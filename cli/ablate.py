@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vosbench_cli.common import THREADS_HELP, console, handle_errors, progress_bar, set_threads
+from vosbench_cli.common import console, handle_errors, progress_bar
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 
@@ -41,7 +41,6 @@ def ablate(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train every training rung this many times (train.seed 0..N-1, each cached); tables show mean ± std and the Boost's 95 % t-interval.")] = 1,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a training-config key in every rung's training (repeatable), e.g. --set train.batch_size=1.")] = None,
     allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (see `vosbench train --allow-random-init`).")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", metavar="N", help=THREADS_HELP)] = None,
 ) -> None:
     """Train, infer and evaluate every rung of a ladder (each step cached), then print the tables.
 
@@ -62,7 +61,6 @@ def ablate(
     from vosbench.precision import resolve_numerics
 
     with handle_errors():
-        set_threads(threads)
         ladder = with_precision(load_ladder(config), precision)
         root = data or ladder.data
         if root is None:

@@ -54,13 +54,22 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
+class _PlainFormatter(logging.Formatter):
+    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """Rich log lines on a terminal; one plain line per message in a log file (no wrapping at 80 columns)."""
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    else:
+        handler = logging.StreamHandler(err_console.file)
+        handler.setFormatter(_PlainFormatter("%(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

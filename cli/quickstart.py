@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vosbench_cli.common import THREADS_HELP, console, handle_errors, progress_bar, score, set_threads
+from vosbench_cli.common import console, handle_errors, progress_bar, score, set_threads
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 
@@ -31,7 +31,9 @@ def quickstart(
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str | None, typer.Option(
         "--precision", help=PRECISION_HELP + " For training and inference (default: auto).")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", metavar="N", help=THREADS_HELP)] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", metavar="N", help="CPU threads for torch, training and inference (default: the packaged "
+                                       "configs' train.threads = 1 for training, torch's choice for inference).")] = None,
 ) -> None:
     """Prepare the embedded dataset, train a tiny STM on CPU (still images, then clips), infer on val,
     evaluate, package a zip.
@@ -45,7 +47,7 @@ def quickstart(
         set_threads(threads)
         res = run_quickstart(out, profile=profile, seed=seed, config=config, pretrain_config=pretrain_config,
                              pretrain=not no_pretrain, max_steps=max_steps,
-                             device=device, precision=precision, progress=progress)
+                             device=device, precision=precision, threads=threads, progress=progress)
     table = Table(title="DAVIS J&F on the embedded val split (%)", title_justify="left")
     table.add_column("method")
     for c in ("J&F", "J mean", "J rec.", "J decay", "F mean", "F rec.", "F decay"):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from vosbench_cli.common import THREADS_HELP, console, fail, handle_errors, progress_bar, set_threads
+from vosbench_cli.common import console, fail, handle_errors, progress_bar
 from vosbench.errors import VosbenchError
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
@@ -39,7 +39,7 @@ def train(
         "--precision", help=PRECISION_HELP + " Sets train.precision (default: the config's, auto).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable); KEY=none removes a key (e.g. train.init_checkpoint=none).")] = None,
     allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (no model.backbone_weights, or weights that cannot be downloaded: a warning).")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", metavar="N", help=THREADS_HELP + " With --nproc: per worker.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", metavar="N", help="CPU threads for torch per process: sets train.threads (default: the config's).")] = None,
 ) -> None:
     """Train a model from a TOML config; writes OUT/last.pt, OUT/step-<N>.pt, OUT/log.csv and OUT/config.toml.
 
@@ -52,6 +52,7 @@ def train(
     from vosbench.train.run import default_out_dir, resolve_run_config
 
     overrides = list(set_ or []) + ([f'train.precision="{precision}"'] if precision is not None else [])
+    overrides += [f"train.threads={threads}"] if threads is not None else []  # the config's key, checked there
     if nproc > 1:
         args = ["--config", str(config), "--device", device]
         for flag, value in (("--data", data), ("--out", out), ("--max-steps", max_steps)):
@@ -71,15 +72,11 @@ def train(
             preflight(cfg, run_dir, resume=resume, world_size=nproc, allow_random_init=allow_random_init)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
-        if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
         rc = subprocess.call(cmd, env=env)
         if rc != 0:
             raise fail(f"distributed training failed (torchrun exit code {rc}); see the workers' messages above")
         console.print(f"training finished: {run_dir}", highlight=False)
         return
-    with handle_errors():
-        set_threads(threads)
     _run_worker(config, data, out, resume, max_steps, device, overrides, allow_random_init)
 
 

@@ -38,6 +38,7 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
 from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
@@ -303,6 +304,17 @@ def _check_video_out(out: Path) -> None:
                           "choose a new or empty folder")
 
 
+def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str | None:
+    """One line when every model member has seen only the embedded procedural dataset and the data is real."""
+    models = [m for m in members if m.model is not None]
+    if not models or not all(embedded_only(m.trained_on) for m in models):
+        return None
+    if isinstance(dataset, DavisDataset) and dataset_kind(dataset.root) == EMBEDDED:
+        return None
+    names = ", ".join(dict.fromkeys(m.spec.checkpoint.name for m in models))
+    return EMBEDDED_NOTE.format(model=names)
+
+
 def open_dataset(
     data: str | os.PathLike | SingleVideo, split: str, resolution: str
 ) -> DavisDataset | YouTubeVOS | SingleVideo:
@@ -356,6 +368,9 @@ def infer_dataset(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
     members = load_members(recipe, device, engine)
+    note = embedded_model_note(members, dataset)
+    if note:
+        log.warning("%s", note)
     summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
