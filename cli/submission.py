@@ -58,7 +58,7 @@ def package_submission_cmd(
         typer.Option("--check", help="Only validate and list the problems; write nothing (no -o needed)."),
     ] = False,
     format: Annotated[SubmissionFormat, typer.Option(
-        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos "
+        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos, mosev2 "
                          "(Annotations/<video>/<frame>.png).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
 ) -> None:
     """Validate RESULTS against a benchmark split and write the zip its challenge server expects.

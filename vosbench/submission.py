@@ -8,9 +8,10 @@ indices (palette, grey or 1-bit PNGs; any palette) with the reader and the id va
 when there are no errors, re-encoded with the DAVIS palette, deterministic bytes, atomically.
 
 Formats (:data:`FORMATS`): ``davis`` puts the video folders at the zip root (DAVIS-2017 splits
-test-dev, test-challenge, val); ``youtube-vos``, ``mose`` and ``lvos`` put them under
+test-dev, test-challenge, val); ``youtube-vos``, ``mose``, ``lvos`` and ``mosev2`` put them under
 ``Annotations/`` (splits valid, test), one mask per frame of ``<split>/JPEGImages/<video>/`` from
-the video's first annotated frame on.
+the video's first annotated frame on (``mosev2``: every frame, ``meta.json``'s length, with only
+its ``objects``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ FORMATS = {
     "youtube-vos": SubmissionFormat("youtube-vos", ("valid", "test"), ("youtube-vos",), "Annotations/"),
     "mose": SubmissionFormat("mose", ("valid", "test"), ("mose",), "Annotations/"),
     "lvos": SubmissionFormat("lvos", ("valid", "test"), ("lvos",), "Annotations/"),
+    "mosev2": SubmissionFormat("mosev2", ("valid", "test"), ("mosev2",), "Annotations/"),
 }
 SUBMISSION_SPLITS = FORMATS["davis"].splits
 # `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.

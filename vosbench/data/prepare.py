@@ -7,9 +7,11 @@ An archive is fully validated in its temp folder before anything is moved into `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from vosbench.data.archive import CorruptArchiveError, extracted_zip, merge_tree
@@ -219,3 +221,52 @@ def manifest_summary(manifest: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def prepare_split_archives(
+    root: Path,
+    archives: list[Path],
+    progress: Progress,
+    *,
+    what: str,
+    extract: Callable,
+    find_splits: Callable[[Path], dict[str, Path]],
+    validate_split: Callable[[Path, str, Path], list[str]],
+    build: Callable[..., dict],
+) -> dict:
+    """The split-archive flow of YouTube-VOS and MOSEv2: extract every archive beside ``root``
+    (``extract(archive, beside, progress=...)``), find its split folders (``find_splits``), validate
+    each (``validate_split(archive, split, folder)``: problems, or a DataError), and only when every
+    archive passed merge the splits into ``root`` and write the manifest (``build(root, extra=...)``)
+    with the archives as its sources. One bad archive changes nothing; its first problem names the
+    archive member."""
+    if not archives:
+        raise DataError(f"no {what} archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+    validated: list[dict[str, Path]] = []
+    with contextlib.ExitStack() as stack:
+        for arc in archives:
+            tmp = stack.enter_context(extract(arc, root.absolute().parent, progress=progress))
+            found = find_splits(tmp)
+            if not found:
+                raise DataError(f"{arc}: no train/, valid/ or test/ folder inside; is it a {what} archive?")
+            for split, folder in found.items():
+                try:
+                    problems = validate_split(arc, split, folder)
+                except DataError as exc:
+                    problems = [str(exc)]
+                if problems:
+                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                    raise DataError(relabel_problem(problems[0], tmp, arc) + more)
+            validated.append(found)
+        for arc, found in zip(archives, validated):
+            for split, folder in found.items():
+                merge_tree(folder, root / split)
+            sources.append({"archive": arc.name, "splits": sorted(found)})
+    progress.start("write manifest", total=1)
+    manifest = build(root, extra={"sources": sources})
+    write_manifest(root / MANIFEST_NAME, manifest)
+    progress.advance()
+    return manifest

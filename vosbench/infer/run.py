@@ -39,6 +39,7 @@ import torch
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
 from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
@@ -318,11 +319,14 @@ def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str
 def open_dataset(
     data: str | os.PathLike | SingleVideo, split: str, resolution: str
 ) -> DavisDataset | YouTubeVOS | SingleVideo:
-    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout
+    """A YouTube-VOS or MOSEv2 split when ``data/<split>/meta.json`` exists (MOSEv2's lists video
+    lengths; its results are MOSE's ``<out>/<video>/<frame>.png``, every frame), else the DAVIS layout
     (a :class:`SingleVideo` is taken as it is)."""
     if isinstance(data, SingleVideo):
         return data
     if (Path(data) / split / "meta.json").is_file():
+        if is_mosev2_meta(Path(data) / split / "meta.json"):
+            return Mosev2Dataset(data, split)  # type: ignore[return-value]
         return YouTubeVOS(data, split)
     return DavisDataset(data, split, resolution)
 

@@ -37,6 +37,7 @@ from vosbench.metrics.benchmarks import Benchmark, GroundTruth, open_benchmark
 from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
 from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.frame import score_frame
+from vosbench.metrics.mosev2 import mosev2_summary, score_mosev2
 from vosbench.metrics.report import EvaluationResult, SequenceScores
 from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
 from vosbench.metrics.rules import benchmark_extras, score_dynamic, score_static
@@ -87,6 +88,8 @@ def score_sequence(
     then scores the split with the ``late`` rules)."""
     if gt.task in ("davis2016", "late"):
         return score_dynamic(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
+    if gt.task == "mosev2":  # its own tolerances (bound_th does not apply)
+        return score_mosev2(gt, results, ignore_extra_ids=ignore_extra_ids)
     if gt.task != "davis2017":
         return score_static(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
     first = read_id_mask(gt.paths[0], allow_gray=True)
@@ -202,7 +205,10 @@ class DavisEvaluator:
         if not any(s.n_objects for s in scores):
             raise DataError(f"nothing to evaluate in split {self.split!r}: no objects in the processed sequences")
         result = EvaluationResult.from_scores(self.split, self.benchmark.resolution, scores, self.task)
-        result.extra = benchmark_extras(result)
+        if self.task == "mosev2":
+            result.extra, result.object_extra = mosev2_summary(result)
+        else:
+            result.extra = benchmark_extras(result)
         return result
 
 
