@@ -38,7 +38,8 @@ def _distributed(device: str) -> tuple[int, int, str]:
 def infer_cmd(
     *,
     out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks (with --video: <out>/<frame>.png).")],
-    data: Annotated[Path | None, typer.Option("--data", help="DAVIS-layout dataset root, or a YouTube-VOS 2019 or MOSEv2 root (ROOT/<split>/meta.json; MOSEv2 results: OUT/<video>/<frame>.png, every frame).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="DAVIS-layout dataset root, a YouTube-VOS 2019 or MOSEv2 root (ROOT/<split>/meta.json; MOSEv2 results: OUT/<video>/<frame>.png, every frame) "
+                                                                  "or an SA-V root (ROOT/sav_<split>.txt; per-object results).")] = None,
     video: Annotated[Path | None, typer.Option(
         "--video", help="Instead of --data: one video file (mp4, mov, webm, ...) or a folder of jpg/png frames "
                         "(numeric order); needs --first-mask.")] = None,

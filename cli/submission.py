@@ -59,7 +59,7 @@ def package_submission_cmd(
     ] = False,
     format: Annotated[SubmissionFormat, typer.Option(
         "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos, mosev2 "
-                         "(Annotations/<video>/<frame>.png).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
+                         "(Annotations/<video>/<frame>.png), or sav (<video>/<obj>/<frame>.png, one binary mask per object).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
 ) -> None:
     """Validate RESULTS against a benchmark split and write the zip its challenge server expects.
 

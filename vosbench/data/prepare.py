@@ -110,6 +110,30 @@ def read_manifest_sources(root: Path) -> list[dict]:
     return list(sources) if isinstance(sources, list) else []
 
 
+def archive_plan(root: str | os.PathLike, archive, what: str) -> tuple[Path, list[Path], list[dict]]:
+    """(root, the archives, the manifest sources the archives do not replace) for a ``prepare`` of
+    ``what`` archives; a DataError when none is given or ``root`` is a file."""
+    root = Path(root)
+    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
+    if not archives:
+        raise DataError(f"no {what} archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    return root, archives, [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+
+
+def check_split(validate, tmp: Path, archive: Path) -> None:
+    """Run ``validate()`` (a list of problems) on an extracted split; the first problem, named by the
+    archive member, as a DataError (with how many more there are)."""
+    try:
+        problems = validate()
+    except DataError as exc:
+        problems = [str(exc)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(relabel_problem(problems[0], tmp, archive) + more)
+
+
 def manifest_resolutions(root: Path, current: dict) -> dict[str, dict]:
     """Per-resolution sections (``splits``, ``sequences``) of ``root``'s manifest, ``current``'s
     resolution replaced: preparing 480p and then Full-Resolution into one root keeps both."""
@@ -233,37 +257,33 @@ def prepare_split_archives(
     find_splits: Callable[[Path], dict[str, Path]],
     validate_split: Callable[[Path, str, Path], list[str]],
     build: Callable[..., dict],
+    merge_split: Callable[[Path, str, Path], None] | None = None,
+    missing: str = "no train/, valid/ or test/ folder inside",
 ) -> dict:
-    """The split-archive flow of YouTube-VOS and MOSEv2: extract every archive beside ``root``
+    """The split-archive flow of YouTube-VOS, MOSEv2 and SA-V: extract every archive beside ``root``
     (``extract(archive, beside, progress=...)``), find its split folders (``find_splits``), validate
     each (``validate_split(archive, split, folder)``: problems, or a DataError), and only when every
-    archive passed merge the splits into ``root`` and write the manifest (``build(root, extra=...)``)
-    with the archives as its sources. One bad archive changes nothing; its first problem names the
-    archive member."""
-    if not archives:
-        raise DataError(f"no {what} archive given")
-    if root.exists() and not root.is_dir():
-        raise DataError(f"{root}: exists and is not a folder")
-    sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+    archive passed merge the splits into ``root`` (``merge_split(folder, split, root)``; by default
+    ``folder`` becomes ``root/<split>``) and write the manifest (``build(root, extra=...)``) with the
+    archives as its sources. One bad archive changes nothing; its first problem names the archive
+    member."""
+    root, archives, sources = archive_plan(root, archives, what)
     validated: list[dict[str, Path]] = []
     with contextlib.ExitStack() as stack:
         for arc in archives:
             tmp = stack.enter_context(extract(arc, root.absolute().parent, progress=progress))
             found = find_splits(tmp)
             if not found:
-                raise DataError(f"{arc}: no train/, valid/ or test/ folder inside; is it a {what} archive?")
+                raise DataError(f"{arc}: {missing}; is it a {what} archive?")
             for split, folder in found.items():
-                try:
-                    problems = validate_split(arc, split, folder)
-                except DataError as exc:
-                    problems = [str(exc)]
-                if problems:
-                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-                    raise DataError(relabel_problem(problems[0], tmp, arc) + more)
+                check_split(lambda: validate_split(arc, split, folder), tmp, arc)
             validated.append(found)
         for arc, found in zip(archives, validated):
             for split, folder in found.items():
-                merge_tree(folder, root / split)
+                if merge_split is None:
+                    merge_tree(folder, root / split)
+                else:
+                    merge_split(folder, split, root)
             sources.append({"archive": arc.name, "splits": sorted(found)})
     progress.start("write manifest", total=1)
     manifest = build(root, extra={"sources": sources})

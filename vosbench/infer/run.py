@@ -14,7 +14,13 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else.
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
+``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+(:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
+``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
+A member whose predictor sets ``independent_objects = True`` (objects scored independently,
+SAM-family) keeps each object where its own probability exceeds 0.5, overlaps included; the
+others' objects come out one per pixel (:class:`vosbench.masks.ObjectMasks`).
 
 Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
 """
@@ -40,6 +46,7 @@ from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
 from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
+from vosbench.data.sav import SavDataset, is_sav_root
 from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
@@ -121,7 +128,7 @@ def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS | Single
     if isinstance(dataset, SingleVideo):  # its one given mask, on the frame it belongs to
         return dataset.given
     if given is None:
-        return "first-appearance" if isinstance(dataset, YouTubeVOS) else "first"
+        return "first-appearance" if isinstance(dataset, (YouTubeVOS, SavDataset)) else "first"
     if given not in GIVEN_MODES:
         raise ConfigError(f"--given must be one of {', '.join(GIVEN_MODES)}, got {given!r}")
     return given
@@ -268,9 +275,14 @@ def infer_sequence(
                 f"sequence {seq.name!r} frame {name}: the model produced non-finite probabilities (NaN or inf); "
                 "nothing was written for this sequence"
             )
-        labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
-        labels = labels_lut[probs.argmax(0).cpu().numpy()]
-        write_mask(folder / f"{name}.png", labels)
+        per_object = getattr(seq, "write_prediction", None)
+        if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
+            per_object(folder, name, probs.cpu().numpy(), predictor.object_ids,
+                       independent=getattr(predictor, "independent_objects", False))
+        else:
+            labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
+            labels = labels_lut[probs.argmax(0).cpu().numpy()]
+            write_mask(folder / f"{name}.png", labels)
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
@@ -318,12 +330,15 @@ def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str
 
 def open_dataset(
     data: str | os.PathLike | SingleVideo, split: str, resolution: str
-) -> DavisDataset | YouTubeVOS | SingleVideo:
-    """A YouTube-VOS or MOSEv2 split when ``data/<split>/meta.json`` exists (MOSEv2's lists video
-    lengths; its results are MOSE's ``<out>/<video>/<frame>.png``, every frame), else the DAVIS layout
-    (a :class:`SingleVideo` is taken as it is)."""
+) -> DavisDataset | YouTubeVOS | SavDataset | SingleVideo:
+    """An SA-V split when ``data/sav_<split>.txt`` exists; a YouTube-VOS or MOSEv2 split when
+    ``data/<split>/meta.json`` does (MOSEv2's lists video lengths; its results are MOSE's
+    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout (a :class:`SingleVideo`,
+    one video, is taken as it is)."""
     if isinstance(data, SingleVideo):
         return data
+    if is_sav_root(data, split):
+        return SavDataset(data, split)
     if (Path(data) / split / "meta.json").is_file():
         if is_mosev2_meta(Path(data) / split / "meta.json"):
             return Mosev2Dataset(data, split)  # type: ignore[return-value]
