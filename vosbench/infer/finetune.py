@@ -11,7 +11,7 @@ The source model is deep-copied first, so its weights are untouched for the next
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -97,6 +97,24 @@ def finetune_scaler(numerics: Numerics) -> torch.amp.GradScaler:
                                 enabled=numerics.needs_grad_scaler)
 
 
+def step_without_skipping(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer,
+                          loss: Callable[[], torch.Tensor], precision: str = "fp16") -> int:
+    """One optimiser step on ``loss()``, redone at half the loss scale while the scaled gradients
+    overflow (a GradScaler alone skips such a step); returns the number of tries."""
+    for tries in range(1, MAX_SCALE_RETRIES + 2):
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss()).backward()
+        before = scaler.get_scale() if scaler.is_enabled() else None
+        scaler.step(optimizer)
+        scaler.update()
+        if before is None or scaler.get_scale() >= before:  # no overflow: the step was taken
+            return tries
+    raise NumericalError(
+        f"online finetuning: the gradients stayed non-finite at every loss scale down to "
+        f"{scaler.get_scale():g} ({precision}); try --precision fp32"
+    )
+
+
 def finetune_model(
     model: nn.Module,
     image: np.ndarray,
@@ -138,7 +156,8 @@ def finetune_model(
                     with_image(f, color_jitter(f.image, rng, brightness=c, contrast=c, saturation=c)) for f in clip[1:]
                 ]
             frames = [_tensors(f, object_ids, device) for f in clip]
-            for _attempt in range(MAX_SCALE_RETRIES + 1):  # fp16: redo a step whose gradients overflowed
+
+            def clip_loss() -> torch.Tensor:
                 memory: list[MemoryEncoding] = []
                 total = torch.zeros((), device=device)
                 with numerics.autocast():
@@ -152,18 +171,9 @@ def finetune_model(
                         out = tuned.segment(query, key, value, prev_mask=prior)
                         loss, _ = segmentation_loss(out, target, loss_cfg)  # float32 (the losses cast)
                         total = total + loss
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(total / (len(frames) - 1)).backward()
-                before = scaler.get_scale() if scaler.is_enabled() else None
-                scaler.step(optimizer)
-                scaler.update()
-                if before is None or scaler.get_scale() >= before:  # the step was taken
-                    break
-            else:
-                raise NumericalError(
-                    f"online finetuning: the gradients stayed non-finite at every loss scale down to "
-                    f"{scaler.get_scale():g} ({numerics.precision}); try --precision fp32"
-                )
+                return total / (len(frames) - 1)
+
+            step_without_skipping(scaler, optimizer, clip_loss, numerics.precision)
             progress.advance(1)
     for p in tuned.parameters():
         p.grad = None
