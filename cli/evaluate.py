@@ -1,5 +1,5 @@
 """`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
-DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
+DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def evaluate_cmd(
         "--task", help="Benchmark rules; auto detects them from the layout and the first annotations (grey 0/255 = DAVIS-2016; "
                        "objects annotated after the first frame = late).")] = Task.auto,  # type: ignore[attr-defined]
 ) -> None:
-    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
+    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2 (J&F_new, disappearance/reappearance, as its scorer) with their own rules.
 
     Writes global_results-<split>.csv and per-sequence_results-<split>.csv (official names and
     columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
