@@ -115,14 +115,6 @@ def is_mosev2_meta(path: str | os.PathLike) -> bool:
     return all(isinstance(entry, dict) and "length" in entry for entry in videos.values())
 
 
-def frame_order(paths) -> list[Path]:
-    """Paths in the MOSEv2 scorer's order: by the integer value of numeric stems, else by name."""
-    paths = list(paths)
-    if paths and all(p.stem.isdigit() for p in paths):
-        return sorted(paths, key=lambda p: (int(p.stem), p.stem))
-    return sorted(paths, key=lambda p: p.name)
-
-
 class Mosev2Dataset(MoseDataset):
     """One split of a MOSEv2 root (see the module docstring); ``meta.json`` is read on opening."""
 
@@ -144,7 +136,6 @@ class Mosev2Dataset(MoseDataset):
     def sequence(self, name: str) -> Mosev2Sequence:
         entry = self.entry(name)
         frames, anns = self._files(name, "")
-        frames = tuple(frame_order(frames))
         if len(frames) != entry.length:
             raise DataError(
                 f"{self.image_dir / name}: {len(frames)} frames but {self.meta_path.name} gives length {entry.length} for video {name!r}"
