@@ -1,5 +1,5 @@
 """`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
-DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
+DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and SA-V (per-object masks, as SAM 2's evaluator)."""
 
 from __future__ import annotations
 
@@ -53,9 +53,11 @@ def _sequence_table(result: EvaluationResult) -> Table:
 def evaluate_cmd(
     data: Annotated[Path, typer.Option(
         "--data", help="Dataset root: DAVIS-2017/2016 (Annotations, ImageSets), YouTube-VOS (ROOT/<split>/meta.json), "
-                       "MOSE (ROOT/<split>/JPEGImages, Annotations) or LVOS (ROOT/<split>/<split>_meta.json).")],
+                       "MOSE (ROOT/<split>/JPEGImages, Annotations), LVOS (ROOT/<split>/<split>_meta.json) "
+                       "or SA-V (ROOT/sav_<split>.txt, Annotations_6fps/<video>/<obj>/).")],
     results: Annotated[
-        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png or a submission .zip.")
+        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png (SA-V: "
+                                         "RESULTS/<video>/<obj>/<frame>.png, one binary mask per object) or a submission .zip.")
     ],
     split: Annotated[str, typer.Option(
         "--split", help="Split: ImageSets/2017/<split>.txt (DAVIS-2016: ImageSets/480p/<split>.txt), or ROOT/<split>/.")] = "val",

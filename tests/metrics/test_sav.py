@@ -215,3 +215,19 @@ def test_label_map_results_are_refused_for_sav(tmp_path):
         _png(res / "v" / f"{4 * i:05d}.png", SQUARE)
     with pytest.raises(DataError, match="no predictions found"):
         evaluate_results(root, res, "val", task="sav", workers=1, write_csv=False)
+
+
+@pytest.mark.slow
+def test_equal_to_sam2_sav_evaluator(tmp_path):
+    """benchmarks/sav_crosscheck.py against SAM 2's sav_dataset/ (set SAV_EVALUATOR to that folder)."""
+    import os
+    import subprocess
+    import sys
+
+    reference = os.environ.get("SAV_EVALUATOR")
+    if not reference or not Path(reference, "utils", "sav_benchmark.py").is_file():
+        pytest.skip("SAV_EVALUATOR does not name SAM 2's sav_dataset/ folder")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sav_crosscheck.py"
+    out = subprocess.run([sys.executable, str(script), "--reference", reference, "--work", str(tmp_path), "--videos", "6"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
