@@ -92,3 +92,11 @@ def test_annotated_frame_without_a_24fps_frame_is_one_error(tiny_checkpoint, tmp
     with pytest.raises(DataError, match=r"00008 of object 001 have no frame among the 8"):
         infer_dataset(str(tiny_checkpoint("stm-tiny")), data, "val", out=tmp_path / "out")
     assert not (tmp_path / "out" / "v").exists()
+
+
+def test_ground_truth_of_a_frame_as_object_masks_keeps_the_overlap(tmp_path):
+    data = write_sav(tmp_path / "sav")
+    gt = SavDataset(data, "val").object_masks("v", "00004")
+    assert gt.ids == (0, 1, 2)
+    assert np.array_equal(gt.mask(0), PERSON) and np.array_equal(gt.mask(1), HAND) and np.array_equal(gt.mask(2), LATE)
+    assert gt.overlap().sum() == HAND.sum()

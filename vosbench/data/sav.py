@@ -190,6 +190,19 @@ class SavDataset:
             raise DataError(f"{folder}: video {name!r} has no object folders")
         return out
 
+    def object_masks(self, name: str, frame: str) -> ObjectMasks:
+        """The annotation of frame ``frame`` of video ``name``: every object annotated there (ids:
+        the folder numbers), overlaps kept."""
+        objects = self.object_annotations(name)
+        paths = {int(obj): next((p for p in ps if p.stem == frame), None) for obj, ps in objects.items()}
+        paths = {oid: p for oid, p in paths.items() if p is not None}
+        if not paths:
+            raise DataError(f"{self.annotation_dir / name}: no object is annotated on frame {frame}")
+        masks = [read_object_mask(p) for p in paths.values()]
+        if len({m.shape for m in masks}) > 1:
+            raise DataError(f"{self.annotation_dir / name}: the objects' masks of frame {frame} differ in size")
+        return ObjectMasks(tuple(paths), np.stack(masks))
+
     def check_frames(self, name: str, objects: dict[str, tuple[Path, ...]]) -> str | None:
         """A problem when an annotation names a frame the video's 24 fps frames lack (None when fine or no frames folder)."""
         frames_dir = self.image_dir / name

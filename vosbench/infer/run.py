@@ -14,8 +14,8 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
-``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V
+root (``ROOT/sav_<split>.txt``) the default is ``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
 (:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
 ``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
 A member whose predictor sets ``independent_objects = True`` (objects scored independently,
