@@ -14,77 +14,17 @@ ROOT/manifest.json describes the splits.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import shutil
-import tarfile
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from vosbench.data.archive import _check_space, _clean_parts, extracted_zip, merge_tree
-from vosbench.data.davis import write_manifest
+from vosbench.data.archive import extracted_archive, merge_tree
 from vosbench.data.imageio import image_size
-from vosbench.data.prepare import MANIFEST_NAME, archive_plan, check_split
+from vosbench.data.prepare import prepare_split_archives
 from vosbench.data.sav import ANNOTATIONS_DIR, FRAMES_DIR, SavDataset
-from vosbench.errors import DataError
-from vosbench.fsutil import _give_default_mode, make_temp_dir, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 SPLIT_FILE_PREFIX = "sav_"
-
-
-def _tar_members(tf: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
-    members = []
-    for m in tf.getmembers():
-        _clean_parts(archive, m.name)  # absolute paths, "..", drive letters, bad names: refused
-        if not (m.isfile() or m.isdir()):
-            kind = "link" if (m.issym() or m.islnk()) else "special file"
-            raise DataError(f"{archive}: refused: member {m.name!r} is a {kind}; SA-V archives hold only files and folders; nothing was extracted")
-        members.append(m)
-    return members
-
-
-@contextlib.contextmanager
-def extracted_tar(archive: Path, beside: Path, progress: Progress) -> Iterator[Path]:
-    """Extract a (possibly compressed) tar into a temp folder inside ``beside``; yield it, then delete what is left."""
-    if not archive.is_file():
-        raise DataError(f"{archive}: archive not found")
-    try:
-        tf = tarfile.open(archive)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"{archive}: not a readable tar archive ({exc})") from None
-    with tf:
-        try:
-            members = _tar_members(tf, archive)
-        except (tarfile.TarError, EOFError, OSError) as exc:  # truncated or corrupt headers
-            raise DataError(f"{archive}: corrupt or truncated tar archive ({exc}); nothing was extracted") from None
-        total = sum(m.size for m in members if m.isfile())
-        beside.mkdir(parents=True, exist_ok=True)
-        _check_space(archive, beside, total)
-        sweep_temps(beside)
-        tmp = make_temp_dir(beside, f"{archive.name}-extracting")
-        _give_default_mode(tmp, directory=True)
-        try:
-            progress.start(f"extract {archive.name}", total=len(members))
-            for m in members:
-                try:
-                    tf.extract(m, tmp, set_attrs=False, filter="data")
-                except (tarfile.TarError, EOFError) as exc:
-                    raise DataError(f"{archive}: corrupt member {m.name!r} ({exc}); nothing was extracted") from None
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise DataError(f"{archive}: disk full while extracting {m.name!r} into {beside}; nothing was extracted") from None
-                    raise DataError(f"{archive}: cannot extract {m.name!r} ({exc.strerror or exc})") from None
-                progress.advance()
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _extracted(archive: Path, beside: Path, progress: Progress):
-    if archive.suffix.lower() == ".zip":
-        return extracted_zip(archive, beside, progress=progress)
-    return extracted_tar(archive, beside, progress)
 
 
 def _find_splits(tmp: Path) -> dict[str, Path]:
@@ -118,29 +58,19 @@ def build_sav_manifest(root: Path, extra: dict | None = None) -> dict:
     return manifest
 
 
+def _merge_split(folder: Path, split: str, root: Path) -> None:
+    """An SA-V split's frames, annotations and split list into ``root`` (one root holds val and test)."""
+    for sub in (FRAMES_DIR, ANNOTATIONS_DIR):
+        if (folder / sub).is_dir():
+            merge_tree(folder / sub, root / sub)
+    merge_tree(folder / f"{SPLIT_FILE_PREFIX}{split}.txt", root / f"{SPLIT_FILE_PREFIX}{split}.txt")
+
+
 def prepare_sav(root: str | Path, archives: Sequence[str | Path], progress: Progress | None = None, *, full: bool = True) -> dict:
-    """Extract, validate and merge SA-V archives into ``root``; write and return its manifest."""
-    root, archives, sources = archive_plan(root, archives, "SA-V")
+    """Extract, validate and merge SA-V archives (tar or zip) into ``root``; write and return its manifest."""
     progress = ensure_progress(progress)
-    validated: list[dict[str, Path]] = []
-    with contextlib.ExitStack() as stack:
-        for arc in archives:
-            tmp = stack.enter_context(_extracted(arc, root.absolute().parent, progress))
-            found = _find_splits(tmp)
-            if not found:
-                raise DataError(f"{arc}: no sav_<split>.txt inside; is it an SA-V val or test archive?")
-            for split, folder in found.items():
-                check_split(lambda: SavDataset(folder, split).validate(full=full, progress=progress), tmp, arc)
-            validated.append(found)
-        for arc, found in zip(archives, validated):
-            for split, folder in found.items():
-                for sub in (FRAMES_DIR, ANNOTATIONS_DIR):
-                    if (folder / sub).is_dir():
-                        merge_tree(folder / sub, root / sub)
-                merge_tree(folder / f"{SPLIT_FILE_PREFIX}{split}.txt", root / f"{SPLIT_FILE_PREFIX}{split}.txt")
-            sources.append({"archive": arc.name, "splits": sorted(found)})
-    progress.start("write manifest", total=1)
-    manifest = build_sav_manifest(root, extra={"sources": sources})
-    write_manifest(root / MANIFEST_NAME, manifest)
-    progress.advance()
-    return manifest
+    archives = [Path(archives)] if isinstance(archives, (str, os.PathLike)) else [Path(a) for a in archives]
+    return prepare_split_archives(
+        Path(root), archives, progress, what="SA-V", extract=extracted_archive, find_splits=_find_splits,
+        validate_split=lambda arc, split, folder: SavDataset(folder, split).validate(full=full, progress=progress),
+        build=build_sav_manifest, merge_split=_merge_split, missing="no sav_<split>.txt inside")

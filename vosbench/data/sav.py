@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vosbench.data.davis import FRAME_SUFFIXES, _list_files
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import write_mask
 from vosbench.data.names import check_name, read_name_lines
 from vosbench.data.youtube import YouTubeObject, YouTubeSequence
@@ -163,7 +163,7 @@ class SavDataset:
             yield self.sequence(name)
 
     def frame_paths(self, name: str) -> list[Path]:
-        return _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        return list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
 
     def object_annotations(self, name: str) -> dict[str, tuple[Path, ...]]:
         """Object folder name -> its annotation PNGs (sorted) of video ``name``; a DataError when
@@ -182,7 +182,7 @@ class SavDataset:
             problem = object_folder_problem(entry.name)
             if problem:
                 raise DataError(f"{entry}: {problem}")
-            pngs = _list_files(entry, (".png",))
+            pngs = list_frame_files(entry, (".png",))
             if not pngs:
                 raise DataError(f"{entry}: object {entry.name} has no annotation PNGs")
             out[entry.name] = tuple(pngs)
