@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vosbench_cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar, score
 from vosbench.metrics import EvaluationResult, evaluate_results
 from vosbench.metrics.benchmarks import RULES, TASKS, TITLES
 
@@ -22,30 +22,25 @@ def _row_table(title: str, values: dict[str, float]) -> Table:
     table = Table(title=title)
     for col in values:
         table.add_column(col, justify="right")
-    table.add_row(*(f"{v:.3f}" for v in values.values()))
+    table.add_row(*(score(v) for v in values.values()))
     return table
 
 
 def _global_table(result: EvaluationResult) -> Table:
-    title = f"{TITLES[result.task]} {result.split} ({result.resolution}): global, {len(result.objects)} objects"
+    title = f"{TITLES[result.task]} {result.split} ({result.resolution}): global, {len(result.objects)} objects (%)"
     return _row_table(title, result.summary.as_dict())
 
 
 def _sequence_table(result: EvaluationResult) -> Table:
-    table = Table(title="per sequence (one row per object)")
+    table = Table(title="per sequence (one row per object, %)")
     table.add_column("Sequence", overflow="fold")
     for col in ("J&F-Mean", "J-Mean", "F-Mean", "J-Recall", "F-Recall", "J-Decay", "F-Decay"):
         table.add_column(col, justify="right")
     for o in result.objects:
         table.add_row(
             escape(o.name),
-            f"{(o.j.mean + o.f.mean) / 2:.3f}",
-            f"{o.j.mean:.3f}",
-            f"{o.f.mean:.3f}",
-            f"{o.j.recall:.3f}",
-            f"{o.f.recall:.3f}",
-            f"{o.j.decay:.3f}",
-            f"{o.f.decay:.3f}",
+            *(score(v) for v in ((o.j.mean + o.f.mean) / 2, o.j.mean, o.f.mean, o.j.recall, o.f.recall,
+                                 o.j.decay, o.f.decay)),
         )
     return table
 
@@ -104,8 +99,8 @@ def evaluate_cmd(
 ) -> None:
     """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
 
-    Writes global_results-<split>.csv and per-sequence_results-<split>.csv (official names and
-    columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
+    Prints percent (one decimal, as in the papers); writes global_results-<split>.csv and
+    per-sequence_results-<split>.csv (official names and columns, fractions with 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
     frames 1..T-2 are scored; objects are ids 1..max id of the first annotation. Every missing
     file is listed. Masks are read by their indices (palette, grey or 1-bit PNGs); the task used
     is printed.
