@@ -130,7 +130,7 @@ def evaluate_cmd(
     else:
         console.print(_sequence_table(result))
         console.print(_global_table(result))
-    if result.extra and result.task != "mosev2":
+    if result.extra and result.task not in ("mosev2", "sav"):  # SA-V's (percent) are the global J&F, J, F above
         console.print(_row_table(f"{TITLES[result.task]}: benchmark values", result.extra))
     how = f"detected: {result.detected}" if result.detected else "given with --task" if task.value != "auto" else "default"
     console.print(f"task: {TITLES[result.task]} ({how}); rule: {RULES[result.task]}", highlight=False, soft_wrap=True, markup=False)

@@ -129,6 +129,15 @@ def test_global_weighs_every_object_not_every_video(tmp_path):
     assert result.extra["J&F"] == pytest.approx((result.extra["J"] + result.extra["F"]) / 2)
 
 
+def test_cli_prints_the_global_values_once_in_percent(tmp_path):
+    gt = {"a": {"000": [SQUARE] * 3}, "b": {f"{k:03d}": [SQUARE] * 3 for k in range(3)}}
+    root = _write(tmp_path / "sav", gt)
+    res = _results(tmp_path / "res", {"a": {"000": [SQUARE, EMPTY, SQUARE]}, "b": gt["b"]})
+    out = runner.invoke(APP, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1"])
+    assert out.exit_code == 0, out.output
+    assert "75.0" in out.output and "7500" not in out.output and "task: SA-V (detected: sav_val.txt)" in out.output
+
+
 def test_results_in_a_zip_with_a_top_folder(tmp_path):
     gt = {"v": {"000": [SQUARE] * 3}}
     root = _write(tmp_path / "sav", gt)
