@@ -98,6 +98,15 @@ class SavSequence(YouTubeSequence):
 
     object_names: tuple[str, ...] = ()
     object_paths: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    joining_paths: tuple[Path, ...] = ()  # the PNGs read to find each object's first non-empty mask
+
+    def input_annotations(self, given: str) -> list[Path]:
+        """The annotation PNGs a run with ``given`` depends on (for its provenance): the first frame's
+        of every object (``"first"``), else those read up to each object's first non-empty mask."""
+        if given == "first":
+            stem = self.frame_paths[0].stem
+            return [p for paths in self.object_paths.values() for p in paths if p.stem == stem]
+        return list(self.joining_paths)
 
     @cached_property
     def label_names(self) -> dict[int, str]:
@@ -227,12 +236,15 @@ class SavDataset:
         if len(objects) > MAX_LABEL_ID:
             raise DataError(f"{self.annotation_dir / name}: {len(objects)} objects; at most {MAX_LABEL_ID} can be tracked at once")
         names = tuple(objects)
-        joins = {}
+        joins, read = {}, []
         for k, obj in enumerate(names):
-            first = next((p.stem for p in objects[obj] if read_object_mask(p).any()), None)
-            if first is not None:  # an object never visible has nothing to track (written empty)
-                joins[k + 1] = YouTubeObject(k + 1, (first,))
-        return SavSequence(name=name, frame_paths=tuple(frames), objects=joins, object_names=names, object_paths=objects)
+            for p in objects[obj]:
+                read.append(p)
+                if read_object_mask(p).any():
+                    joins[k + 1] = YouTubeObject(k + 1, (p.stem,))
+                    break  # an object never visible has nothing to track (written empty)
+        return SavSequence(name=name, frame_paths=tuple(frames), objects=joins, object_names=names, object_paths=objects,
+                           joining_paths=tuple(read))
 
     def validate(self, *, full: bool = False, progress=None) -> list[str]:
         """Problems of the split: listed videos without frames or annotations, bad object folders,

@@ -308,7 +308,10 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
 def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
     the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
-    if (given or "first") == "first":
+    per_object = getattr(seq, "input_annotations", None)  # SA-V: several PNGs per frame (vosbench.data.sav)
+    if per_object is not None:
+        annotations = per_object(given or "first")
+    elif (given or "first") == "first":
         first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
         annotations = [first] if first is not None else []
     else:
