@@ -8,6 +8,7 @@ previous file untouched.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import random
 from pathlib import Path
@@ -20,6 +21,8 @@ from vosbench.errors import CheckpointError
 from vosbench.fsutil import atomic_path
 
 CKPT_KIND = "vosbench-train-state-1"
+
+log = logging.getLogger(__name__)
 
 
 def capture_rng() -> dict[str, Any]:
@@ -46,7 +49,25 @@ def restore_rng(state: dict[str, Any]) -> None:
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        restore_cuda_rng(list(state["cuda"]))
+
+
+def restore_cuda_rng(saved: list[torch.Tensor]) -> int:
+    """Set the CUDA RNG of each visible GPU from ``saved`` (one state per GPU index at save time).
+
+    A run resumed on fewer (or more) visible GPUs than it was saved on restores the states that fit,
+    GPU index by GPU index (under DDP each rank's GPU is its local rank), and warns once; the
+    others keep their seeds. ``torch.cuda.set_rng_state_all`` would raise IndexError instead.
+    Returns how many states were restored.
+    """
+    visible = torch.cuda.device_count()
+    n = min(len(saved), visible)
+    for i in range(n):
+        torch.cuda.set_rng_state(saved[i].cpu(), i)
+    if len(saved) != visible:
+        log.warning("checkpoint holds the CUDA RNG state of %d GPU(s), %d visible now: restored %d; random "
+                    "numbers drawn on the GPU will not match an uninterrupted run", len(saved), visible, n)
+    return n
 
 
 def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **state: Any) -> Path:
