@@ -28,13 +28,42 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
+class _OncePerMessage(logging.Filter):
+    """Pass each distinct message once (a worker of a DDP job repeats the same warning per step or phase)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """INFO (DEBUG with --verbose) on stderr. In a DDP worker (torchrun's or a SLURM step's
+    variables) rank 0 logs so; the other ranks log warnings and errors only, each message once,
+    prefixed ``[rank N]``, so a job prints one copy of what every rank sees."""
+    import os
+
+    from vosbench.errors import VosbenchError
+    from vosbench.cluster import world_from_env
+
+    try:
+        rank = world_from_env(os.environ)[0]
+    except VosbenchError:
+        rank = 0  # a malformed launcher environment is reported when the run starts
+    handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    level = logging.DEBUG if verbose else logging.INFO
+    fmt = "%(message)s"
+    if rank > 0:
+        level = logging.WARNING
+        fmt = f"[rank {rank}] %(message)s"
+        handler.addFilter(_OncePerMessage())
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

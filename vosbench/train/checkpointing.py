@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,26 @@ def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **
         reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise CheckpointError(f"{path}: cannot save checkpoint: {reason}") from None
     return path
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Make ``dst`` hold ``src``'s bytes, atomically: a hard link (no second write or fsync of the
+    whole checkpoint), or a copy where the filesystem has no hard links. Later saves replace ``dst``
+    by rename, never in place, so the two names never change each other."""
+    dst = Path(dst)
+    try:
+        with atomic_path(dst) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise
+                shutil.copyfile(src, tmp)
+    except OSError as exc:
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise CheckpointError(f"{dst}: cannot save checkpoint: {reason}") from None
+    return dst
 
 
 def step_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
