@@ -72,7 +72,7 @@ def train(
             cfg = resolve_run_config(config, data=data, overrides=overrides)
             numerics = resolve_numerics(device, cfg.train.precision, "train")
             if numerics.device.type == "cuda":
-                check_local_gpu(nproc - 1)  # --nproc beyond this node's GPUs: one line, not N tracebacks
+                check_local_gpu(nproc - 1, {})  # --nproc beyond this node's GPUs: one line, not N tracebacks
             preflight(cfg, run_dir, resume=resume, world_size=nproc * nnodes, allow_random_init=allow_random_init)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")

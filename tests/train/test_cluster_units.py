@@ -56,6 +56,18 @@ def test_local_rank_beyond_visible_gpus_is_one_line(monkeypatch: pytest.MonkeyPa
     assert "\n" not in str(exc.value) and not set_device_calls
 
 
+def test_slurm_task_bound_to_one_gpu_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vosbench.train.distributed import check_local_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "5", "SLURM_STEP_ID": "0"}
+    assert check_local_gpu(5, slurm) == 0  # srun --gpus-per-task=1: the task sees its own GPU as cuda:0
+    with pytest.raises(ConfigError, match="local rank 5 has no GPU"):
+        check_local_gpu(5, {"WORLD_SIZE": "8", "LOCAL_RANK": "5"})  # torchrun: 8 workers, 1 GPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert check_local_gpu(5, slurm) == 5
+
+
 def test_slurm_task_without_master_addr_is_one_line() -> None:
     env = {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "0", "SLURM_STEP_ID": "0"}
     with pytest.raises(ConfigError, match="MASTER_ADDR"):

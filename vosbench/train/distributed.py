@@ -33,6 +33,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     initialised_here: bool = False
+    gpu: int = 0  # this process's CUDA device index (its local rank, or 0 where SLURM bound it one GPU)
 
     @property
     def is_main(self) -> bool:
@@ -43,14 +44,20 @@ class DistContext:
         return self.world_size > 1
 
 
-def check_local_gpu(local_rank: int) -> None:
-    """One line instead of CUDA's "invalid device ordinal" when this process's GPU is not visible."""
+def check_local_gpu(local_rank: int, env: Mapping[str, str] | None = None) -> int:
+    """This process's GPU index: its local rank; 0 for a SLURM task bound to one GPU (``srun
+    --gpus-per-task=1`` / ``--gpu-bind``: each task sees only its own); one line instead of CUDA's
+    "invalid device ordinal" when the local rank has no GPU."""
+    env = os.environ if env is None else env
     visible = torch.cuda.device_count()
-    if local_rank >= visible:
-        raise ConfigError(
-            f"local rank {local_rank} has no GPU: {visible} visible on {socket.gethostname()} "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} "
-            "processes per node (--nproc, srun --ntasks-per-node) or one per GPU")
+    if local_rank < visible:
+        return local_rank
+    if visible == 1 and "WORLD_SIZE" not in env and ("SLURM_STEP_ID" in env or "SLURM_STEPID" in env):
+        return 0
+    raise ConfigError(
+        f"local rank {local_rank} has no GPU: {visible} visible on {socket.gethostname()} "
+        f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}); start at most {visible} "
+        "processes per node (--nproc, srun --ntasks-per-node) or one per GPU")
 
 
 def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> DistContext:
@@ -63,12 +70,12 @@ def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> 
     rank, world, local_rank = world_from_env(env)
     if world <= 1:
         return DistContext()
+    gpu = check_local_gpu(local_rank, env) if device_type == "cuda" else 0
     if dist.is_initialized():
-        return DistContext(rank, world, local_rank, initialised_here=False)
+        return DistContext(rank, world, local_rank, initialised_here=False, gpu=gpu)
     backend = "nccl" if device_type == "cuda" else "gloo"
     if device_type == "cuda":
-        check_local_gpu(local_rank)
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(gpu)
     if "WORLD_SIZE" in env:  # torchrun: env:// reads MASTER_ADDR / MASTER_PORT it set
         dist.init_process_group(backend=backend, rank=rank, world_size=world)
     else:
@@ -78,7 +85,7 @@ def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> 
         port = _env_int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500
         dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                 init_method=f"tcp://{env['MASTER_ADDR']}:{port}")
-    return DistContext(rank, world, local_rank, initialised_here=True)
+    return DistContext(rank, world, local_rank, initialised_here=True, gpu=gpu)
 
 
 def shutdown(ctx: DistContext) -> None:

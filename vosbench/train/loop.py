@@ -304,7 +304,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     if dev.type == "cuda" and ctx.distributed:
-        dev = torch.device("cuda", ctx.local_rank)
+        dev = torch.device("cuda", ctx.gpu)
     # every rank checks its own view (data, --out); a failure on any rank stops all of them
     sources, plan = agreed(ctx, lambda: preflight(cfg, out, resume=resume, world_size=ctx.world_size,
                                                   allow_random_init=allow_random_init))
