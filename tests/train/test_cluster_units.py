@@ -265,3 +265,54 @@ def test_torchrun_entry_point_sets_up_logging(monkeypatch: pytest.MonkeyPatch) -
     launch.main(["--config", "x.toml"])
     assert seen == [logging.INFO]
     logging.basicConfig(force=True)
+
+
+# ------------------------------------------------------------------ the CLI launcher
+
+
+def test_train_cli_passes_multi_node_options_to_torchrun(tiny_config: Callable[..., TrainConfig], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from vosbench.train.config import write_config
+    from vosbench_cli.main import app
+
+    config = tmp_path / "c.toml"
+    write_config(config, tiny_config())
+    launched: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    base = ["train", "--config", str(config), "--out", str(tmp_path / "r"), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*base, "--nnodes", "2", "--rdzv-endpoint", "node01:29400"])
+    assert result.exit_code == 0, result.output
+    flags = _torchrun_flags(launched[0])
+    assert flags == ["--nproc-per-node=1", "--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=node01:29400",
+                     "--rdzv-id=vosbench-4242"]
+    result = CliRunner().invoke(app, [*base, "--nnodes", "2"])
+    assert result.exit_code == 1 and "error: --nnodes 2 needs --rdzv-endpoint" in result.output
+    assert len(launched) == 1 and not (tmp_path / "r").exists()
+
+
+def test_train_cli_nproc_beyond_visible_gpus_is_one_line(tiny_config: Callable[..., TrainConfig], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from vosbench import precision
+    from vosbench.train.config import write_config
+    from vosbench_cli.main import app
+
+    config = tmp_path / "c.toml"
+    write_config(config, tiny_config("train.batch_size=4"))
+    launched: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: launched.append(cmd) or 0)
+    monkeypatch.setattr(precision, "resolve_device", lambda d="auto": torch.device("cuda", 0))
+    monkeypatch.setattr(precision, "resolve_precision", lambda p, d, purpose="infer": "fp32")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "r"), "--nproc", "4",
+                                      "--device", "cuda"])
+    assert result.exit_code == 1 and "local rank 3 has no GPU: 2 visible" in result.output, result.output
+    assert not launched
