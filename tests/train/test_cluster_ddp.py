@@ -34,7 +34,7 @@ def _free_port() -> int:
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TORCHELASTIC_"))
            and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), VOSBENCH_SHARED_WAIT="2", **extra)
     return env
 
 

@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,10 +147,13 @@ def agreed(ctx: DistContext, fn: Callable[[], T]) -> T:
 SHARED_TOKEN = ".vosbench-shared-check"
 
 
-def check_shared_folder(ctx: DistContext, folder: Path, what: str = "--out") -> None:
+def check_shared_folder(ctx: DistContext, folder: Path, what: str = "--out", wait_s: float | None = None) -> None:
     """Every rank must see the same ``folder`` (shared storage): rank 0 writes a token file there,
     the others read it back. A rank that cannot stops every rank with one line naming it and its host.
 
+    A network filesystem may show a new file on another node only after its attribute cache
+    expires (NFS: up to ``acdirmax``, 60 s by default), so a rank looks again for ``wait_s`` seconds
+    (default: the ``VOSBENCH_SHARED_WAIT`` environment variable, else 60) before it gives up.
     Rank 0 creates ``folder`` for the check and removes it again (if it was new) on failure.
     """
     if not ctx.distributed:
@@ -164,13 +168,23 @@ def check_shared_folder(ctx: DistContext, folder: Path, what: str = "--out") -> 
         token_path.write_text(token)
     token = broadcast_from_main(ctx, token)
 
+    if wait_s is None:
+        wait_s = float(os.environ.get("VOSBENCH_SHARED_WAIT", "60"))
+
+    def read_token() -> str:
+        try:
+            return token_path.read_text()
+        except OSError:
+            return ""
+
     def look() -> None:
         if ctx.is_main:
             return
-        try:
-            seen = token_path.read_text()
-        except OSError:
-            seen = ""
+        deadline = time.monotonic() + wait_s
+        seen = read_token()
+        while seen != token and time.monotonic() < deadline:
+            time.sleep(1.0)
+            seen = read_token()
         if seen != token:
             raise ConfigError(f"{folder}: {what} is not the folder rank 0 writes (host {socket.gethostname()} does "
                               f"not see rank 0's {SHARED_TOKEN}); {what} must be on storage every node shares")
