@@ -316,3 +316,40 @@ def test_train_cli_nproc_beyond_visible_gpus_is_one_line(tiny_config: Callable[.
                                       "--device", "cuda"])
     assert result.exit_code == 1 and "local rank 3 has no GPU: 2 visible" in result.output, result.output
     assert not launched
+
+
+# ------------------------------------------------------------------ DDP without find_unused_parameters
+
+
+def _clip_batch(model_cfg, b: int = 1, t: int = 3, k: int = 2, h: int = 64, w: int = 64) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    target = torch.zeros(b, t, h, w, dtype=torch.long)
+    target[:, :, 8:40, 8:30] = 1
+    target[:, :, 20:60, 34:60] = 2
+    masks = (target.unsqueeze(2) == torch.arange(1, k + 1).view(1, 1, k, 1, 1)).float()
+    batch = {"images": torch.rand(b, t, 3, h, w, generator=g), "masks": masks, "target": target,
+             "valid": torch.ones(b, k, dtype=torch.bool)}
+    if model_cfg.depth:
+        batch["depth"] = torch.rand(b, t, 1, h, w, generator=g)
+    if model_cfg.spatial_prior:
+        batch["prior"] = masks.clone()
+    return batch
+
+
+@pytest.mark.slow
+def test_every_preset_step_gives_every_trainable_parameter_a_gradient() -> None:
+    """What DDP without find_unused_parameters needs (a parameter without a gradient would stall
+    its bucket's all-reduce); all presets, the big ones at random init, one 3-frame clip at 64x64.
+    (The own-prediction prior of SCM's final phase runs under DDP in test_cluster_ddp.py.)"""
+    from vosbench.models.registry import list_presets
+    from vosbench.train.loop import clip_forward
+
+    for name in list_presets():
+        cfg = get_preset(name).replace(backbone_weights=None)
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        model.train()
+        loss, _ = clip_forward(model, _clip_batch(cfg), cfg)
+        loss.backward()
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, (name, missing[:5])
