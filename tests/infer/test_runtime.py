@@ -27,7 +27,7 @@ from vosbench.precision import Numerics
 from vosbench_cli.main import app
 
 SLURM_VARS = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
-              "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_NPROCS")
+              "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_NPROCS", "SLURM_STEP_ID", "SLURM_STEPID")
 
 
 def test_finetuning_trains_with_its_own_auto_not_the_inference_precision(make_davis_root, tiny_checkpoint, tmp_path,
@@ -170,7 +170,7 @@ def test_two_slurm_tasks_split_the_sequences_longest_first(make_davis_root, tiny
     written = []
     for task in ("0", "1"):
         out = tmp_path / f"task{task}"
-        env = {"SLURM_PROCID": task, "SLURM_NTASKS": "2", "SLURM_LOCALID": task}
+        env = {"SLURM_PROCID": task, "SLURM_NTASKS": "2", "SLURM_LOCALID": task, "SLURM_STEP_ID": "0"}  # srun tasks
         res = CliRunner().invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--data", str(root),
                                        "--out", str(out), "--device", "cpu"], env=env)
         assert res.exit_code == 0, res.output
