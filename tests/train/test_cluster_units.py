@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from vosbench.cluster import world_from_env
+from vosbench.cluster import group_from_env
 from vosbench.errors import CheckpointError, ConfigError
 from vosbench.models import build_model, get_preset, load_checkpoint
 from vosbench.train import batches
@@ -32,18 +32,23 @@ from vosbench.train.trainlog import read_log
     # torchrun inside an srun step: torchrun's variables win
     ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "SLURM_PROCID": "0", "SLURM_NTASKS": "1",
       "SLURM_STEP_ID": "0"}, (1, 2, 1)),
-    # the batch script's own shell (no step): one process, whatever --ntasks says
+    # the batch script's own shell (no step, or the batch pseudo-step): one process, whatever --ntasks says
     ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_LOCALID": "0"}, (0, 1, 0)),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "4294967294"}, (0, 1, 0)),
+    # a job array's tasks are separate jobs, never one process group (inference shares them instead)
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, (0, 1, 0)),
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_PROCID": "1", "SLURM_NTASKS": "2",
+      "SLURM_STEP_ID": "0"}, (1, 2, 0)),
 ])
-def test_world_from_env(env: dict[str, str], expected: tuple[int, int, int]) -> None:
-    assert world_from_env(env) == expected
+def test_group_from_env(env: dict[str, str], expected: tuple[int, int, int]) -> None:
+    assert group_from_env(env) == expected
 
 
 @pytest.mark.parametrize("env", [{"WORLD_SIZE": "two"}, {"WORLD_SIZE": "2", "RANK": "2"},
                                  {"SLURM_PROCID": "4", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "1"}])
-def test_world_from_env_rejects_nonsense(env: dict[str, str]) -> None:
+def test_group_from_env_rejects_nonsense(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
-        world_from_env(env)
+        group_from_env(env)
 
 
 def test_local_rank_beyond_visible_gpus_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -250,7 +255,7 @@ def test_worker_logging_rank0_info_others_warnings_once_with_prefix(monkeypatch:
             record = log.makeRecord(log.name, logging.WARNING, __file__, 1, "same warning", (), None)
             if handler.filter(record):
                 records.append(handler.format(record))
-        assert records == (["same warning"] * 3 if rank == 0 else ["[rank 1] same warning"])
+        assert records == (["warning: same warning"] * 3 if rank == 0 else ["warning: [rank 1] same warning"])
     logging.basicConfig(force=True)
 
 

@@ -19,8 +19,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from vosbench.cluster import env_int as _env_int
-from vosbench.cluster import world_from_env
+from vosbench.cluster import group_from_env
 from vosbench.errors import ConfigError, VosbenchError
 
 T = TypeVar("T")
@@ -64,11 +63,11 @@ def check_local_gpu(local_rank: int, env: Mapping[str, str] | None = None) -> in
 def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> DistContext:
     """Join the process group the launcher describes (world size > 1): NCCL on CUDA, gloo on CPU.
 
-    torchrun's variables, else a SLURM step's (:func:`world_from_env`); under SLURM alone the
+    torchrun's variables, else a SLURM step's (:func:`vosbench.cluster.group_from_env`); under SLURM alone the
     rendezvous is ``MASTER_ADDR`` (required) and ``MASTER_PORT`` (default 29500).
     """
     env = os.environ if env is None else env
-    rank, world, local_rank = world_from_env(env)
+    rank, world, local_rank = group_from_env(env)
     if world <= 1:
         return DistContext()
     gpu = check_local_gpu(local_rank, env) if device_type == "cuda" else 0
@@ -83,7 +82,9 @@ def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> 
         if "MASTER_ADDR" not in env:
             raise ConfigError("SLURM task without torchrun: set MASTER_ADDR to the first node of the job, e.g. "
                               "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)")
-        port = _env_int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500
+        port = env.get("MASTER_PORT", "29500")
+        if not port.isdigit():
+            raise ConfigError(f"environment variable MASTER_PORT={port!r} is not a port number")
         dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                 init_method=f"tcp://{env['MASTER_ADDR']}:{port}")
     return DistContext(rank, world, local_rank, initialised_here=True, gpu=gpu)

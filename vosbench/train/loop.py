@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from vosbench.data.kind import trained_on
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
 from vosbench.fsutil import sweep_temps
 from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
@@ -38,7 +39,7 @@ from vosbench.train.checkpointing import (
     save_training_checkpoint,
 )
 from vosbench.train.config import TrainConfig, write_config
-from vosbench.train.datasets import ClipDataset, open_sources
+from vosbench.train.datasets import ClipDataset, data_roots, open_sources
 from vosbench.train.distributed import (
     DistContext,
     agreed,
@@ -328,8 +329,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     numerics = resolve_numerics(dev, cfg.train.precision, "train")
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
+    before = None  # what the starting weights were trained on (vosbench.data.kind)
     if resuming:
         extra = agreed(ctx, lambda: _load_resume_state(Path(resume_from), model, model_cfg, optimizer))
+        before = extra.get("trained_on")
         if extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
         restore_rng(extra["rng"])
@@ -343,6 +346,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             log.warning("%s: nothing to resume, starting a new run", last_path)
         if cfg.train.init_checkpoint:
             plan = load_init(model, cfg.train.init_checkpoint, model_cfg, strict=cfg.train.init_strict)
+            before = plan.trained_on
             if ctx.is_main:
                 log.info("%s", plan.table())
     model.to(dev)
@@ -365,6 +369,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         if loss_log is not None and step > 0:
             loss_log.load_until(step)
 
+    record = trained_on(data_roots(cfg.data), before)
+
     def save(path_step: int) -> None:
         if not ctx.is_main:
             return
@@ -381,6 +387,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
             "numerics": {"device": str(dev), "precision": numerics.precision},  # what ran (auto resolved)
+            "trained_on": record,
         }
         try:
             save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
