@@ -96,7 +96,7 @@ def shutdown(ctx: DistContext) -> None:
 
 
 def mean_across(ctx: DistContext, value: torch.Tensor) -> torch.Tensor:
-    """Mean of a scalar tensor over all ranks (the value itself when not distributed)."""
+    """Mean of a tensor (e.g. a step's loss and its parts) over all ranks (the value itself when not distributed)."""
     if not ctx.distributed:
         return value
     v = value.detach().clone().float()
@@ -160,14 +160,20 @@ def check_shared_folder(ctx: DistContext, folder: Path, what: str = "--out", wai
     if not ctx.distributed:
         return
     token_path = Path(folder) / SHARED_TOKEN
-    created = False
-    token = ""
-    if ctx.is_main:
-        created = not Path(folder).exists()
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        token = f"{secrets.token_hex(16)} {socket.gethostname()} {os.getpid()}"
-        token_path.write_text(token)
-    token = broadcast_from_main(ctx, token)
+    created = not Path(folder).exists()
+
+    def write_token() -> str:
+        if not ctx.is_main:
+            return ""
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            token = f"{secrets.token_hex(16)} {socket.gethostname()} {os.getpid()}"
+            token_path.write_text(token)
+        except OSError as exc:  # read-only, no permission, full: every rank stops, not only rank 0
+            raise ConfigError(f"{folder}: cannot write into {what}: {exc.strerror or exc}") from None
+        return token
+
+    token = broadcast_from_main(ctx, agreed(ctx, write_token))
 
     if wait_s is None:
         wait_s = float(os.environ.get("VOSBENCH_SHARED_WAIT", "60"))
