@@ -46,7 +46,7 @@ def world_from_env(env: Mapping[str, str], *, arrays: bool = False) -> tuple[int
     torchrun's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` first. Without them, inside a SLURM job
     step (``srun``, which sets ``SLURM_STEP_ID``) ``SLURM_PROCID`` / ``SLURM_NTASKS`` /
     ``SLURM_LOCALID``; a batch script's own shell (no step) also carries ``SLURM_NTASKS`` but is one
-    process. With ``arrays`` (independent shares of work, e.g. inference; never a process group)
+    process (so is the batch pseudo-step). With ``arrays`` (independent shares of work, e.g. inference; never a process group)
     each job of a SLURM array is one share, times its own step's tasks.
     """
     world = _int(env, "WORLD_SIZE")
@@ -54,7 +54,10 @@ def world_from_env(env: Mapping[str, str], *, arrays: bool = False) -> tuple[int
         rank, local = _int(env, "RANK") or 0, _int(env, "LOCAL_RANK") or 0
         source = "torchrun's RANK/WORLD_SIZE"
     else:
-        in_step = "SLURM_STEP_ID" in env or "SLURM_STEPID" in env
+        step_id = _int(env, "SLURM_STEP_ID")
+        step_id = _int(env, "SLURM_STEPID") if step_id is None else step_id
+        # an srun task; not the batch (0xfffffffe) or extern (0xfffffffd) pseudo-steps
+        in_step = step_id is not None and step_id < 0xFFFFFFFD
         ntasks = (_int(env, "SLURM_NTASKS") or _int(env, "SLURM_NPROCS")) if in_step else None  # NPROCS: older name
         procid = (_int(env, "SLURM_PROCID") or 0) if in_step else 0
         local = (_int(env, "SLURM_LOCALID") or 0) if in_step else 0

@@ -32,8 +32,13 @@ from vosbench.train.trainlog import read_log
     # torchrun inside an srun step: torchrun's variables win
     ({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "SLURM_PROCID": "0", "SLURM_NTASKS": "1",
       "SLURM_STEP_ID": "0"}, (1, 2, 1)),
-    # the batch script's own shell (no step): one process, whatever --ntasks says
+    # the batch script's own shell (no step, or the batch pseudo-step): one process, whatever --ntasks says
     ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_LOCALID": "0"}, (0, 1, 0)),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "4294967294"}, (0, 1, 0)),
+    # a job array's tasks are separate jobs, never one process group (inference shares them instead)
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, (0, 1, 0)),
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_PROCID": "1", "SLURM_NTASKS": "2",
+      "SLURM_STEP_ID": "0"}, (1, 2, 0)),
 ])
 def test_world_from_env(env: dict[str, str], expected: tuple[int, int, int]) -> None:
     assert world_from_env(env) == expected
@@ -355,3 +360,14 @@ def test_every_preset_step_gives_every_trainable_parameter_a_gradient() -> None:
         loss.backward()
         missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, (name, missing[:5])
+
+
+def test_run_long_loader_with_workers_trains_on_the_same_clips_across_epochs(tiny_config: Callable[..., TrainConfig],
+                                                                             tmp_path: Path) -> None:
+    """Workers (kept across epochs, keys carry the epoch and maximum skip) sample what the main process does."""
+    train(tiny_config("data.workers=2", "train.epochs=2"), tmp_path / "workers", device="cpu")
+    train(tiny_config("data.workers=0", "train.epochs=2"), tmp_path / "main", device="cpu")
+    a, b = read_log(tmp_path / "workers" / "log.csv"), read_log(tmp_path / "main" / "log.csv")
+    assert [r["step"] for r in a] == [1, 2, 3, 4] and [r["epoch"] for r in a] == [0, 0, 1, 1]
+    # equal up to float noise (threads differ between a worker and the main process)
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-5)

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from vosbench.cluster import env_int as _env_int
 from vosbench.cluster import world_from_env
 from vosbench.errors import ConfigError, VosbenchError
 
@@ -64,7 +63,7 @@ def check_local_gpu(local_rank: int, env: Mapping[str, str] | None = None) -> in
 def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> DistContext:
     """Join the process group the launcher describes (world size > 1): NCCL on CUDA, gloo on CPU.
 
-    torchrun's variables, else a SLURM step's (:func:`world_from_env`); under SLURM alone the
+    torchrun's variables, else a SLURM step's (:func:`vosbench.cluster.world_from_env`); under SLURM alone the
     rendezvous is ``MASTER_ADDR`` (required) and ``MASTER_PORT`` (default 29500).
     """
     env = os.environ if env is None else env
@@ -83,7 +82,9 @@ def init_distributed(device_type: str, env: Mapping[str, str] | None = None) -> 
         if "MASTER_ADDR" not in env:
             raise ConfigError("SLURM task without torchrun: set MASTER_ADDR to the first node of the job, e.g. "
                               "export MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)")
-        port = _env_int(env, "MASTER_PORT") if "MASTER_PORT" in env else 29500
+        port = env.get("MASTER_PORT", "29500")
+        if not port.isdigit():
+            raise ConfigError(f"environment variable MASTER_PORT={port!r} is not a port number")
         dist.init_process_group(backend=backend, rank=rank, world_size=world,
                                 init_method=f"tcp://{env['MASTER_ADDR']}:{port}")
     return DistContext(rank, world, local_rank, initialised_here=True, gpu=gpu)
@@ -95,7 +96,7 @@ def shutdown(ctx: DistContext) -> None:
 
 
 def mean_across(ctx: DistContext, value: torch.Tensor) -> torch.Tensor:
-    """Mean of a scalar tensor over all ranks (the value itself when not distributed)."""
+    """Mean of a tensor (e.g. a step's loss and its parts) over all ranks (the value itself when not distributed)."""
     if not ctx.distributed:
         return value
     v = value.detach().clone().float()
@@ -159,14 +160,20 @@ def check_shared_folder(ctx: DistContext, folder: Path, what: str = "--out", wai
     if not ctx.distributed:
         return
     token_path = Path(folder) / SHARED_TOKEN
-    created = False
-    token = ""
-    if ctx.is_main:
-        created = not Path(folder).exists()
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        token = f"{secrets.token_hex(16)} {socket.gethostname()} {os.getpid()}"
-        token_path.write_text(token)
-    token = broadcast_from_main(ctx, token)
+    created = not Path(folder).exists()
+
+    def write_token() -> str:
+        if not ctx.is_main:
+            return ""
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            token = f"{secrets.token_hex(16)} {socket.gethostname()} {os.getpid()}"
+            token_path.write_text(token)
+        except OSError as exc:  # read-only, no permission, full: every rank stops, not only rank 0
+            raise ConfigError(f"{folder}: cannot write into {what}: {exc.strerror or exc}") from None
+        return token
+
+    token = broadcast_from_main(ctx, agreed(ctx, write_token))
 
     if wait_s is None:
         wait_s = float(os.environ.get("VOSBENCH_SHARED_WAIT", "60"))

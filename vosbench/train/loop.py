@@ -338,11 +338,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         restore_rng(extra["rng"])
         step = int(extra["step"])
         changed = changed_keys(extra.get("train_config", {}), cfg.to_dict())
-        if changed:
+        if changed and ctx.is_main:  # the same on every rank: said once
             log.warning("%s: resuming with a config that differs from the run's in %s; the continuation will not "
                         "match an uninterrupted run", last_path, ", ".join(changed))
     else:
-        if resume:
+        if resume and ctx.is_main:
             log.warning("%s: nothing to resume, starting a new run", last_path)
         if cfg.train.init_checkpoint:
             plan = load_init(model, cfg.train.init_checkpoint, model_cfg, strict=cfg.train.init_strict)
