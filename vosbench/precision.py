@@ -246,13 +246,6 @@ class Numerics:
         """One line for the start of a run: device, GPU name, precision and why."""
         return f"{self.purpose} on {device_name(self.device)}, {self.precision} ({self.reason or 'as requested'})"
 
-    def for_purpose(self, purpose: Purpose, requested: str) -> Numerics:
-        """The numerics of ``requested`` precision for another purpose on the same device (e.g. the
-        online finetuning of an inference run: ``auto`` trains in bf16 where inference runs fp16)."""
-        if purpose == self.purpose and requested == self.precision:
-            return self
-        return resolve_numerics(self.device, requested, purpose)
-
 
 def device_name(device: torch.device) -> str:
     """``cuda:0 (NVIDIA H100 80GB HBM3, compute capability 9.0)``, ``cpu (x86_64, 16 threads)``."""
