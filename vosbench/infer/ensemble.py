@@ -49,6 +49,7 @@ class LoadedMember:
     probs: ProbsFolder | None = None
     engine_model: nn.Module | None = None  # what the engine runs when set; None: model
     trainable: bool = True
+    trained_on: dict | None = None  # the checkpoint's record of its training data (vosbench.data.kind)
 
     @property
     def preset(self) -> str:
@@ -81,12 +82,13 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
         if spec.checkpoint.is_dir():
             members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
             continue
-        model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
+        model, extra = load_checkpoint(spec.checkpoint, map_location="cpu")
         model = prepare_model(model, device, engine)
         if trainable:
-            members.append(LoadedMember(spec, model, w, trainable=True))
+            members.append(LoadedMember(spec, model, w, trainable=True, trained_on=extra.get("trained_on")))
         else:
-            members.append(LoadedMember(spec, inference_model(model, engine), w, trainable=False))
+            members.append(LoadedMember(spec, inference_model(model, engine), w, trainable=False,
+                                        trained_on=extra.get("trained_on")))
             del model  # the engine runs its own copy in bf16/fp16: the fp32 weights go now
     return members
 

@@ -14,8 +14,8 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
-``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V
+root (``ROOT/sav_<split>.txt``) the default is ``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
 (:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
 ``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
 A member whose predictor sets ``independent_objects = True`` (objects scored independently,
@@ -52,8 +52,10 @@ import torch
 from vosbench.cluster import deal_longest_first
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
 from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
 from vosbench.data.sav import SavDataset, is_sav_root
+from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
@@ -63,7 +65,7 @@ from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import Numerics, apply_backend_policy, resolve_numerics
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import check_same_provenance, make_record, sequence_inputs, write_provenance
+from vosbench.provenance import PROVENANCE_FILE, check_same_provenance, make_record, sequence_inputs, write_provenance
 
 if TYPE_CHECKING:
     from vosbench.infer.engine import EngineConfig
@@ -134,8 +136,10 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
-def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
+def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS | SingleVideo) -> str:
     """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
+    if isinstance(dataset, SingleVideo):  # its one given mask, on the frame it belongs to
+        return dataset.given
     if given is None:
         return "first-appearance" if isinstance(dataset, (YouTubeVOS, SavDataset)) else "first"
     if given not in GIVEN_MODES:
@@ -315,7 +319,7 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
         per_object = getattr(seq, "write_prediction", None)
         if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
             writer.submit(functools.partial(per_object, independent=getattr(predictor, "independent_objects", False)),
-                          folder, name, probs.cpu().numpy(), list(predictor.object_ids))
+                          folder, name, probs.cpu().numpy(), predictor.object_ids)
         else:
             labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
             labels = labels_lut[probs.argmax(0).cpu().numpy()]
@@ -345,7 +349,10 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
 def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
     the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
-    if (given or "first") == "first":
+    per_object = getattr(seq, "input_annotations", None)  # SA-V: several PNGs per frame (vosbench.data.sav)
+    if per_object is not None:
+        annotations = per_object(given or "first")
+    elif (given or "first") == "first":
         first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
         annotations = [first] if first is not None else []
     else:
@@ -353,10 +360,38 @@ def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     return sequence_inputs(seq.frame_paths, annotations)
 
 
-def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS | SavDataset:
+def _target(out: Path, seq: VideoSequence, dataset: object) -> Path:
+    """Where a sequence's masks go: ``out/<seq>``, or ``out`` itself for one video."""
+    return out if isinstance(dataset, SingleVideo) else out / seq.name
+
+
+def _check_video_out(out: Path) -> None:
+    """A non-empty ``--out`` of one video must hold earlier results (never replace someone's folder)."""
+    if not (out / PROVENANCE_FILE).is_file():
+        raise ConfigError(f"{out}: --out is not empty and holds no vosbench results ({PROVENANCE_FILE}); "
+                          "choose a new or empty folder")
+
+
+def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str | None:
+    """One line when every model member has seen only the embedded procedural dataset and the data is real."""
+    models = [m for m in members if m.model is not None]
+    if not models or not all(embedded_only(m.trained_on) for m in models):
+        return None
+    if isinstance(dataset, DavisDataset) and dataset_kind(dataset.root) == EMBEDDED:
+        return None
+    names = ", ".join(dict.fromkeys(m.spec.checkpoint.name for m in models))
+    return EMBEDDED_NOTE.format(model=names)
+
+
+def open_dataset(
+    data: str | os.PathLike | SingleVideo, split: str, resolution: str
+) -> DavisDataset | YouTubeVOS | SavDataset | SingleVideo:
     """An SA-V split when ``data/sav_<split>.txt`` exists; a YouTube-VOS or MOSEv2 split when
     ``data/<split>/meta.json`` does (MOSEv2's lists video lengths; its results are MOSE's
-    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout."""
+    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout (a :class:`SingleVideo`,
+    one video, is taken as it is)."""
+    if isinstance(data, SingleVideo):
+        return data
     if is_sav_root(data, split):
         return SavDataset(data, split)
     if (Path(data) / split / "meta.json").is_file():
@@ -382,7 +417,7 @@ def _share(dataset: DavisDataset | YouTubeVOS | SavDataset, rank: int, world_siz
 
 def infer_dataset(
     ensemble: str | os.PathLike | Recipe | Sequence[MemberSpec],
-    data: str | os.PathLike,
+    data: str | os.PathLike | SingleVideo,
     split: str = "val",
     resolution: str = "480p",
     out: str | os.PathLike = "results",
@@ -398,8 +433,9 @@ def infer_dataset(
 
     ``ensemble``: a checkpoint path, ``"a.pt,b.pt"``, a recipe TOML path, a :class:`Recipe` or
     member specs. Options the caller leaves at None in :meth:`InferOptions.resolve` come from the
-    recipe; pass a ready :class:`InferOptions` to use it as is. ``numerics``: the device and
-    precision already resolved by the caller (default: resolved here from ``options``).
+    recipe; pass a ready :class:`InferOptions` to use it as is. ``data`` may be one video
+    (:func:`vosbench.data.video.open_video`): its masks go straight into ``out``. ``numerics``: the
+    device and precision already resolved by the caller (default: resolved here from ``options``).
     With ``world_size > 1`` this rank takes its share of the sequences, dealt longest-first.
     ``announce`` receives the lines that say, once every input is checked and before any work,
     what runs where (device, GPU, precision and why; this rank's share); default: the log.
@@ -429,6 +465,9 @@ def infer_dataset(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
     members = load_members(recipe, device, engine, trainable=options.finetune_steps > 0)
+    note = embedded_model_note(members, dataset)
+    if note:
+        log.warning("%s", note)
     summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
@@ -441,17 +480,31 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
-    context: dict[str, object] = {"split": split, "resolution": resolution}
+    extra: dict[str, object] = {}
     if tuning is not None and tuning.precision != numerics.precision:
-        context["finetune_precision"] = tuning.precision  # what the finetuning ran, when not the inference's
-    run_record = _provenance(members, options, **context)
-    run_record["data_root"] = str(Path(data).absolute())
-    records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
+        extra["finetune_precision"] = tuning.precision  # what the finetuning ran, when not the inference's
+    if isinstance(dataset, SingleVideo):  # one video: its frames straight into out
+        split = dataset.split
+        records = {seq.name: _provenance(members, options, video=dataset.identity, **extra) for seq in sequences}
+        summary.split = split
+    else:
+        run_record = _provenance(members, options, split=split, resolution=resolution, **extra)
+        run_record["data_root"] = str(Path(data).absolute())
+        records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
     sweep_temps(out)  # temp folders of a killed run
+    if isinstance(dataset, SingleVideo):
+        sweep_temps(out.parent)  # out itself is built beside it
     done = set()
     for seq in sequences:  # refuse before any work when a finished folder holds other results
-        if (out / seq.name).is_dir() and not options.overwrite:
-            check_same_provenance(out / seq.name, records[seq.name])
+        target = _target(out, seq, dataset)
+        if isinstance(dataset, SingleVideo):
+            if not any(target.iterdir()):
+                continue
+            _check_video_out(target)
+        elif not target.is_dir():
+            continue
+        if not options.overwrite:
+            check_same_provenance(target, records[seq.name])
             done.add(seq.name)
     say = announce or log.info
     say(numerics.announce())
@@ -467,7 +520,7 @@ def infer_dataset(
             scratch = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=temp_prefix("depth"), suffix=TEMP_MARK, dir=out)))
         for seq in sequences:
-            target = out / seq.name
+            target = _target(out, seq, dataset)
             if seq.name in done:
                 summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
                 continue
