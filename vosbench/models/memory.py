@@ -11,10 +11,12 @@ more than ``L × chunk_size`` affinities per object and gives the same result wh
 Layout: attention reads keys and values as ``B,K,N,C`` (N = T·h·w memory positions) and its fused
 kernels (CUDA memory-efficient / flash, CPU flash) need the channel dimension contiguous (stride
 1); given ``N,C`` *views* of a ``C,T,h,w`` tensor, whose channel stride is N, SDPA silently falls
-back to its math kernel, which materialises the whole ``L×N`` affinity per object (on CPU, one 480p
-read: 911 MiB instead of 132 MiB; benchmarks/memory_read.py). The inference memory bank
+back to its math kernel, which materialises the whole ``L×N`` affinity per object (one read at
+480p, 20 memory frames, 3 objects, fp32 on CPU: SDPA on such views peaks at 1368 MiB, this read of
+the bank at 26 MiB; benchmarks/memory_read.py). The inference memory bank
 (vosbench.infer.memory) therefore stores ``T,h,w,C`` (channels last) and hands out ``C,T,h,w`` views
-of it, which flatten to ``N,C`` with stride 1 at no cost; other inputs are copied once into that layout.
+of it, which flatten to ``N,C`` with stride 1 at no cost; other inputs are copied into that layout
+(keys whole, values one key-width group at a time on the CPU path).
 """
 
 from __future__ import annotations
