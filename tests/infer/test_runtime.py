@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from typer.testing import CliRunner
 
@@ -176,6 +175,10 @@ def test_two_slurm_tasks_split_the_sequences_longest_first(make_davis_root, tiny
         assert res.exit_code == 0, res.output
         names = sorted(p.name for p in out.iterdir())
         assert f"rank {task}/2 takes {len(names)} of 4 sequences" in res.output
+        # device, precision and why, said before the work (the summary at the end says it again)
+        lines = res.output.splitlines()
+        said = next(i for i, ln in enumerate(lines) if ln.startswith("infer on cpu ("))
+        assert "(auto: this CPU" in lines[said] and said < next(i for i, ln in enumerate(lines) if ln.startswith("rank "))
         written.append(names)
     # by hand: beta (5) -> 0, delta (3) -> 1, alpha (2) -> 1, gamma (2) -> 0: 7 and 5 frames
     assert written == [["beta", "gamma"], ["alpha", "delta"]]

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from vosbench.data.kind import trained_on
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
 from vosbench.fsutil import sweep_temps
-from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
+from vosbench.precision import apply_backend_policy, resolve_device, resolve_numerics, resolve_precision
 from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
 from vosbench.train.batches import RunBatches, check_split, micro_weight, run_loader
@@ -327,6 +327,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
 
     optimizer = build_optimizer(model, cfg.optim)
     numerics = resolve_numerics(dev, cfg.train.precision, "train")
+    apply_backend_policy(numerics)  # cudnn.benchmark, TF32 per precision (vosbench.precision)
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
     before = None  # what the starting weights were trained on (vosbench.data.kind)
