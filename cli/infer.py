@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -84,7 +85,10 @@ def infer_cmd(
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
                                        save_probs=save_probs, depth_estimator=depth_estimator, given=given)
-        with progress_bar() as progress:
+        from vosbench.outlock import out_lock
+
+        lock = out_lock(out, "infer") if rank == 0 else contextlib.nullcontext()  # rank 0 holds it for all ranks
+        with lock, progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
 
     title = f"infer {split} -> {summary.out}" + (f" (rank {summary.rank}/{summary.world_size})" if world > 1 else "")

@@ -29,7 +29,9 @@ from vosbench.progress import Progress, ensure_progress
 from vosbench.train import curriculum
 from vosbench.train.checkpointing import (
     capture_rng,
-    load_training_checkpoint,
+    has_checkpoint,
+    load_resume_checkpoint,
+    non_finite_tensors,
     prune_step_checkpoints,
     restore_rng,
     save_training_checkpoint,
@@ -216,12 +218,12 @@ def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1,
         raise ConfigError(f"{out}: --out exists and is not a folder")
     if resume and (Path(out) / "log.csv").is_file():
         read_log(Path(out) / "log.csv")  # a damaged log fails here, before anything is written
-    last_path = Path(out) / "last.pt"
-    if not resume and last_path.exists():
-        raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
+    if not resume and has_checkpoint(out):
+        raise CheckpointError(f"{Path(out) / 'last.pt'}: a training run is already there (checkpoints in {out}); "
+                              "pass --resume to continue it or choose another --out")
     model_cfg = model_config(cfg)
     plan = None
-    if not (resume and last_path.exists()):
+    if not (resume and has_checkpoint(out)):
         plan = check_start(cfg.train, model_cfg, allow_random_init=allow_random_init)
     return open_sources(cfg.data), plan
 
@@ -268,7 +270,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         sweep_temps(out)  # temp files of a run killed mid-save
     per_rank = cfg.train.batch_size // ctx.world_size
     last_path = out / "last.pt"
-    resuming = resume and last_path.exists()
+    resuming = resume and has_checkpoint(out)
     # ImageNet weights only where the init checkpoint does not fill the backbones anyway
     imagenet = not resuming and not (plan is not None and plan.backbones_loaded())
     model, model_cfg = _build_model(cfg, imagenet=imagenet, allow_random_init=allow_random_init)
@@ -283,15 +285,15 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
     if resuming:
-        loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
+        resume_path, loaded, extra = load_resume_checkpoint(out, expect=model_cfg)
         missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
         if missing:
-            raise CheckpointError(f"{last_path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
+            raise CheckpointError(f"{resume_path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
         model.load_state_dict(loaded.state_dict())
         try:
             optimizer.load_state_dict(extra["optimizer"])
         except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{last_path}: optimizer state does not fit this model's trainable parameters ({exc})") from None
+            raise CheckpointError(f"{resume_path}: optimizer state does not fit this model's trainable parameters ({exc})") from None
         if extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
         restore_rng(extra["rng"])
@@ -299,7 +301,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         changed = changed_keys(extra.get("train_config", {}), cfg.to_dict())
         if changed:
             log.warning("%s: resuming with a config that differs from the run's in %s; the continuation will not "
-                        "match an uninterrupted run", last_path, ", ".join(changed))
+                        "match an uninterrupted run", resume_path, ", ".join(changed))
     else:
         if resume:
             log.warning("%s: nothing to resume, starting a new run", last_path)
@@ -328,9 +330,24 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         if loss_log is not None and step > 0:
             loss_log.load_until(step)
 
+    saved_step = step if resuming else None  # the step of the newest checkpoint written or resumed from
+
+    def last_good() -> str:
+        if saved_step is None:
+            return "no checkpoint was saved yet"
+        return f"last good checkpoint: {last_path} (step {saved_step})"
+
     def save(path_step: int) -> None:
+        nonlocal saved_step
         if not ctx.is_main:
             return
+        bad = non_finite_tensors(model)
+        if bad:  # checked before writing: a checkpoint under a final name is always a good one
+            if loss_log is not None:
+                loss_log.flush()
+            raise NonFiniteLossError(f"the weights became non-finite by step {path_step} ({bad[0]}"
+                                     f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); training stopped "
+                                     f"without saving them; {last_good()}")
         state = {
             "step": path_step,
             "epoch": path_step // steps_per_epoch,
@@ -351,6 +368,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         except CheckpointError as exc:
             kept = f"; the previous checkpoint {last_path} is intact" if last_path.exists() else ""
             raise CheckpointError(f"{exc}{kept}") from None
+        saved_step = path_step
         prune_step_checkpoints(out, cfg.train.keep_checkpoints)
         if loss_log is not None:
             loss_log.flush()
@@ -379,8 +397,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             if not math.isfinite(loss_value):
                 if loss_log is not None:
                     loss_log.flush()  # the losses up to the last good step, whatever log_every is
-                last_good = f"; last good checkpoint: {last_path}" if last_path.exists() else "; no checkpoint was saved yet"
-                raise NonFiniteLossError(f"loss became {loss_value} at step {step + 1} (epoch {epoch}); training stopped{last_good}")
+                raise NonFiniteLossError(f"loss became {loss_value} at step {step + 1} (epoch {epoch}); training stopped; "
+                                         f"{last_good()}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.grad_clip > 0:
