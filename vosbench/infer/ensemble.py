@@ -45,6 +45,7 @@ class LoadedMember:
     weight: float
     probs: ProbsFolder | None = None
     engine_model: nn.Module | None = None  # what the engine runs (engine.inference_model); None: model
+    trained_on: dict | None = None  # the checkpoint's record of its training data (vosbench.data.kind)
 
     @property
     def preset(self) -> str:
@@ -74,9 +75,10 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
         if spec.checkpoint.is_dir():
             members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
             continue
-        model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
+        model, extra = load_checkpoint(spec.checkpoint, map_location="cpu")
         model = prepare_model(model, device, engine)
-        members.append(LoadedMember(spec, model, w, engine_model=inference_model(model, engine)))
+        members.append(LoadedMember(spec, model, w, engine_model=inference_model(model, engine),
+                                    trained_on=extra.get("trained_on")))
     return members
 
 

@@ -14,7 +14,13 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else.
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
+``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+(:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
+``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
+A member whose predictor sets ``independent_objects = True`` (objects scored independently,
+SAM-family) keeps each object where its own probability exceeds 0.5, overlaps included; the
+others' objects come out one per pixel (:class:`vosbench.masks.ObjectMasks`).
 
 Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
 """
@@ -38,6 +44,10 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
+from vosbench.data.sav import SavDataset, is_sav_root
+from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
@@ -46,7 +56,7 @@ from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import check_same_provenance, make_record, write_provenance
+from vosbench.provenance import PROVENANCE_FILE, check_same_provenance, make_record, sequence_inputs, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +123,12 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
-def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
+def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS | SingleVideo) -> str:
     """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
+    if isinstance(dataset, SingleVideo):  # its one given mask, on the frame it belongs to
+        return dataset.given
     if given is None:
-        return "first-appearance" if isinstance(dataset, YouTubeVOS) else "first"
+        return "first-appearance" if isinstance(dataset, (YouTubeVOS, SavDataset)) else "first"
     if given not in GIVEN_MODES:
         raise ConfigError(f"--given must be one of {', '.join(GIVEN_MODES)}, got {given!r}")
     return given
@@ -263,9 +275,14 @@ def infer_sequence(
                 f"sequence {seq.name!r} frame {name}: the model produced non-finite probabilities (NaN or inf); "
                 "nothing was written for this sequence"
             )
-        labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
-        labels = labels_lut[probs.argmax(0).cpu().numpy()]
-        write_mask(folder / f"{name}.png", labels)
+        per_object = getattr(seq, "write_prediction", None)
+        if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
+            per_object(folder, name, probs.cpu().numpy(), predictor.object_ids,
+                       independent=getattr(predictor, "independent_objects", False))
+        else:
+            labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
+            labels = labels_lut[probs.argmax(0).cpu().numpy()]
+            write_mask(folder / f"{name}.png", labels)
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
@@ -288,16 +305,61 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
                        checkpoint_files=[m.spec.checkpoint.name for m in members])
 
 
-def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
-    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout."""
+def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
+    """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
+    the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
+    if (given or "first") == "first":
+        first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
+        annotations = [first] if first is not None else []
+    else:
+        annotations = [seq.annotation_paths[s] for s in seq.frame_names if s in seq.annotation_paths]
+    return sequence_inputs(seq.frame_paths, annotations)
+
+
+def _target(out: Path, seq: VideoSequence, dataset: object) -> Path:
+    """Where a sequence's masks go: ``out/<seq>``, or ``out`` itself for one video."""
+    return out if isinstance(dataset, SingleVideo) else out / seq.name
+
+
+def _check_video_out(out: Path) -> None:
+    """A non-empty ``--out`` of one video must hold earlier results (never replace someone's folder)."""
+    if not (out / PROVENANCE_FILE).is_file():
+        raise ConfigError(f"{out}: --out is not empty and holds no vosbench results ({PROVENANCE_FILE}); "
+                          "choose a new or empty folder")
+
+
+def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str | None:
+    """One line when every model member has seen only the embedded procedural dataset and the data is real."""
+    models = [m for m in members if m.model is not None]
+    if not models or not all(embedded_only(m.trained_on) for m in models):
+        return None
+    if isinstance(dataset, DavisDataset) and dataset_kind(dataset.root) == EMBEDDED:
+        return None
+    names = ", ".join(dict.fromkeys(m.spec.checkpoint.name for m in models))
+    return EMBEDDED_NOTE.format(model=names)
+
+
+def open_dataset(
+    data: str | os.PathLike | SingleVideo, split: str, resolution: str
+) -> DavisDataset | YouTubeVOS | SavDataset | SingleVideo:
+    """An SA-V split when ``data/sav_<split>.txt`` exists; a YouTube-VOS or MOSEv2 split when
+    ``data/<split>/meta.json`` does (MOSEv2's lists video lengths; its results are MOSE's
+    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout (a :class:`SingleVideo`,
+    one video, is taken as it is)."""
+    if isinstance(data, SingleVideo):
+        return data
+    if is_sav_root(data, split):
+        return SavDataset(data, split)
     if (Path(data) / split / "meta.json").is_file():
+        if is_mosev2_meta(Path(data) / split / "meta.json"):
+            return Mosev2Dataset(data, split)  # type: ignore[return-value]
         return YouTubeVOS(data, split)
     return DavisDataset(data, split, resolution)
 
 
 def infer_dataset(
     ensemble: str | os.PathLike | Recipe | Sequence[MemberSpec],
-    data: str | os.PathLike,
+    data: str | os.PathLike | SingleVideo,
     split: str = "val",
     resolution: str = "480p",
     out: str | os.PathLike = "results",
@@ -311,7 +373,8 @@ def infer_dataset(
 
     ``ensemble``: a checkpoint path, ``"a.pt,b.pt"``, a recipe TOML path, a :class:`Recipe` or
     member specs. Options the caller leaves at None in :meth:`InferOptions.resolve` come from the
-    recipe; pass a ready :class:`InferOptions` to use it as is.
+    recipe; pass a ready :class:`InferOptions` to use it as is. ``data`` may be one video
+    (:func:`vosbench.data.video.open_video`): its masks go straight into ``out``.
     """
     if isinstance(ensemble, Recipe):
         recipe = ensemble
@@ -335,6 +398,9 @@ def infer_dataset(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
     members = load_members(recipe, device, engine)
+    note = embedded_model_note(members, dataset)
+    if note:
+        log.warning("%s", note)
     summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
@@ -347,12 +413,28 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
-    record = _provenance(members, options, split=split, resolution=resolution)
+    if isinstance(dataset, SingleVideo):  # one video: its frames straight into out
+        split = dataset.split
+        records = {seq.name: _provenance(members, options, video=dataset.identity) for seq in sequences}
+        summary.split = split
+    else:
+        run_record = _provenance(members, options, split=split, resolution=resolution)
+        run_record["data_root"] = str(Path(data).absolute())
+        records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
     sweep_temps(out)  # temp folders of a killed run
+    if isinstance(dataset, SingleVideo):
+        sweep_temps(out.parent)  # out itself is built beside it
     done = set()
     for seq in sequences:  # refuse before any work when a finished folder holds other results
-        if (out / seq.name).is_dir() and not options.overwrite:
-            check_same_provenance(out / seq.name, record)
+        target = _target(out, seq, dataset)
+        if isinstance(dataset, SingleVideo):
+            if not any(target.iterdir()):
+                continue
+            _check_video_out(target)
+        elif not target.is_dir():
+            continue
+        if not options.overwrite:
+            check_same_provenance(target, records[seq.name])
             done.add(seq.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -362,7 +444,7 @@ def infer_dataset(
             scratch = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=temp_prefix("depth"), suffix=TEMP_MARK, dir=out)))
         for seq in sequences:
-            target = out / seq.name
+            target = _target(out, seq, dataset)
             if seq.name in done:
                 summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
                 continue
@@ -372,7 +454,7 @@ def infer_dataset(
             try:
                 with atomic_dir(target) as tmp:
                     k = infer_sequence(seq, members, options, tmp, device, depth, progress)
-                    write_provenance(tmp, record)
+                    write_provenance(tmp, records[seq.name])
             except OSError as exc:
                 raise DataError(f"{target}: cannot write results ({exc.strerror or exc})") from None
             summary.sequences.append(SequenceResult(seq.name, seq.num_frames, k, "written", time.perf_counter() - t0))

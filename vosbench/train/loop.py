@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from vosbench.data.kind import trained_on
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
 from vosbench.fsutil import sweep_temps
 from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
@@ -37,7 +38,7 @@ from vosbench.train.checkpointing import (
     save_training_checkpoint,
 )
 from vosbench.train.config import TrainConfig, write_config
-from vosbench.train.datasets import ClipDataset, open_sources
+from vosbench.train.datasets import ClipDataset, data_roots, open_sources
 from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
 from vosbench.train.init import InitPlan, check_start, load_init
 from vosbench.train.optim import build_optimizer, set_lr
@@ -284,8 +285,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     numerics = resolve_numerics(dev, cfg.train.precision, "train")
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
+    before = None  # what the starting weights were trained on (vosbench.data.kind)
     if resuming:
         resume_path, loaded, extra = load_resume_checkpoint(out, expect=model_cfg)
+        before = extra.get("trained_on")
         missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
         if missing:
             raise CheckpointError(f"{resume_path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
@@ -307,6 +310,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             log.warning("%s: nothing to resume, starting a new run", last_path)
         if cfg.train.init_checkpoint:
             plan = load_init(model, cfg.train.init_checkpoint, model_cfg, strict=cfg.train.init_strict)
+            before = plan.trained_on
             if ctx.is_main:
                 log.info("%s", plan.table())
     model.to(dev)
@@ -337,6 +341,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             return "no checkpoint was saved yet"
         return f"last good checkpoint: {last_path} (step {saved_step})"
 
+    record = trained_on(data_roots(cfg.data), before)
+
     def save(path_step: int) -> None:
         nonlocal saved_step
         if not ctx.is_main:
@@ -361,6 +367,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
             "numerics": {"device": str(dev), "precision": numerics.precision},  # what ran (auto resolved)
+            "trained_on": record,
         }
         try:
             save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
