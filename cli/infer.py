@@ -108,15 +108,15 @@ def infer_cmd(
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
                                        save_probs=save_probs, depth_estimator=depth_estimator, given=given)
-        from vosbench.outlock import out_lock
-
-        lock = out_lock(out, "infer") if rank == 0 else contextlib.nullcontext()  # rank 0 holds it for all ranks
-        if video is not None:
-            with lock, progress_bar() as progress:
+        if video is not None:  # one video's folder is built whole beside --out and renamed onto it: no lock
+            with progress_bar() as progress:
                 result = infer_video(recipe, video, first_mask, out, mask_frame=mask_frame, options=options,
                                      overlay=overlay, progress=progress)
             _print_video(result)
             return
+        from vosbench.outlock import out_lock
+
+        lock = out_lock(out, "infer") if rank == 0 else contextlib.nullcontext()  # rank 0 holds it for all ranks
         with lock, progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
 

@@ -71,6 +71,23 @@ BAD_CONFIG = {  # --set value -> the key the line names (each was accepted, or a
 }
 
 
+def test_every_numeric_config_value_has_a_range():
+    """The range table covers every number of every section (a new key cannot slip in unchecked)."""
+    import dataclasses
+    import typing
+
+    from vosbench.train.config import RANGES, TrainConfig
+
+    numeric = set()
+    for section in dataclasses.fields(TrainConfig):
+        hints = typing.get_type_hints(section.default_factory)  # type: ignore[arg-type]
+        for name, hint in hints.items():
+            args = typing.get_args(hint) or (hint,)
+            if all(a in (int, float) for a in args) and hint is not bool:
+                numeric.add(f"{section.name}.{name}")
+    assert numeric - set(RANGES) == set(), numeric - set(RANGES)
+
+
 def _bad_config(setting: str) -> Callable[[Env], Case]:
     def build(env: Env) -> Case:
         return Case(_train(env, env.davis(), "--max-steps", "1", "--set", setting), BAD_CONFIG[setting])

@@ -263,8 +263,9 @@ class TrainConfig:
         for i, s in enumerate(self.data.sources):
             if s.kind not in SOURCE_KINDS:
                 raise bad(f"data.sources[{i}].kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {s.kind!r}")
-            if POSITIVE.problem(s.weight):
-                raise bad(f"data.sources[{i}].weight", POSITIVE.problem(s.weight) or "")
+            problem = POSITIVE.problem(s.weight)
+            if problem:
+                raise bad(f"data.sources[{i}].weight", problem)
         if self.train.precision not in PRECISIONS:
             raise bad("train.precision", f"must be one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
         if self.optim.schedule not in LR_SCHEDULES:
