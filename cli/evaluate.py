@@ -1,5 +1,5 @@
 """`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
-DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
+DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def evaluate_cmd(
         "--allow-mixed", help="Score a results folder whose sequences' provenance.json name different runs "
                               "(e.g. half old after a failed --overwrite) with a warning, instead of refusing it.")] = False,
 ) -> None:
-    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
+    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2 (J&F_new, disappearance/reappearance, as its scorer) with their own rules.
 
     Prints percent (one decimal, as in the papers); writes global_results-<split>.csv and
     per-sequence_results-<split>.csv (official names and columns, fractions with 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
