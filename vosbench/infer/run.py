@@ -14,8 +14,8 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
-``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V
+root (``ROOT/sav_<split>.txt``) the default is ``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
 (:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
 ``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
 A member whose predictor sets ``independent_objects = True`` (objects scored independently,
@@ -348,7 +348,10 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
 def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
     the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
-    if (given or "first") == "first":
+    per_object = getattr(seq, "input_annotations", None)  # SA-V: several PNGs per frame (vosbench.data.sav)
+    if per_object is not None:
+        annotations = per_object(given or "first")
+    elif (given or "first") == "first":
         first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
         annotations = [first] if first is not None else []
     else:
