@@ -6,6 +6,8 @@ import contextlib
 import errno
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -118,15 +120,42 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-# OS errors caused by the machine, not by vosbench: a full disk, no permission, a read-only mount.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+# OS errors caused by the machine or the names given, not by vosbench: a full disk (or a file-size
+# limit: EFBIG), no permission, a read-only mount, a path longer than the file system allows.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
+                       errno.ENAMETOOLONG}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that both end a run the same way:
+    temps removed on the way out (every atomic write removes its temp on any exception), one line."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a verb runs, SIGTERM raises :class:`Terminated` (the default would end the process
+    without a word and leave its temps); only where no other handler is installed."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn library errors, and a full disk or missing permission, into a one-line message and exit code 1."""
+    """Turn library errors, and a full disk or missing permission, into a one-line message and exit code 1;
+    Ctrl-C and SIGTERM into one line and exit code 130 / 143."""
     try:
-        yield
+        with _sigterm_as_interrupt():
+            yield
     except VosbenchError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -134,6 +163,8 @@ def handle_errors() -> Iterator[None]:
             raise  # anything else is a bug and keeps its traceback
         where = f"{exc.filename}: " if exc.filename else ""
         raise fail(f"{where}{exc.strerror or exc}") from None
+    except Terminated:
+        raise fail("terminated (SIGTERM)", code=128 + signal.SIGTERM) from None
     except KeyboardInterrupt:
         raise fail("interrupted", code=130) from None
 

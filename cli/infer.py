@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -108,13 +109,16 @@ def infer_cmd(
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
                                        save_probs=save_probs, depth_estimator=depth_estimator, given=given)
-        if video is not None:
+        if video is not None:  # one video's folder is built whole beside --out and renamed onto it: no lock
             with progress_bar() as progress:
                 result = infer_video(recipe, video, first_mask, out, mask_frame=mask_frame, options=options,
                                      overlay=overlay, progress=progress)
             _print_video(result)
             return
-        with progress_bar() as progress:
+        from vosbench.outlock import out_lock
+
+        lock = out_lock(out, "infer") if rank == 0 else contextlib.nullcontext()  # rank 0 holds it for all ranks
+        with lock, progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world,
                                     announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 

@@ -94,7 +94,8 @@ def _rdzv_id(run_dir: Path) -> str:
 
 def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool, max_steps: int | None,
                 device: str, overrides: list[str], allow_random_init: bool) -> None:
-    from vosbench.train.run import train_from_config
+    from vosbench.outlock import out_lock
+    from vosbench.train.run import default_out_dir, train_from_config
 
     is_main = os.environ.get("RANK", "0") == "0"
     if not is_main:  # other torchrun workers: rank 0 reports errors and progress
@@ -106,7 +107,8 @@ def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool,
         return
     with handle_errors():
         _announce(config, data, device, overrides)
-    with handle_errors(), progress_bar() as progress:
+    with handle_errors(), out_lock(out if out is not None else default_out_dir(config), "train"), \
+            progress_bar() as progress:
         result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
                                    device=device, overrides=overrides, progress=progress,
                                    allow_random_init=allow_random_init)

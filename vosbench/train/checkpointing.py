@@ -21,6 +21,8 @@ import torch
 from vosbench.errors import CheckpointError
 from vosbench.fsutil import atomic_path
 
+log = logging.getLogger(__name__)
+
 CKPT_KIND = "vosbench-train-state-1"
 
 log = logging.getLogger(__name__)
@@ -139,3 +141,46 @@ def load_training_checkpoint(path: str | os.PathLike, expect: Any = None) -> tup
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     return load_checkpoint(path, map_location="cpu", expect=expect)
+
+
+def non_finite_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the model's floating-point parameters and buffers that hold a NaN or an infinity."""
+    return [name for name, t in model.state_dict().items()
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether a run folder holds a training checkpoint (``last.pt`` or a ``step-<N>.pt``)."""
+    return (Path(run_dir) / "last.pt").exists() or bool(step_checkpoints(run_dir))
+
+
+def load_resume_checkpoint(run_dir: str | os.PathLike, expect: Any = None) -> tuple[Path, torch.nn.Module, dict[str, Any]]:
+    """The checkpoint a resumed run continues from -> (path, model, extra).
+
+    ``last.pt``, unless it is missing or does not load (a copy cut short, a disk that failed), or a
+    ``step-<N>.pt`` of a later step exists: then the newest ``step-<N>.pt`` that loads. Each file
+    passed over is a warning; none that loads is a :class:`CheckpointError` naming the first problem.
+    """
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    problems: list[str] = []
+    best: tuple[Path, torch.nn.Module, dict[str, Any]] | None = None
+    if last.exists():
+        try:
+            best = (last, *load_training_checkpoint(last, expect))
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    for path in reversed(step_checkpoints(run_dir)):  # newest first
+        if best is not None and int(path.stem.removeprefix("step-")) <= int(best[2].get("step", 0)):
+            break
+        try:
+            best = (path, *load_training_checkpoint(path, expect))
+            break
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    if best is None:
+        raise CheckpointError(f"{problems[0] if problems else f'{run_dir}: no checkpoint'}; no intact checkpoint "
+                              f"(last.pt, step-<N>.pt) in {run_dir} to resume from")
+    for problem in problems:
+        log.warning("%s; resuming from %s instead", problem, best[0])
+    return best

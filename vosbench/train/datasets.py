@@ -18,6 +18,7 @@ or distributed run draws exactly the samples an uninterrupted single-process run
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from vosbench.data.static import StaticImageSet
 from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection, SourceSection
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES = 10
 
@@ -86,6 +89,13 @@ class VideoSource:
                 self.annotated.append(idx)
         if not self.sequences:
             raise DataError(f"{name}: no annotated frames to train on")
+        single = [seq.name for seq, idx in zip(self.sequences, self.annotated) if len(idx) < 2]
+        if len(single) == len(self.sequences):  # every clip would be one frame repeated: nothing to propagate
+            raise DataError(f"{name}: every video has a single annotated frame ({', '.join(single[:3])}"
+                            f"{', ...' if len(single) > 3 else ''}); training needs videos of two or more")
+        if single:
+            log.warning("%s: %d video(s) with a single annotated frame (%s%s) give clips of that frame repeated",
+                        name, len(single), ", ".join(single[:3]), ", ..." if len(single) > 3 else "")
 
     def __len__(self) -> int:
         return len(self.sequences)

@@ -33,7 +33,9 @@ from vosbench.train.batches import RunBatches, check_split, micro_weight, run_lo
 from vosbench.train.checkpointing import (
     capture_rng,
     link_or_copy,
-    load_training_checkpoint,
+    has_checkpoint,
+    load_resume_checkpoint,
+    non_finite_tensors,
     prune_step_checkpoints,
     restore_rng,
     save_training_checkpoint,
@@ -245,19 +247,21 @@ def preflight(cfg: TrainConfig, out: Path, *, resume: bool, world_size: int = 1,
         raise ConfigError(f"{out}: --out exists and is not a folder")
     if resume and (Path(out) / "log.csv").is_file():
         read_log(Path(out) / "log.csv")  # a damaged log fails here, before anything is written
-    last_path = Path(out) / "last.pt"
-    if not resume and last_path.exists():
-        raise CheckpointError(f"{last_path}: a training run is already there; pass --resume to continue it or choose another --out")
+    if not resume and has_checkpoint(out):
+        raise CheckpointError(f"{Path(out) / 'last.pt'}: a training run is already there (checkpoints in {out}); "
+                              "pass --resume to continue it or choose another --out")
     model_cfg = model_config(cfg)
     plan = None
-    if not (resume and last_path.exists()):
+    if not (resume and has_checkpoint(out)):
         plan = check_start(cfg.train, model_cfg, allow_random_init=allow_random_init)
     return open_sources(cfg.data), plan
 
 
-def _load_resume_state(path: Path, model: torch.nn.Module, model_cfg: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Load ``path``'s weights and optimizer state into ``model`` / ``optimizer`` -> its extra state."""
-    loaded, extra = load_training_checkpoint(path, expect=model_cfg)
+def _load_resume_state(out: Path, model: torch.nn.Module, model_cfg: Any,
+                       optimizer: torch.optim.Optimizer) -> tuple[Path, dict[str, Any]]:
+    """Load the checkpoint a resumed run continues from (:func:`load_resume_checkpoint`: ``last.pt``,
+    else the newest intact ``step-N.pt``) into ``model`` / ``optimizer`` -> (its path, its extra state)."""
+    path, loaded, extra = load_resume_checkpoint(out, expect=model_cfg)
     missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
@@ -266,7 +270,13 @@ def _load_resume_state(path: Path, model: torch.nn.Module, model_cfg: Any, optim
         optimizer.load_state_dict(extra["optimizer"])
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: optimizer state does not fit this model's trainable parameters ({exc})") from None
-    return extra
+    return path, extra
+
+
+def _check_same_resume(path: Path, chosen: str) -> None:
+    if str(path) != chosen:
+        raise CheckpointError(f"{path}: this rank would resume from another checkpoint than rank 0 ({chosen}); "
+                              "--out must look the same from every node")
 
 
 # --------------------------------------------------------------------------- the loop
@@ -313,9 +323,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     if ctx.is_main:
         sweep_temps(out)  # temp files of a run killed mid-save
     last_path = out / "last.pt"
-    # rank 0 decides whether (and from what) to resume, so no rank starts over while another resumes
-    resume_from = broadcast_from_main(ctx, str(last_path) if resume and last_path.exists() else None)
-    resuming = resume_from is not None
+    # rank 0 decides whether to resume, so no rank starts over while another resumes
+    resuming = broadcast_from_main(ctx, bool(resume and has_checkpoint(out)))
     # ImageNet weights only where the init checkpoint does not fill the backbones anyway
     imagenet = not resuming and not (plan is not None and plan.backbones_loaded())
     model, model_cfg = _build_model(cfg, imagenet=imagenet, allow_random_init=allow_random_init)
@@ -332,7 +341,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     step = 0
     before = None  # what the starting weights were trained on (vosbench.data.kind)
     if resuming:
-        extra = agreed(ctx, lambda: _load_resume_state(Path(resume_from), model, model_cfg, optimizer))
+        resume_path, extra = agreed(ctx, lambda: _load_resume_state(out, model, model_cfg, optimizer))
+        chosen = broadcast_from_main(ctx, str(resume_path))  # every rank continues from rank 0's file
+        agreed(ctx, lambda: _check_same_resume(resume_path, chosen))
         before = extra.get("trained_on")
         if extra.get("scaler"):
             scaler.load_state_dict(extra["scaler"])
@@ -341,7 +352,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         changed = changed_keys(extra.get("train_config", {}), cfg.to_dict())
         if changed and ctx.is_main:  # the same on every rank: said once
             log.warning("%s: resuming with a config that differs from the run's in %s; the continuation will not "
-                        "match an uninterrupted run", last_path, ", ".join(changed))
+                        "match an uninterrupted run", resume_path, ", ".join(changed))
     else:
         if resume and ctx.is_main:
             log.warning("%s: nothing to resume, starting a new run", last_path)
@@ -370,11 +381,26 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         if loss_log is not None and step > 0:
             loss_log.load_until(step)
 
+    saved_step = step if resuming else None  # the step of the newest checkpoint written or resumed from
+
+    def last_good() -> str:
+        if saved_step is None:
+            return "no checkpoint was saved yet"
+        return f"last good checkpoint: {last_path} (step {saved_step})"
+
     record = trained_on(data_roots(cfg.data), before)
 
     def save(path_step: int) -> None:
+        nonlocal saved_step
         if not ctx.is_main:
             return
+        bad = non_finite_tensors(model)
+        if bad:  # checked before writing: a checkpoint under a final name is always a good one
+            if loss_log is not None:
+                loss_log.flush()
+            raise NonFiniteLossError(f"the weights became non-finite by step {path_step} ({bad[0]}"
+                                     f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}); training stopped "
+                                     f"without saving them; {last_good()}")
         state = {
             "step": path_step,
             "epoch": path_step // steps_per_epoch,
@@ -396,6 +422,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         except CheckpointError as exc:
             kept = f"; the previous checkpoint {last_path} is intact" if last_path.exists() else ""
             raise CheckpointError(f"{exc}{kept}") from None
+        saved_step = path_step
         prune_step_checkpoints(out, cfg.train.keep_checkpoints)
         if loss_log is not None:
             loss_log.flush()
