@@ -63,7 +63,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
 
-    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version, fingerprints of the frames and annotations read; docs/reuse.md); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
     """
     with handle_errors():
         from vosbench.errors import ConfigError
