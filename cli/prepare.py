@@ -9,7 +9,10 @@ import importlib
 
 import typer
 
+from vosbench_cli.common import VosbenchGroup
+
 prepare_app = typer.Typer(
+    cls=VosbenchGroup,
     help="Download, extract, validate or generate datasets in the DAVIS-2017 layout.",
     no_args_is_help=True,
 )
@@ -17,6 +20,8 @@ prepare_app = typer.Typer(
 SUBMODULES = (
     "vosbench_cli.prepare_davis",
     "vosbench_cli.prepare_youtube",
+    "vosbench_cli.prepare_mosev2",
+    "vosbench_cli.prepare_sav",
     "vosbench_cli.prepare_static",
     "vosbench_cli.prepare_synthetic",
     "vosbench_cli.prepare_depth",

@@ -58,8 +58,8 @@ def package_submission_cmd(
         typer.Option("--check", help="Only validate and list the problems; write nothing (no -o needed)."),
     ] = False,
     format: Annotated[SubmissionFormat, typer.Option(
-        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos "
-                         "(Annotations/<video>/<frame>.png).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
+        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos, mosev2 "
+                         "(Annotations/<video>/<frame>.png), or sav (<video>/<obj>/<frame>.png, one binary mask per object).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
     allow_mixed: Annotated[bool, typer.Option(
         "--allow-mixed", help="Accept a results folder whose sequences' provenance.json name different runs "
                               "(e.g. half old after a failed --overwrite), with a warning.")] = False,

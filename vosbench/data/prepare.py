@@ -9,9 +9,11 @@ An archive is fully validated in its temp folder before anything is moved into `
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 import shutil
 from pathlib import Path
 
@@ -111,6 +113,30 @@ def _read_old_manifest(root: Path) -> dict:
 def read_manifest_sources(root: Path) -> list[dict]:
     sources = _read_old_manifest(root).get("sources")
     return list(sources) if isinstance(sources, list) else []
+
+
+def archive_plan(root: str | os.PathLike, archive, what: str) -> tuple[Path, list[Path], list[dict]]:
+    """(root, the archives, the manifest sources the archives do not replace) for a ``prepare`` of
+    ``what`` archives; a DataError when none is given or ``root`` is a file."""
+    root = Path(root)
+    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
+    if not archives:
+        raise DataError(f"no {what} archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    return root, archives, [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+
+
+def check_split(validate, tmp: Path, archive: Path) -> None:
+    """Run ``validate()`` (a list of problems) on an extracted split; the first problem, named by the
+    archive member, as a DataError (with how many more there are)."""
+    try:
+        problems = validate()
+    except DataError as exc:
+        problems = [str(exc)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(relabel_problem(problems[0], tmp, archive) + more)
 
 
 def manifest_resolutions(root: Path, current: dict) -> dict[str, dict]:
@@ -294,3 +320,48 @@ def manifest_summary(manifest: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def prepare_split_archives(
+    root: Path,
+    archives: list[Path],
+    progress: Progress,
+    *,
+    what: str,
+    extract: Callable,
+    find_splits: Callable[[Path], dict[str, Path]],
+    validate_split: Callable[[Path, str, Path], list[str]],
+    build: Callable[..., dict],
+    merge_split: Callable[[Path, str, Path], None] | None = None,
+    missing: str = "no train/, valid/ or test/ folder inside",
+) -> dict:
+    """The split-archive flow of YouTube-VOS, MOSEv2 and SA-V: extract every archive beside ``root``
+    (``extract(archive, beside, progress=...)``), find its split folders (``find_splits``), validate
+    each (``validate_split(archive, split, folder)``: problems, or a DataError), and only when every
+    archive passed merge the splits into ``root`` (``merge_split(folder, split, root)``; by default
+    ``folder`` becomes ``root/<split>``) and write the manifest (``build(root, extra=...)``) with the
+    archives as its sources. One bad archive changes nothing; its first problem names the archive
+    member."""
+    root, archives, sources = archive_plan(root, archives, what)
+    validated: list[dict[str, Path]] = []
+    with contextlib.ExitStack() as stack:
+        for arc in archives:
+            tmp = stack.enter_context(extract(arc, root.absolute().parent, progress=progress))
+            found = find_splits(tmp)
+            if not found:
+                raise DataError(f"{arc}: {missing}; is it a {what} archive?")
+            for split, folder in found.items():
+                check_split(lambda: validate_split(arc, split, folder), tmp, arc)
+            validated.append(found)
+        for arc, found in zip(archives, validated):
+            for split, folder in found.items():
+                if merge_split is None:
+                    merge_tree(folder, root / split)
+                else:
+                    merge_split(folder, split, root)
+            sources.append({"archive": arc.name, "splits": sorted(found)})
+    progress.start("write manifest", total=1)
+    manifest = build(root, extra={"sources": sources})
+    write_manifest(root / MANIFEST_NAME, manifest)
+    progress.advance()
+    return manifest
