@@ -383,3 +383,19 @@ def test_ablate_data_key_follows_frames_and_ground_truth(make_davis_root, tmp_pa
     assert after_gt != base
     write_frame(root / "JPEGImages/480p/a/00003.jpg", np.zeros((*SIZE, 3), np.uint8))
     assert steps.data_fingerprint() not in (base, after_gt)
+
+
+def test_prepare_youtube_replaces_a_video_whole(tmp_path):
+    """The same for the split-archive layout (YouTube-VOS, MOSE): a second train archive bringing
+    video aa11 with 2 frames instead of 4 leaves 2 frames and 2 annotations, no stale 00010/00015."""
+    from tests.data.test_youtube import write_split
+    from vosbench.data.youtube import prepare_youtube_vos
+
+    write_split(tmp_path / "src1", "train", {"aa11": (4, {1: 0})}, annotate_all=True)
+    write_split(tmp_path / "src2", "train", {"aa11": (2, {1: 0})}, annotate_all=True)
+    root = tmp_path / "ytvos"
+    for i in (1, 2):
+        prepare_youtube_vos(root, zip_tree(tmp_path / f"src{i}/train", tmp_path / f"train{i}.zip", prefix="train"))
+    for kind, suffix in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        assert sorted(p.name for p in (root / "train" / kind / "aa11").iterdir()) == [f"00000.{suffix}", f"00005.{suffix}"]
+    assert json.loads((root / "manifest.json").read_text())["sequences"]["aa11"]["frames"] == 2
