@@ -80,7 +80,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split (--data), or one video (--video, --first-mask), from first-frame masks (STM memory propagation).
 
-    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version, fingerprints of the frames and annotations read; docs/reuse.md); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
     """
     with handle_errors():
         from vosbench.errors import ConfigError

@@ -290,7 +290,7 @@ def _write_zip(
             zf.writestr(_zip_info(prefix, ZIP_DIR_MODE), b"")
         for video in sorted(videos, key=lambda v: v.name):
             zf.writestr(_zip_info(f"{prefix}{video.name}/", ZIP_DIR_MODE), b"")
-            for i, frame_path in sorted(enumerate(video.frame_paths), key=lambda x: x[1].stem):
+            for i, frame_path in enumerate(video.frame_paths):  # frame order (vosbench.data.frames)
                 src = results_dir / video.name / f"{frame_path.stem}.png"
                 if i < video.required_from and not src.is_file():
                     continue  # before the video's first annotation: optional

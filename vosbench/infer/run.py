@@ -2,7 +2,8 @@
 
 Output: ``<out>/<seq>/<frame>.png`` DAVIS palette masks at the original resolution and frame
 names, and ``<out>/<seq>/provenance.json`` (checkpoint hashes, resolved options, vosbench
-version). Each sequence is built in a temp folder and renamed into place when complete, so an
+version, and the fingerprints of the sequence's frames and of the annotations the run may read:
+:mod:`vosbench.provenance`). Each sequence is built in a temp folder and renamed into place when complete, so an
 interrupted one leaves nothing behind; a finished sequence is skipped on re-run when its
 provenance matches, and a mismatch refuses the run (``overwrite`` redoes them). With
 ``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft probabilities (``probs``: uint8
