@@ -1,5 +1,5 @@
 """`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
-DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
+DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS, MOSEv2 and SA-V (per-object masks, as SAM 2's evaluator)."""
 
 from __future__ import annotations
 
@@ -71,9 +71,11 @@ def _mosev2_tables(result: EvaluationResult) -> tuple[Table, Table]:
 def evaluate_cmd(
     data: Annotated[Path, typer.Option(
         "--data", help="Dataset root: DAVIS-2017/2016 (Annotations, ImageSets), YouTube-VOS (ROOT/<split>/meta.json), "
-                       "MOSE (ROOT/<split>/JPEGImages, Annotations), MOSEv2 (the same plus ROOT/<split>/meta.json with lengths) or LVOS (ROOT/<split>/<split>_meta.json).")],
+                       "MOSE (ROOT/<split>/JPEGImages, Annotations), MOSEv2 (the same plus ROOT/<split>/meta.json with lengths), "
+                       "LVOS (ROOT/<split>/<split>_meta.json) or SA-V (ROOT/sav_<split>.txt, Annotations_6fps/<video>/<obj>/).")],
     results: Annotated[
-        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png or a submission .zip.")
+        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png (SA-V: "
+                                         "RESULTS/<video>/<obj>/<frame>.png, one binary mask per object) or a submission .zip.")
     ],
     split: Annotated[str, typer.Option(
         "--split", help="Split: ImageSets/2017/<split>.txt (DAVIS-2016: ImageSets/480p/<split>.txt), or ROOT/<split>/.")] = "val",
@@ -91,8 +93,11 @@ def evaluate_cmd(
     task: Annotated[Task, typer.Option(
         "--task", help="Benchmark rules; auto detects them from the layout and the first annotations (grey 0/255 = DAVIS-2016; "
                        "objects annotated after the first frame = late).")] = Task.auto,  # type: ignore[attr-defined]
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Score a results folder whose sequences' provenance.json name different runs "
+                              "(e.g. half old after a failed --overwrite) with a warning, instead of refusing it.")] = False,
 ) -> None:
-    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
+    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2 (J&F_new, disappearance/reappearance, as its scorer) with their own rules.
 
     Prints percent (one decimal, as in the papers); writes global_results-<split>.csv and
     per-sequence_results-<split>.csv (official names and columns, fractions with 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
@@ -117,6 +122,7 @@ def evaluate_cmd(
             progress=progress,
             json_path=json_path,
             task=task.value,
+            allow_mixed=allow_mixed,
         )
     if result.task == "mosev2":
         for table in _mosev2_tables(result):
@@ -124,7 +130,7 @@ def evaluate_cmd(
     else:
         console.print(_sequence_table(result))
         console.print(_global_table(result))
-    if result.extra and result.task != "mosev2":
+    if result.extra and result.task not in ("mosev2", "sav"):  # SA-V's (percent) are the global J&F, J, F above
         console.print(_row_table(f"{TITLES[result.task]}: benchmark values", result.extra))
     how = f"detected: {result.detected}" if result.detected else "given with --task" if task.value != "auto" else "default"
     console.print(f"task: {TITLES[result.task]} ({how}); rule: {RULES[result.task]}", highlight=False, soft_wrap=True, markup=False)

@@ -24,15 +24,16 @@ EXAMPLE = (
 
 
 def _distributed(device: str) -> tuple[int, int, str]:
-    """(rank, world size, device) from torchrun's environment; CUDA ranks use their local GPU."""
+    """(rank, world size, device) from torchrun's or SLURM's environment; CUDA ranks use their local GPU."""
+    import torch
+
+    from vosbench.cluster import rank_device, world_from_env
     from vosbench.precision import resolve_device
 
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world, local_rank = world_from_env(os.environ)
     device = str(resolve_device(device))
-    if world > 1 and device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return rank, world, device
+    visible = torch.cuda.device_count() if device.startswith("cuda") else 0
+    return rank, world, rank_device(device, local_rank, world, visible)
 
 
 def infer_cmd(
@@ -78,7 +79,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split (--data), or one video (--video, --first-mask), from first-frame masks (STM memory propagation).
 
-    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
     """
     with handle_errors():
         from vosbench.errors import ConfigError
@@ -116,7 +117,8 @@ def infer_cmd(
             _print_video(result)
             return
         with progress_bar() as progress:
-            summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
+            summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world,
+                                    announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 
     title = f"infer {split} -> {summary.out}" + (f" (rank {summary.rank}/{summary.world_size})" if world > 1 else "")
     table = Table(title=title)

@@ -43,6 +43,14 @@ def quickstart(
     from vosbench.quickstart import run_quickstart
     from vosbench.visualize import default_out_dir
 
+    with handle_errors():
+        from vosbench.precision import resolve_numerics
+        from vosbench.quickstart import default_config
+        from vosbench.train.run import resolve_run_config
+
+        trains = precision or resolve_run_config(config or default_config()).train.precision
+        for numerics in (resolve_numerics(device, trains, "train"), resolve_numerics(device, precision or "auto")):
+            console.print(numerics.announce(), highlight=False, soft_wrap=True)
     with handle_errors(), progress_bar() as progress:
         set_threads(threads)
         res = run_quickstart(out, profile=profile, seed=seed, config=config, pretrain_config=pretrain_config,

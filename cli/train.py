@@ -92,11 +92,23 @@ def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool,
         except VosbenchError:
             raise typer.Exit(code=1) from None
         return
+    with handle_errors():
+        _announce(config, data, device, overrides)
     with handle_errors(), progress_bar() as progress:
         result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
                                    device=device, overrides=overrides, progress=progress,
                                    allow_random_init=allow_random_init)
     console.print(_summary(result))
+
+
+def _announce(config: Path, data: Path | None, device: str, overrides: list[str]) -> None:
+    """Say up front what the run trains on: device, GPU name, precision and why (rank 0's GPU)."""
+    from vosbench.precision import resolve_numerics
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(config, data=data, overrides=overrides)
+    numerics = resolve_numerics(device, cfg.train.precision, "train")
+    console.print(numerics.announce(), highlight=False, soft_wrap=True)
 
 
 def _worker(

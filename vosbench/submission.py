@@ -30,7 +30,7 @@ from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchma
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.metrics.validation import read_prediction, size_problem
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import PROVENANCE_FILE
+from vosbench.provenance import PROVENANCE_FILE, require_one_run
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,9 @@ def _check_sequence(video: SubmissionVideo, seq_dir: Path, report: ValidationRep
         if i >= video.required_from:
             progress.advance()
         if not path.is_file():
-            if i >= video.required_from:
+            if path.exists() or path.is_symlink():  # a FIFO, a device, a broken link: said, never read
+                _check_mask(path, (0, 0), video, report)
+            elif i >= video.required_from:
                 report.error(path, f"missing mask for frame {frame_path.name}")
             continue
         try:
@@ -211,6 +213,7 @@ def validate_results(
     progress: Progress | None = None,
     *,
     format: str = "davis",
+    allow_mixed: bool = False,
 ) -> ValidationReport:
     """Check a results folder against ``split`` of the dataset at ``data_root``.
 
@@ -224,6 +227,7 @@ def validate_results(
     if not results_dir.is_dir():
         raise DataError(f"{results_dir}: results folder not found")
     bench = submission_benchmark(data_root, split, resolution, format)
+    require_one_run(results_dir, bench.sequence_names, allow_mixed)  # before any work: one line
     progress = ensure_progress(progress)
     report = ValidationReport(results_dir=results_dir, split=split)
     if bench.task == "sav":
@@ -315,6 +319,7 @@ def package_submission(
     progress: Progress | None = None,
     *,
     format: str = "davis",
+    allow_mixed: bool = False,
 ) -> SubmissionSummary:
     """Validate ``results_dir`` and write it as a ``format`` challenge zip at ``out_zip``.
 
@@ -335,7 +340,8 @@ def package_submission(
     if blocker is not None:
         raise DataError(f"{out_zip}: cannot write the zip ({blocker} is a file, not a folder)")
     progress = ensure_progress(progress)
-    report = validate_results(results_dir, data_root, split, resolution, progress, format=format)
+    report = validate_results(results_dir, data_root, split, resolution, progress, format=format,
+                              allow_mixed=allow_mixed)
     if not report.ok:
         raise InvalidResultsError(report)
     bench = submission_benchmark(data_root, split, resolution, format)

@@ -287,11 +287,16 @@ def merge_tree(src: str | os.PathLike, dest: str | os.PathLike) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         return
-    hit = _merge_conflict(src, dest)
+    check_mergeable(src, dest)
+    _merge_move(src, dest)
+
+
+def check_mergeable(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Raise a one-line DataError where :func:`merge_tree` would put a folder on a file or the reverse."""
+    hit = _merge_conflict(Path(src), Path(dest))
     if hit is not None:
         kind = "folder" if hit.is_dir() else "file"
         raise DataError(f"{hit}: a {kind} is in the way of the extracted archive; move it away and retry")
-    _merge_move(src, dest)
 
 
 def safe_extract_zip(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence
+from vosbench.data.davis import VideoSequence
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import VOID_ID, image_size, read_mask, write_mask
 from vosbench.errors import DataError
 from vosbench.fsutil import TEMP_MARK, sha256_file, temp_prefix
@@ -78,27 +78,12 @@ class SingleVideo:
         yield self.seq
 
 
-def natural_key(name: str) -> tuple:
-    """Sort key for numeric order of file names: ``frame_2`` before ``frame_10``."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
-
-
 def list_frame_folder(folder: Path, exclude: Path | None = None) -> list[Path]:
-    """The frames (jpg/png) of ``folder`` in numeric order; a :class:`DataError` when there are none
-    or two files share a name (``a.jpg`` and ``a.png``: which is frame ``a``?)."""
-    skip = exclude.resolve() if exclude is not None else None
-    frames = [
-        p for p in folder.iterdir()
-        if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".") and p.is_file() and p.resolve() != skip
-    ]
+    """The frames (jpg/png) of ``folder`` in frame-number order (:func:`vosbench.data.frames.list_frame_files`:
+    names are frame numbers, one file per number); a :class:`DataError` when there are none."""
+    frames = list_frame_files(folder, exclude=exclude)
     if not frames:
         raise DataError(f"{folder}: no frames (jpg or png) in the folder")
-    frames.sort(key=lambda p: natural_key(p.stem))
-    seen: dict[str, Path] = {}
-    for p in frames:
-        if p.stem in seen:
-            raise DataError(f"{folder}: {seen[p.stem].name} and {p.name} are both frame {p.stem!r}")
-        seen[p.stem] = p
     return frames
 
 

@@ -29,7 +29,8 @@ from typing import TypeVar
 import numpy as np
 
 from vosbench.data.archive import extracted_zip
-from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files
+from vosbench.data.davis import VideoSequence
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import image_size, read_frame, read_mask
 from vosbench.data.names import check_name, json_line
 from vosbench.data.prepare import manifest_summary, prepare_split_archives
@@ -210,20 +211,20 @@ class YouTubeVOS:
         check_name(name, str(self.meta_path), "video name")
         if name not in self.meta:
             raise DataError(f"{self.meta_path}: no video {name!r}")
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for video {name!r} listed in meta.json")
-        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
         return YouTubeSequence(
             name=name, frame_paths=tuple(frames), annotation_paths=anns, objects=self.meta[name]
         )
 
     def _check_video(self, name: str, full: bool) -> list[str]:
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             return [f"{self.image_dir / name}: no frames for video {name!r}"]
         problems: list[str] = []
-        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
         stems = [p.stem for p in frames]
         stray = sorted(set(anns) - set(stems))
         if stray:

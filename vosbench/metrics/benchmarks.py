@@ -42,10 +42,11 @@ from pathlib import Path
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.davis2016 import Davis2016Dataset
+from vosbench.data.frames import list_frame_files
 from vosbench.data.imageio import VOID_ID
 from vosbench.data.lvos import LvosDataset
 from vosbench.data.mose import MoseDataset
-from vosbench.data.mosev2 import Mosev2Dataset, frame_order, is_mosev2_meta
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
 from vosbench.data.sav import SavDataset, is_sav_root
 from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
@@ -123,23 +124,15 @@ class SubmissionVideo:
     objects: ObjectIds
 
 
-def _list_dir(folder: Path) -> list[Path]:
-    try:
-        return [p for p in folder.iterdir() if not p.name.startswith(".")]
-    except OSError as exc:  # e.g. no read permission
-        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
-
-
 def list_pngs(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in _list_dir(folder) if p.suffix == ".png")
+    """The annotation PNGs of one sequence folder in frame order (:mod:`vosbench.data.frames`)."""
+    return list_frame_files(folder, (".png",))
 
 
 def _frame_count(folder: Path) -> int | None:
     if not folder.is_dir():
         return None
-    return sum(1 for p in _list_dir(folder) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return len(list_frame_files(folder))
 
 
 def _is_davis2016_mask(mask) -> bool:
@@ -199,7 +192,7 @@ class Benchmark:
     def _mosev2_ground_truth(self, name: str) -> GroundTruth | str:
         """MOSEv2: every frame annotated (``meta.json``'s length), its objects on frames 1..T-2."""
         entry = self.dataset.entry(name)
-        paths = frame_order(list_pngs(self.annotation_dir / name))
+        paths = list_pngs(self.annotation_dir / name)
         if len(paths) != entry.length:
             return (f"{name}: {len(paths)} annotations in {self.annotation_dir / name} but {self.dataset.meta_path.name} "
                     f"gives length {entry.length} (every frame needs ground truth)")

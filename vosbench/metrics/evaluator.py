@@ -39,10 +39,11 @@ from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.frame import score_frame
 from vosbench.metrics.mosev2 import mosev2_summary, score_mosev2
 from vosbench.metrics.report import EvaluationResult, SequenceScores
-from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
+from vosbench.metrics.results_source import ArrayResults, FolderResults, MaskReader, open_results
 from vosbench.metrics.rules import benchmark_extras, score_dynamic, score_static
 from vosbench.metrics.validation import davis2017_objects
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import require_one_run
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +390,7 @@ def evaluate_results(
     write_csv: bool = True,
     bound_th: float = DEFAULT_BOUND_TH,
     task: str = "auto",
+    allow_mixed: bool = False,
 ) -> EvaluationResult:
     """Evaluate a results folder or submission zip against split ``split`` of the DAVIS root ``data``.
 
@@ -402,13 +404,17 @@ def evaluate_results(
     ``task`` picks the benchmark's rules (:mod:`vosbench.metrics.benchmarks`); ``"auto"`` detects
     it from the layout and the first annotations, and when DAVIS-2017 rules meet annotated objects
     that the first frame lacks, scores the split again with the ``late`` rules.
-    ``result.task`` says which rules were used.
+    ``result.task`` says which rules were used. A results folder whose sequences' provenance
+    records name different runs is refused (:func:`~vosbench.provenance.require_one_run`) unless
+    ``allow_mixed``.
     """
     progress = ensure_progress(progress)
     if json_path is not None and Path(json_path).is_dir():
         raise DataError(f"{json_path}: --json names a folder; give the path of the JSON file to write")
     benchmark = open_benchmark(data, split, resolution, task)
     source = _open_source(benchmark.task, results)
+    if isinstance(source, FolderResults):
+        require_one_run(source.root, benchmark.sequence_names, allow_mixed)
     for folder in {source.output_dir, *([Path(json_path).parent] if json_path is not None else [])}:
         sweep_temps(folder)  # temp files of a run killed while writing its tables
     while True:

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from vosbench.errors import DataError
+from vosbench.fsutil import check_regular_file
 from vosbench.metrics.fastpng import decode_id_mask, read_id_mask
 
 
@@ -57,7 +58,11 @@ class FolderResults:
             with os.scandir(self.root) as entries:
                 for entry in entries:
                     if entry.is_dir() and not entry.name.startswith("."):
-                        stems = {n[:-4] for n in os.listdir(entry.path) if n.endswith(".png") and not n.startswith(".")}
+                        stems = set()
+                        for n in os.listdir(entry.path):
+                            if n.endswith(".png") and not n.startswith("."):
+                                check_regular_file(os.path.join(entry.path, n), "prediction")
+                                stems.add(n[:-4])
                         if stems:
                             index[entry.name] = stems
         except OSError as exc:  # e.g. a sequence folder without read permission
