@@ -55,21 +55,60 @@ err_console = Console(stderr=True)
 
 
 class _PlainFormatter(logging.Formatter):
-    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a terminal."""
+    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a
+    terminal; ``prefix`` (a worker's ``[rank N] ``) goes first."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__("%(message)s")
+        self.prefix = prefix
 
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
-        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{self.prefix}{level}{message}"
+
+
+class _OncePerMessage(logging.Filter):
+    """Pass each distinct message once (a worker of a DDP job repeats the same warning per step or phase)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Rich log lines on a terminal; one plain line per message in a log file (no wrapping at 80 columns)."""
+    """INFO (DEBUG with --verbose) on stderr: rich log lines on a terminal, one plain line per message
+    in a log file (no wrapping at 80 columns). In a DDP worker (torchrun's or a SLURM step's
+    variables) rank 0 logs so; the other ranks log warnings and errors only, each message once,
+    prefixed ``[rank N]``, so a job prints one copy of what every rank sees."""
+    import os
+
+    from vosbench.cluster import world_from_env
+    from vosbench.errors import VosbenchError
+
+    try:
+        rank = world_from_env(os.environ)[0]
+    except VosbenchError:
+        rank = 0  # a malformed launcher environment is reported when the run starts
     if err_console.is_terminal:
         handler: logging.Handler = RichHandler(console=err_console, show_path=False, show_time=False)
     else:
         handler = logging.StreamHandler(err_console.file)
-        handler.setFormatter(_PlainFormatter("%(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    level = logging.DEBUG if verbose else logging.INFO
+    prefix = ""
+    if rank > 0:
+        level = logging.WARNING
+        prefix = f"[rank {rank}] "
+        handler.addFilter(_OncePerMessage())
+    handler.setFormatter(logging.Formatter(f"{prefix}%(message)s") if err_console.is_terminal else _PlainFormatter(prefix))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

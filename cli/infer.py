@@ -30,7 +30,7 @@ def _distributed(device: str) -> tuple[int, int, str]:
     from vosbench.cluster import rank_device, world_from_env
     from vosbench.precision import resolve_device
 
-    rank, world, local_rank = world_from_env(os.environ)
+    rank, world, local_rank = world_from_env(os.environ, arrays=True)
     device = str(resolve_device(device))
     visible = torch.cuda.device_count() if device.startswith("cuda") else 0
     return rank, world, rank_device(device, local_rank, world, visible)

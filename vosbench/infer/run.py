@@ -41,14 +41,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from vosbench.cluster import deal_longest_first
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
@@ -58,7 +59,6 @@ from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
-from vosbench.cluster import deal_longest_first
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.frameio import IO_THREADS, BackgroundWriter, FramePrefetcher
 from vosbench.infer.options import InferOptions
@@ -282,7 +282,8 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
         hint = "" if given.mode == "first-appearance" else "; --given first-appearance reads later first appearances"
         raise DataError(f"{where}: sequence {seq.name!r}: the first-frame annotation has no objects to propagate{hint}")
     needs_depth = any(m.needs_depth for m in members)
-    first, _ = frames.get(0)
+    decoded = frames.get(0)
+    first = decoded[0]
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
         members, engine, options.tta(), finetune, (first, first_mask, ids, first_depth), progress,
@@ -291,7 +292,7 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
     if options.save_probs:
         (folder / "probs").mkdir()
     for i, name in enumerate(seq.frame_names):
-        frame, pixels = frames.get(i)
+        frame, pixels = decoded if i == 0 else frames.get(i)
         if frame.shape[:2] != (h, w):
             raise DataError(
                 f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
@@ -400,7 +401,7 @@ def open_dataset(
     return DavisDataset(data, split, resolution)
 
 
-def _share(dataset: DavisDataset | YouTubeVOS, rank: int, world_size: int) -> tuple[list[VideoSequence], str]:
+def _share(dataset: DavisDataset | YouTubeVOS | SavDataset, rank: int, world_size: int) -> tuple[list[VideoSequence], str]:
     """This rank's sequences (all of them alone; else dealt longest-first by frame count) and a
     line saying what it took ("" alone)."""
     names = dataset.sequence_names

@@ -8,8 +8,10 @@ previous file untouched.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from vosbench.errors import CheckpointError
 from vosbench.fsutil import atomic_path
 
 CKPT_KIND = "vosbench-train-state-1"
+
+log = logging.getLogger(__name__)
 
 
 def capture_rng() -> dict[str, Any]:
@@ -46,7 +50,25 @@ def restore_rng(state: dict[str, Any]) -> None:
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        restore_cuda_rng(list(state["cuda"]))
+
+
+def restore_cuda_rng(saved: list[torch.Tensor]) -> int:
+    """Set the CUDA RNG of each visible GPU from ``saved`` (one state per GPU index at save time).
+
+    A run resumed on fewer (or more) visible GPUs than it was saved on restores the states that fit,
+    GPU index by GPU index (under DDP each rank's GPU is its local rank), and warns once; the
+    others keep their seeds. ``torch.cuda.set_rng_state_all`` would raise IndexError instead.
+    Returns how many states were restored.
+    """
+    visible = torch.cuda.device_count()
+    n = min(len(saved), visible)
+    for i in range(n):
+        torch.cuda.set_rng_state(saved[i].cpu(), i)
+    if len(saved) != visible:
+        log.warning("checkpoint holds the CUDA RNG state of %d GPU(s), %d visible now: restored %d; random "
+                    "numbers drawn on the GPU will not match an uninterrupted run", len(saved), visible, n)
+    return n
 
 
 def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **state: Any) -> Path:
@@ -65,6 +87,26 @@ def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **
         reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise CheckpointError(f"{path}: cannot save checkpoint: {reason}") from None
     return path
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Make ``dst`` hold ``src``'s bytes, atomically: a hard link (no second write or fsync of the
+    whole checkpoint), or a copy where the filesystem has no hard links. Later saves replace ``dst``
+    by rename, never in place, so the two names never change each other."""
+    dst = Path(dst)
+    try:
+        with atomic_path(dst) as tmp:
+            tmp.unlink()
+            try:
+                os.link(src, tmp)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise
+                shutil.copyfile(src, tmp)
+    except OSError as exc:
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise CheckpointError(f"{dst}: cannot save checkpoint: {reason}") from None
+    return dst
 
 
 def step_checkpoints(run_dir: str | os.PathLike) -> list[Path]:

@@ -142,7 +142,8 @@ class TrainSection:
     """Length, batch, precision, initial weights and checkpointing."""
 
     epochs: int = 150
-    batch_size: int = 4  # global (split across DDP workers)
+    batch_size: int = 4  # global (split across DDP workers and accumulate micro-steps; need not divide)
+    accumulate: int = 1  # gradient-accumulation micro-steps per optimizer step (vosbench.train.batches)
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (vosbench.precision; auto: bf16 where it is native)
     init_checkpoint: str = ""  # start from these weights (e.g. the pretraining stage's last.pt)
@@ -198,6 +199,7 @@ class TrainConfig:
             "data.samples_per_epoch": self.data.samples_per_epoch,
             "train.epochs": self.train.epochs,
             "train.batch_size": self.train.batch_size,
+            "train.accumulate": self.train.accumulate,
             "train.save_every": self.train.save_every,
             "train.log_every": self.train.log_every,
         }
