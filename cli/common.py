@@ -252,9 +252,10 @@ class LineProgress:
         self._last, self._printed = now, True
 
     def close(self) -> None:
-        """End the current step (its last line, where it printed any)."""
-        if self._desc is not None and self._printed:
-            self._line(self._now(), end=True)
+        """End the current step (its last line, where it printed any or ran past the interval)."""
+        now = self._now()
+        if self._desc is not None and (self._printed or now - self._t0 >= self.interval):
+            self._line(now, end=True)
         self._desc = None
 
     def start(self, description: str, total: int | None = None) -> None:
@@ -267,7 +268,8 @@ class LineProgress:
             return
         self._done += n
         now = self._now()
-        if now - self._last >= self.interval:
+        finished = self._total is not None and self._done >= self._total  # its "done" line follows at the end
+        if now - self._last >= self.interval and not finished:
             self._line(now)
 
     def update(self, description: str) -> None:

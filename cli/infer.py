@@ -101,6 +101,8 @@ def infer_cmd(
             raise ConfigError("--video needs --first-mask PNG (the object ids of the first frame)")
         if video is None and (first_mask is not None or mask_frame or overlay):
             raise ConfigError("--first-mask, --mask-frame and --overlay go with --video")
+        if video is not None and given is not None:
+            raise ConfigError("--given goes with --data: with --video the given mask is --first-mask (--mask-frame N)")
         set_threads(threads)
         if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
             recipe = Recipe(members=[MemberSpec(checkpoint.expanduser())], name=checkpoint.stem)

@@ -499,7 +499,7 @@ def infer_dataset(
     for seq in sequences:  # refuse before any work when a finished folder holds other results
         target = _target(out, seq, dataset)
         if isinstance(dataset, SingleVideo):
-            if not any(target.iterdir()):
+            if not any(not p.name.startswith(".") for p in target.iterdir()):  # empty, or only hidden files
                 continue
             _check_video_out(target)
         elif not target.is_dir():
