@@ -38,10 +38,13 @@ def infer_cmd(
     *,
     data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root, or a YouTube-VOS 2019 root (ROOT/<split>/meta.json).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks.")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint",
+        help="One model checkpoint (.pt), or hf:<hub id or save_pretrained folder> for a SAM 2.1 / EdgeTAM / "
+             "SAM 3 tracker from transformers (e.g. hf:facebook/sam2.1-hiera-tiny; `vosbench models` lists them).")] = None,
     ensemble: Annotated[str | None, typer.Option(
         "--ensemble",
-        help="Comma-separated checkpoints or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+        help="Comma-separated checkpoints, hf: models or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
@@ -59,6 +62,10 @@ def infer_cmd(
         "--depth-estimator",
         help="For depth (D-STM) checkpoints on data without Depth/ maps: an estimator spec as in "
              "`vosbench prepare depth --estimator`.")] = None,
+    offload_state: Annotated[bool, typer.Option(
+        "--offload-state",
+        help="hf: (SAM) members: keep their tracking state and frames in CPU memory, read onto the device when "
+             "needed (transformers' session offloading): less GPU memory on long videos with many objects, slower.")] = False,
     inference: dict[str, object],
 ) -> None:
     """Segment every sequence of a split from its first-frame masks (STM memory propagation).
@@ -74,16 +81,22 @@ def infer_cmd(
             infer_dataset,
             parse_ensemble,
         )
+        from vosbench.infer.recipe import member_path
 
         if (checkpoint is None) == (ensemble is None):
             raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")
         if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
-            recipe = Recipe(members=[MemberSpec(checkpoint.expanduser())], name=checkpoint.stem)
+            recipe = Recipe(members=[MemberSpec(member_path(str(checkpoint)))], name=checkpoint.stem)
         else:
             recipe = parse_ensemble(ensemble)  # type: ignore[arg-type]
+        if any(m.hf_reference is not None for m in recipe.members):
+            from vosbench_cli.prepare_depth import _quiet_transformers
+
+            _quiet_transformers()
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
-                                       save_probs=save_probs, depth_estimator=depth_estimator, given=given)
+                                       save_probs=save_probs, depth_estimator=depth_estimator, given=given,
+                                       offload_state=offload_state)
         with progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
 

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 GIVEN_MODES = ("first", "first-appearance")
 # options that do not change the masks, left out of the provenance
-_NOT_PROVENANCE = ("device", "overwrite")
+_NOT_PROVENANCE = ("device", "overwrite", "offload_state")
 
 
 @dataclass
@@ -281,11 +281,14 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
         path = m.spec.checkpoint
         if path not in hashes:
             hashes[path] = m.sha256()  # a checkpoint file, or a folder of saved probabilities
-        checkpoints.append({"sha256": hashes[path], "weight": round(float(m.weight), 9)})
+        entry = {"sha256": hashes[path], "weight": round(float(m.weight), 9)}
+        if m.hf is not None:  # hf: member: which model (hub id or folder) and its family
+            entry.update(model=m.hf.spec, model_type=m.hf.model_type)
+        checkpoints.append(entry)
     opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NOT_PROVENANCE}
     opts["scales"] = [float(s) for s in opts["scales"]]
     return make_record(checkpoints, opts, data=context,
-                       checkpoint_files=[m.spec.checkpoint.name for m in members])
+                       checkpoint_files=[m.label for m in members])
 
 
 def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
@@ -320,6 +323,11 @@ def infer_dataset(
     else:
         recipe = Recipe(members=list(ensemble))
     options = (options or InferOptions.resolve(recipe)).validate()  # validate before any work
+    hf_members = [m for m in recipe.members if m.hf_reference is not None]
+    if hf_members and options.finetune_steps > 0:
+        from vosbench.infer.ensemble import refuse_finetune
+
+        raise ConfigError(refuse_finetune(hf_members[0].spec))
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} out of range for world size {world_size}")
     progress = ensure_progress(progress)
@@ -334,8 +342,8 @@ def infer_dataset(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
-    members = load_members(recipe, device, engine)
-    summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
+    members = load_members(recipe, device, engine, offload_state=options.offload_state)
+    summary = InferSummary(out, split, [f"{m.label} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
     sequences = [dataset.sequence(n) for n in names]
