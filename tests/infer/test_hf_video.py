@@ -56,12 +56,20 @@ def _gt(name: str, t: int) -> np.ndarray:
     return read_mask(REAL_VOS / REAL_SEQUENCES[name] / "Annotations" / "480p" / name / f"{t:05d}.png")
 
 
-def direct_loop(folder: Path, frames: list[np.ndarray], prompts: dict[int, np.ndarray]):
+CLASSES = {  # model_type -> (model, processor) as transformers documents them
+    "sam2_video": ("Sam2VideoModel", "Sam2VideoProcessor"),
+    "edgetam_video": ("EdgeTamVideoModel", "Sam2VideoProcessor"),
+    "sam3_tracker_video": ("Sam3TrackerVideoModel", "Sam3TrackerVideoProcessor"),
+}
+
+
+def direct_loop(folder: Path, frames: list[np.ndarray], prompts: dict[int, np.ndarray], family: str = "sam2_video"):
     """SAM 2's semi-supervised loop on transformers: mask prompts on their frames (each object on the
     first frame it appears in), propagation, and tools/vos_inference.py's rule (the lowest object id
     whose logit is > 0 wins). Returns per-frame (labels, logits K,H,W, object ids)."""
-    model = transformers.Sam2VideoModel.from_pretrained(folder).eval()
-    proc = transformers.Sam2VideoProcessor.from_pretrained(folder)
+    model_cls, proc_cls = (getattr(transformers, n) for n in CLASSES[family])
+    model = model_cls.from_pretrained(folder).eval()
+    proc = proc_cls.from_pretrained(folder)
     session = proc.init_video_session(video=frames, inference_device="cpu", dtype=torch.float32)
     h, w = frames[0].shape[:2]
     seen: set[int] = set()
@@ -137,6 +145,24 @@ def test_objects_joining_later_are_prompted_on_their_first_frame(tiny_sam2: Path
     assert read_mask(tmp_path / "out" / "blackswan" / "00003.png").max() <= 2  # object 3 not before its frame
     on_4 = read_mask(tmp_path / "out" / "blackswan" / "00004.png")
     assert np.array_equal(on_4[later == 3], later[later == 3])  # its given mask on its frame
+
+
+@pytest.mark.parametrize("family", ["edgetam_video", "sam3_tracker_video"])
+def test_edgetam_and_sam3_tracker_run_through_the_same_adapter(family: str, tmp_path: Path) -> None:
+    from vosbench.infer.hf_tiny import write_tiny_tracker
+
+    folder = write_tiny_tracker(tmp_path / family, family, image_size=112 if family.startswith("sam3") else 64)
+    root = tmp_path / "davis"
+    _link_clip(root, "dog", 4)
+    res = CliRunner().invoke(app, ["infer", "--checkpoint", f"hf:{folder}", "--data", str(root), "--out",
+                                   str(tmp_path / "out"), "--device", "cpu", "--precision", "fp32"])
+    assert res.exit_code == 0, res.output
+    frames = [read_frame(p) for p in sorted((root / "JPEGImages" / "480p" / "dog").glob("*.jpg"))]
+    reference = direct_loop(folder, frames, {0: _gt("dog", 0)}, family)
+    compared, differing = _compare(tmp_path / "out", "dog", reference, {0})
+    assert compared > 0.5 * 3 * 480 * 854 and differing == 0, (compared, differing)
+    record = json.loads((tmp_path / "out" / "dog" / "provenance.json").read_text())
+    assert record["checkpoints"][0]["model_type"] == family
 
 
 def test_probabilities_follow_the_lowest_id_rule() -> None:
