@@ -50,10 +50,33 @@ def _sequence_table(result: EvaluationResult) -> Table:
     return table
 
 
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _mosev2_tables(result: EvaluationResult) -> tuple[Table, Table]:
+    """MOSEv2: per object and global, in percent under the scorer's names, J&F_new (J&Ḟ) first."""
+    names = ("J&F_new", "J", "F_new", "disappear_J&F_new", "reappear_J&F_new", "F", "J&F")
+    headers = ("J&F_new", "J", "F_new", "disappear", "reappear", "F", "J&F")
+    note = "percent; F_new: the area-adaptive boundary F; disappear/reappear: J&F_new over those segments"
+    per_object = Table(title=f"per object ({note})")
+    per_object.add_column("Object", overflow="fold")
+    for col in headers:
+        per_object.add_column(col, justify="right")
+    for o in result.objects:
+        v = result.object_extra[o.name]["mosev2"]
+        per_object.add_row(escape(o.name), *(_pct(v[c]) for c in names))
+    glob = Table(title=f"{TITLES[result.task]} {result.split}: global, {len(result.objects)} objects (percent)")
+    for col in headers:
+        glob.add_column(col, justify="right")
+    glob.add_row(*(_pct(result.extra[c]) for c in names))
+    return per_object, glob
+
+
 def evaluate_cmd(
     data: Annotated[Path, typer.Option(
         "--data", help="Dataset root: DAVIS-2017/2016 (Annotations, ImageSets), YouTube-VOS (ROOT/<split>/meta.json), "
-                       "MOSE (ROOT/<split>/JPEGImages, Annotations) or LVOS (ROOT/<split>/<split>_meta.json).")],
+                       "MOSE (ROOT/<split>/JPEGImages, Annotations), MOSEv2 (the same plus ROOT/<split>/meta.json with lengths) or LVOS (ROOT/<split>/<split>_meta.json).")],
     results: Annotated[
         Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png or a submission .zip.")
     ],
@@ -73,6 +96,9 @@ def evaluate_cmd(
     task: Annotated[Task, typer.Option(
         "--task", help="Benchmark rules; auto detects them from the layout and the first annotations (grey 0/255 = DAVIS-2016; "
                        "objects annotated after the first frame = late).")] = Task.auto,  # type: ignore[attr-defined]
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Score a results folder whose sequences' provenance.json name different runs "
+                              "(e.g. half old after a failed --overwrite) with a warning, instead of refusing it.")] = False,
 ) -> None:
     """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
 
@@ -99,10 +125,15 @@ def evaluate_cmd(
             progress=progress,
             json_path=json_path,
             task=task.value,
+            allow_mixed=allow_mixed,
         )
-    console.print(_sequence_table(result))
-    console.print(_global_table(result))
-    if result.extra:
+    if result.task == "mosev2":
+        for table in _mosev2_tables(result):
+            console.print(table)
+    else:
+        console.print(_sequence_table(result))
+        console.print(_global_table(result))
+    if result.extra and result.task != "mosev2":
         console.print(_row_table(f"{TITLES[result.task]}: benchmark values", result.extra))
     how = f"detected: {result.detected}" if result.detected else "given with --task" if task.value != "auto" else "default"
     console.print(f"task: {TITLES[result.task]} ({how}); rule: {RULES[result.task]}", highlight=False, soft_wrap=True, markup=False)

@@ -36,7 +36,8 @@ def _distributed(device: str) -> tuple[int, int, str]:
 
 def infer_cmd(
     *,
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root, or a YouTube-VOS 2019 root (ROOT/<split>/meta.json).")],
+    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root, a YouTube-VOS 2019 or MOSEv2 root (ROOT/<split>/meta.json; MOSEv2 results: OUT/<video>/<frame>.png, every frame) "
+                                                          "or an SA-V root (ROOT/sav_<split>.txt; per-object results).")],
     out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks.")],
     checkpoint: Annotated[Path | None, typer.Option(
         "--checkpoint",

@@ -17,6 +17,8 @@ prepare_app = typer.Typer(
 SUBMODULES = (
     "vosbench_cli.prepare_davis",
     "vosbench_cli.prepare_youtube",
+    "vosbench_cli.prepare_mosev2",
+    "vosbench_cli.prepare_sav",
     "vosbench_cli.prepare_static",
     "vosbench_cli.prepare_synthetic",
     "vosbench_cli.prepare_depth",

@@ -58,8 +58,11 @@ def package_submission_cmd(
         typer.Option("--check", help="Only validate and list the problems; write nothing (no -o needed)."),
     ] = False,
     format: Annotated[SubmissionFormat, typer.Option(
-        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos "
-                         "(Annotations/<video>/<frame>.png).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
+        "--format", help="Server layout: davis (<seq>/<frame>.png at the zip root) or youtube-vos, mose, lvos, mosev2 "
+                         "(Annotations/<video>/<frame>.png), or sav (<video>/<obj>/<frame>.png, one binary mask per object).")] = SubmissionFormat.davis,  # type: ignore[attr-defined]
+    allow_mixed: Annotated[bool, typer.Option(
+        "--allow-mixed", help="Accept a results folder whose sequences' provenance.json name different runs "
+                              "(e.g. half old after a failed --overwrite), with a warning.")] = False,
 ) -> None:
     """Validate RESULTS against a benchmark split and write the zip its challenge server expects.
 
@@ -78,11 +81,13 @@ def package_submission_cmd(
         try:
             with progress_bar(transient=True) as progress:
                 if check:
-                    report = validate_results(results, data, split, resolution, progress, format=format.value)
+                    report = validate_results(results, data, split, resolution, progress, format=format.value,
+                                              allow_mixed=allow_mixed)
                     if not report.ok:
                         raise InvalidResultsError(report)
                 else:
-                    summary = package_submission(results, data, split, out, resolution, progress, format=format.value)
+                    summary = package_submission(results, data, split, out, resolution, progress, format=format.value,
+                                                 allow_mixed=allow_mixed)
         except InvalidResultsError as exc:
             report = exc.report
             print_problems(report.problems, results)

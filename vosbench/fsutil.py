@@ -17,10 +17,13 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from vosbench.errors import DataError
 
 
 def _umask() -> int:
@@ -189,3 +192,29 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> None:
+    """Raise a one-line DataError unless ``path`` (links followed) is a regular file.
+
+    Checked before reading: a FIFO named like a mask would block the read forever, and a link to
+    ``/dev/zero`` would read until memory runs out. A missing file is left to the reader's message.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise DataError(f"{path}: {what} is a broken symbolic link") from None
+        return
+    except OSError:
+        return  # the reader names the problem (no permission, ...)
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: {what} is {_kind(mode)}, not a regular file; remove or replace it")

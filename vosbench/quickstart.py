@@ -2,7 +2,7 @@
 evaluate → package.
 
 Every step is a library call the other verbs also make; finished steps are reused on a re-run
-(the dataset when its manifest exists, both training stages through ``resume``, inference per
+(the dataset when its manifest's generator record matches ``profile`` and ``seed``, else the run refuses; both training stages through ``resume``, inference per
 sequence as long as ``results.checkpoint`` names the checkpoint that wrote them). The video stage
 starts from the still-image stage's ``last.pt``; ``train.init`` records which one, and a video
 stage begun from another (the pretraining went on) starts again.
@@ -100,6 +100,7 @@ def run_quickstart(
     inference) applies to all.
     """
     from vosbench.data.synthetic import generate_synthetic
+    from vosbench.data.synthetic.generate import check_synthetic_root
     from vosbench.data.synthetic.baselines import write_baseline
     from vosbench.infer.run import InferOptions, infer_dataset
     from vosbench.metrics import evaluate_results
@@ -109,7 +110,9 @@ def run_quickstart(
     out = Path(out)
     progress = ensure_progress(progress)
     data = out / "data"
-    if not (data / "manifest.json").is_file():
+    if (data / "manifest.json").is_file():
+        check_synthetic_root(data, profile, seed)  # a dataset of another --profile/--seed is not this run's
+    else:
         generate_synthetic(data, profile=profile, seed=seed, progress=progress)
     common = [f'train.precision="{precision}"'] if precision is not None else []
     if pretrain_config is None and config is None:

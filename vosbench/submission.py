@@ -8,9 +8,11 @@ indices (palette, grey or 1-bit PNGs; any palette) with the reader and the id va
 when there are no errors, re-encoded with the DAVIS palette, deterministic bytes, atomically.
 
 Formats (:data:`FORMATS`): ``davis`` puts the video folders at the zip root (DAVIS-2017 splits
-test-dev, test-challenge, val); ``youtube-vos``, ``mose`` and ``lvos`` put them under
+test-dev, test-challenge, val); ``youtube-vos``, ``mose``, ``lvos`` and ``mosev2`` put them under
 ``Annotations/`` (splits valid, test), one mask per frame of ``<split>/JPEGImages/<video>/`` from
-the video's first annotated frame on.
+the video's first annotated frame on (``mosev2``: every frame, ``meta.json``'s length, with only
+its ``objects``). ``sav`` (SA-V val, test) validates and zips the per-object layout
+``<video>/<obj>/<frame>.png`` (:mod:`vosbench.submission_sav`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchma
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.metrics.validation import read_prediction, size_problem
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import PROVENANCE_FILE
+from vosbench.provenance import PROVENANCE_FILE, require_one_run
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ FORMATS = {
     "youtube-vos": SubmissionFormat("youtube-vos", ("valid", "test"), ("youtube-vos",), "Annotations/"),
     "mose": SubmissionFormat("mose", ("valid", "test"), ("mose",), "Annotations/"),
     "lvos": SubmissionFormat("lvos", ("valid", "test"), ("lvos",), "Annotations/"),
+    "mosev2": SubmissionFormat("mosev2", ("valid", "test"), ("mosev2",), "Annotations/"),
+    "sav": SubmissionFormat("sav", ("val", "test"), ("sav",), ""),  # <video>/<obj>/<frame>.png (vosbench.submission_sav)
 }
 SUBMISSION_SPLITS = FORMATS["davis"].splits
 # `vosbench evaluate` writes its CSVs into the results folder; they are not stray, and not zipped.
@@ -175,7 +179,9 @@ def _check_sequence(video: SubmissionVideo, seq_dir: Path, report: ValidationRep
         if i >= video.required_from:
             progress.advance()
         if not path.is_file():
-            if i >= video.required_from:
+            if path.exists() or path.is_symlink():  # a FIFO, a device, a broken link: said, never read
+                _check_mask(path, (0, 0), video, report)
+            elif i >= video.required_from:
                 report.error(path, f"missing mask for frame {frame_path.name}")
             continue
         try:
@@ -207,6 +213,7 @@ def validate_results(
     progress: Progress | None = None,
     *,
     format: str = "davis",
+    allow_mixed: bool = False,
 ) -> ValidationReport:
     """Check a results folder against ``split`` of the dataset at ``data_root``.
 
@@ -220,8 +227,15 @@ def validate_results(
     if not results_dir.is_dir():
         raise DataError(f"{results_dir}: results folder not found")
     bench = submission_benchmark(data_root, split, resolution, format)
+    require_one_run(results_dir, bench.sequence_names, allow_mixed)  # before any work: one line
     progress = ensure_progress(progress)
     report = ValidationReport(results_dir=results_dir, split=split)
+    if bench.task == "sav":
+        from vosbench.submission_sav import validate_sav
+
+        validate_sav(results_dir, bench, report, progress, stray=_report_stray, allowed_files=EVALUATION_OUTPUTS,
+                     infer_outputs=INFER_SEQUENCE_OUTPUTS)
+        return report
     names = bench.sequence_names
     report.sequences = len(names)
     videos: list[tuple[str, SubmissionVideo | None]] = []
@@ -288,6 +302,14 @@ def _write_zip(
     return written
 
 
+def _write_sav(path: Path, results_dir: Path, bench: Benchmark, progress: Progress, total: int, label: str) -> int:
+    from vosbench.submission_sav import write_sav_zip
+
+    progress.start(f"writing {label}", total=total)
+    with zipfile.ZipFile(path, "w", compression=ZIP_COMPRESSION) as zf:
+        return write_sav_zip(zf, results_dir, bench, _zip_info, ZIP_FILE_MODE, ZIP_DIR_MODE, progress)
+
+
 def package_submission(
     results_dir: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -297,6 +319,7 @@ def package_submission(
     progress: Progress | None = None,
     *,
     format: str = "davis",
+    allow_mixed: bool = False,
 ) -> SubmissionSummary:
     """Validate ``results_dir`` and write it as a ``format`` challenge zip at ``out_zip``.
 
@@ -317,15 +340,19 @@ def package_submission(
     if blocker is not None:
         raise DataError(f"{out_zip}: cannot write the zip ({blocker} is a file, not a folder)")
     progress = ensure_progress(progress)
-    report = validate_results(results_dir, data_root, split, resolution, progress, format=format)
+    report = validate_results(results_dir, data_root, split, resolution, progress, format=format,
+                              allow_mixed=allow_mixed)
     if not report.ok:
         raise InvalidResultsError(report)
     bench = submission_benchmark(data_root, split, resolution, format)
-    videos = [bench.submission_video(n) for n in bench.sequence_names]
+    videos = [] if bench.task == "sav" else [bench.submission_video(n) for n in bench.sequence_names]
     sweep_temps(out_zip.parent)  # temp zips of a run killed while writing
     try:
         with atomic_path(out_zip) as tmp:
-            frames = _write_zip(tmp, results_dir, videos, FORMATS[format].prefix, progress, report.frames, out_zip.name)
+            if bench.task == "sav":
+                frames = _write_sav(tmp, results_dir, bench, progress, report.frames, out_zip.name)
+            else:
+                frames = _write_zip(tmp, results_dir, videos, FORMATS[format].prefix, progress, report.frames, out_zip.name)
             size = tmp.stat().st_size
             digest = sha256_file(tmp)
     except OSError as exc:

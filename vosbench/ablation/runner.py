@@ -8,8 +8,9 @@ Cache layout under the ladder's output folder::
     eval/<key>/metrics.json    evaluation result
 
 A key hashes everything the step's output depends on (config text, overrides, options, the
-upstream key, the dataset's manifest), so a re-run only redoes what changed and an interrupted
-ladder resumes at the first unfinished step (an interrupted training resumes from its checkpoint).
+upstream key, the dataset's manifest and its data: frame lists by name, size and mtime, ground
+truth by content, :func:`~vosbench.ablation.steps.data_content_fingerprint`), so a re-run only
+redoes what changed and an interrupted ladder resumes at the first unfinished step (an interrupted training resumes from its checkpoint).
 
 With ``seeds=N`` every training rung is trained N times: seed 0 is the rung as written (same keys,
 same cache as a single-seed run), seed ``s >= 1`` adds the training override ``train.seed = s``

@@ -39,6 +39,35 @@ def lookalike_sequences(data: Path) -> set[str]:
     return {name for name, s in seqs.items() if s.get("synthetic", {}).get("lookalike")}
 
 
+def data_content_fingerprint(root: Path) -> str:
+    """The identity of a DAVIS-layout root's data, as :mod:`vosbench.provenance` defines it: for every
+    sequence of every split file, at every resolution present, the frame and depth-map lists
+    (names, sizes, mtimes) and the annotations (names and bytes).
+
+    One key for all steps (training may read any split): a changed frame or annotation anywhere
+    under ``root`` redoes training, inference and evaluation.
+    """
+    from vosbench.data.davis import RESOLUTIONS, list_splits
+    from vosbench.data.frames import list_frame_files
+    from vosbench.data.names import read_name_lines
+    from vosbench.provenance import content_fingerprint, files_fingerprint
+
+    names: dict[str, None] = {}
+    for split in list_splits(root):
+        names.update(dict.fromkeys(read_name_lines(root / "ImageSets" / "2017" / f"{split}.txt")))
+    h = hashlib.sha256()
+    for res in RESOLUTIONS:
+        if not (root / "JPEGImages" / res).is_dir():
+            continue
+        for name in names:
+            frames = list_frame_files(root / "JPEGImages" / res / name)
+            annotations = list_frame_files(root / "Annotations" / res / name, (".png",))
+            depth = list_frame_files(root / "Depth" / res / name, (".png",))
+            entry = [res, name, files_fingerprint(frames), content_fingerprint(annotations), files_fingerprint(depth)]
+            h.update(json.dumps(entry).encode())
+    return h.hexdigest()
+
+
 class VosbenchSteps:
     """Train on ``data``'s training split (per the rung's config), infer and evaluate on ``split``.
 
@@ -68,8 +97,10 @@ class VosbenchSteps:
 
     def data_fingerprint(self) -> str:
         """Hash of the dataset's manifest, split lists and depth records (`prepare depth` writes one
-        ``normalization.json`` per sequence naming the estimator), so re-prepared data retrains."""
+        ``normalization.json`` per sequence naming the estimator), and of the data itself
+        (:func:`data_content_fingerprint`), so changed frames or ground truth redo every step."""
         h = hashlib.sha256()
+        h.update(data_content_fingerprint(self.data).encode())
         records = [self.data / "manifest.json"]
         records += sorted((self.data / "ImageSets").rglob("*.txt"))
         records += sorted((self.data / "Depth").glob(f"*/*/{NORMALIZATION_FILE}"))

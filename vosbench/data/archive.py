@@ -287,11 +287,16 @@ def merge_tree(src: str | os.PathLike, dest: str | os.PathLike) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dest)
         return
-    hit = _merge_conflict(src, dest)
+    check_mergeable(src, dest)
+    _merge_move(src, dest)
+
+
+def check_mergeable(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Raise a one-line DataError where :func:`merge_tree` would put a folder on a file or the reverse."""
+    hit = _merge_conflict(Path(src), Path(dest))
     if hit is not None:
         kind = "folder" if hit.is_dir() else "file"
         raise DataError(f"{hit}: a {kind} is in the way of the extracted archive; move it away and retry")
-    _merge_move(src, dest)
 
 
 def safe_extract_zip(
@@ -306,3 +311,95 @@ def safe_extract_zip(
     with extracted_zip(archive, dest.parent, strip_top=strip_top, progress=progress) as tmp:
         merge_tree(tmp, dest)
     return dest
+
+
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+def is_tar_name(archive: str | os.PathLike) -> bool:
+    """Whether the file name says tar (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz``)."""
+    return Path(archive).name.lower().endswith(TAR_SUFFIXES)
+
+
+def _plan_tar(tf, archive: Path) -> list[tuple[object, tuple[str, ...]]]:
+    """Every member of a tar with its safe target parts; links, devices and file/folder clashes
+    refuse the whole archive (the benchmarks' tars hold files and folders only)."""
+    planned, files, dirs = [], set(), set()
+    for info in tf.getmembers():
+        parts = _clean_parts(archive, info.name)
+        if not (info.isfile() or info.isdir()):
+            what = "a link" if info.issym() or info.islnk() else "not a regular file or folder"
+            raise DataError(f"{archive}: refused: member {info.name!r} is {what}; nothing was extracted")
+        if not parts or parts[0] == "__MACOSX":
+            continue
+        for i in range(1, len(parts)):
+            dirs.add(parts[:i])
+        (dirs if info.isdir() else files).add(parts)
+        planned.append((info, parts))
+    clash = files & dirs
+    if clash:
+        raise DataError(f"{archive}: refused: {'/'.join(sorted(clash)[0])!r} is both a file and a folder in the archive")
+    return planned
+
+
+@contextlib.contextmanager
+def extracted_tar(archive: str | os.PathLike, beside: str | os.PathLike, *, progress: Progress | None = None) -> Iterator[Path]:
+    """:func:`extracted_zip` for a tar archive (any compression tarfile reads): every member name
+    checked before a byte is written, files only, into a temp folder inside ``beside``, deleted after."""
+    import tarfile
+
+    archive, beside = Path(archive), Path(beside)
+    progress = ensure_progress(progress)
+    if not archive.is_file():
+        raise DataError(f"{archive}: {'is a folder, expected a tar archive' if archive.is_dir() else 'archive not found'}")
+    try:
+        beside.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{beside}: cannot create the folder to extract {archive.name} in ({exc.strerror or exc})") from None
+    corrupt = (tarfile.TarError, EOFError, zlib.error, OSError)
+    try:
+        tf = tarfile.open(archive)
+        planned = _plan_tar(tf, archive)
+    except DataError:
+        raise
+    except corrupt as exc:
+        raise CorruptArchiveError(f"{archive}: not a tar archive, or truncated ({exc})") from None
+    with tf:
+        total = sum(info.size for info, _ in planned if info.isfile())
+        _check_space(archive, beside, total)
+        sweep_temps(beside)
+        try:
+            tmp = make_temp_dir(beside, f"{archive.name.split('.')[0]}-extracting")
+        except OSError as exc:
+            raise DataError(f"{beside}: cannot extract {archive.name} here ({exc.strerror or exc})") from None
+        _give_default_mode(tmp, directory=True)
+        try:
+            progress.start(f"extract {archive.name}", total=total)
+            for info, parts in planned:
+                target = tmp.joinpath(*parts)
+                try:
+                    if info.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(info)
+                    with src, open(target, "wb") as dst:
+                        _copy_stream(src, dst, progress)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise DataError(f"{archive}: disk full while extracting {info.name!r} into {beside}; nothing was extracted") from None
+                    if exc.errno is None:  # a read error of the archive itself
+                        raise CorruptArchiveError(f"{archive}: corrupt member {info.name!r} ({exc}); nothing was extracted") from None
+                    raise DataError(f"{archive}: cannot extract {info.name!r} ({exc.strerror or exc})") from None
+                except (tarfile.TarError, EOFError, zlib.error) as exc:
+                    raise CorruptArchiveError(f"{archive}: corrupt member {info.name!r} ({exc}); nothing was extracted") from None
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extracted_archive(archive: str | os.PathLike, beside: str | os.PathLike, *, progress: Progress | None = None):
+    """:func:`extracted_tar` for tar names (:func:`is_tar_name`), else :func:`extracted_zip`."""
+    if is_tar_name(archive):
+        return extracted_tar(archive, beside, progress=progress)
+    return extracted_zip(archive, beside, progress=progress)

@@ -14,6 +14,7 @@ layout, so everything downstream reads data through :class:`DavisDataset`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,21 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import VOID_ID, image_size, read_depth, read_frame, read_mask
 from vosbench.data.names import check_name, read_name_lines
 from vosbench.errors import DataError
 from vosbench.fsutil import atomic_write_text
 from vosbench.progress import Progress, ensure_progress
 
+log = logging.getLogger(__name__)
+
 RESOLUTIONS = ("480p", "Full-Resolution")
 DAVIS_SPLITS = ("train", "val", "test-dev", "test-challenge")
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def _list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
 
 
 @dataclass(frozen=True)
@@ -138,6 +135,15 @@ class VideoSequence:
         return d
 
 
+def unique_names(names: list[str], source: str | os.PathLike) -> list[str]:
+    """``names`` in order, each once; one warning names those ``source`` lists more than once."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        twice = [n for n in unique if names.count(n) > 1]
+        log.warning("%s lists %s more than once; each sequence is used once", source, ", ".join(twice))
+    return unique
+
+
 class DavisDataset:
     """A DAVIS-2017-layout dataset root, one split at one resolution."""
 
@@ -172,7 +178,7 @@ class DavisDataset:
         names = read_name_lines(self.split_file)
         if not names:
             raise DataError(f"{self.split_file}: lists no sequences")
-        return names
+        return unique_names(names, self.split_file)
 
     def __len__(self) -> int:
         return len(self.sequence_names)
@@ -187,10 +193,10 @@ class DavisDataset:
 
     def sequence(self, name: str) -> VideoSequence:
         check_name(name, str(self.split_file), "sequence name")
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for sequence {name!r} listed in {self.split_file.name}")
-        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
         return VideoSequence(
             name=name,
             frame_paths=tuple(frames),
@@ -213,11 +219,11 @@ class DavisDataset:
         progress.start(f"validate {self.split}", total=len(self.sequence_names))
         for name in self.sequence_names:
             progress.advance()
-            frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+            frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
             if not frames:
                 problems.append(f"{self.image_dir / name}: no frames for sequence {name!r}")
                 continue
-            anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+            anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
             first = frames[0].stem
             if first not in anns:
                 problems.append(f"{self.annotation_dir / name / (first + '.png')}: first-frame annotation missing")

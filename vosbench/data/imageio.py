@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_path, atomic_write_bytes
+from vosbench.fsutil import atomic_path, atomic_write_bytes, check_regular_file
 
 
 def _davis_palette() -> np.ndarray:
@@ -47,6 +47,7 @@ VOID_ID = 255
 
 def _open_verified(path: Path) -> Image.Image:
     """Open an image and force a full decode so truncation is caught here, not later."""
+    check_regular_file(path, "image")
     try:
         with open(path, "rb") as fh:
             data = fh.read()

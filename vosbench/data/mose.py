@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
-from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files
+from vosbench.data.davis import VideoSequence
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.names import check_name
 from vosbench.errors import DataError
 
@@ -56,10 +57,10 @@ class SplitLayout:
 
     def _files(self, name: str, listed_in: str) -> tuple[tuple[Path, ...], dict[str, Path]]:
         """(frame paths, annotation stem -> path) of one video; a DataError when it has no frames."""
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for video {name!r}{listed_in}")
-        return tuple(frames), {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        return tuple(frames), {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
 
 
 class MoseDataset(SplitLayout):

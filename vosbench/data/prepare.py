@@ -1,21 +1,28 @@
 """`prepare davis2017`: download (or take) an official archive, extract it safely, validate, describe.
 
 The official archives each unzip to a ``DAVIS/`` root; that folder is stripped so their contents
-land directly in ``root``. Several archives (trainval, test-dev, test-challenge) merge into one root.
+land directly in ``root``. Several archives (trainval, test-dev, test-challenge) merge into one root;
+a sequence an archive brings replaces the root's copy whole (:func:`replace_sequences`), and the
+manifest is checked against the tree afterwards.
 An archive is fully validated in its temp folder before anything is moved into ``root``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
+import shutil
 from pathlib import Path
 
-from vosbench.data.archive import CorruptArchiveError, extracted_zip, merge_tree
+from vosbench.data.archive import CorruptArchiveError, check_mergeable, extracted_zip, merge_tree
 from vosbench.data.davis import RESOLUTIONS, DavisDataset, build_manifest, list_splits, write_manifest
 from vosbench.data.download import davis_archive, download, url_filename, verify_file
+from vosbench.data.frames import list_frame_files
 from vosbench.errors import DataError
+from vosbench.fsutil import make_temp_dir, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,30 @@ def read_manifest_sources(root: Path) -> list[dict]:
     return list(sources) if isinstance(sources, list) else []
 
 
+def archive_plan(root: str | os.PathLike, archive, what: str) -> tuple[Path, list[Path], list[dict]]:
+    """(root, the archives, the manifest sources the archives do not replace) for a ``prepare`` of
+    ``what`` archives; a DataError when none is given or ``root`` is a file."""
+    root = Path(root)
+    archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
+    if not archives:
+        raise DataError(f"no {what} archive given")
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: exists and is not a folder")
+    return root, archives, [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
+
+
+def check_split(validate, tmp: Path, archive: Path) -> None:
+    """Run ``validate()`` (a list of problems) on an extracted split; the first problem, named by the
+    archive member, as a DataError (with how many more there are)."""
+    try:
+        problems = validate()
+    except DataError as exc:
+        problems = [str(exc)]
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(relabel_problem(problems[0], tmp, archive) + more)
+
+
 def manifest_resolutions(root: Path, current: dict) -> dict[str, dict]:
     """Per-resolution sections (``splits``, ``sequences``) of ``root``'s manifest, ``current``'s
     resolution replaced: preparing 480p and then Full-Resolution into one root keeps both."""
@@ -127,6 +158,74 @@ def splits_at_resolution(root: Path, resolution: str) -> list[str]:
         if all((root / "JPEGImages" / resolution / n).is_dir() for n in names):
             keep.append(split)
     return keep
+
+
+# the per-sequence folders of a DAVIS-layout root: <kind>/<resolution>/<seq>
+SEQUENCE_KINDS = ("JPEGImages", "Annotations", "Depth")
+
+
+def archive_sequences(tree: Path, resolution: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Sequence -> (frame names, annotation names) of an extracted DAVIS tree at ``resolution``."""
+    images = tree / "JPEGImages" / resolution
+    out = {}
+    for seq in sorted(p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        out[seq] = ([p.name for p in list_frame_files(images / seq)],
+                    [p.name for p in list_frame_files(tree / "Annotations" / resolution / seq, (".png",))])
+    return out
+
+
+def replace_sequences(tree: Path, root: Path, resolution: str) -> None:
+    """Move an extracted, validated DAVIS ``tree`` into ``root``: every sequence the tree brings
+    replaces root's folders of that sequence whole (its frames, annotations and depth maps, which
+    were computed from the old frames), never file by file; everything else merges.
+
+    The old folders are first moved into a temp folder in ``root`` (one rename each), then the new
+    ones are moved in, then the old ones deleted; an error in between moves the old ones back. A
+    kill in between leaves the sequence absent, never mixed (``sweep_temps`` removes the temp).
+    """
+    if not root.exists():
+        merge_tree(tree, root)  # one rename
+        return
+    check_mergeable(tree, root)  # before anything moves
+    sweep_temps(root)
+    replaced: list[tuple[Path, Path]] = []
+    trash = make_temp_dir(root, "replaced-sequences")
+    try:
+        for seq in archive_sequences(tree, resolution):
+            for kind in SEQUENCE_KINDS:
+                old = root / kind / resolution / seq
+                if old.is_dir() and not old.is_symlink():
+                    aside = trash / f"{kind}-{seq}"
+                    os.replace(old, aside)
+                    replaced.append((old, aside))
+        merge_tree(tree, root)
+    except BaseException:
+        for old, aside in reversed(replaced):
+            if not old.exists():
+                os.replace(aside, old)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+    depth = sorted({old.name for old, _ in replaced if old.parts[-3] == "Depth"})
+    if depth:
+        log.warning("%s: removed the depth maps of %d replaced sequence(s) (%s), made from their old frames; "
+                    "run `vosbench prepare depth` again", root, len(depth), ", ".join(depth[:5]))
+
+
+def check_manifest_against(manifest: dict, brought: dict[str, tuple[list[str], list[str]]], root: Path) -> None:
+    """Raise a one-line DataError where ``manifest`` (built from ``root``'s tree) disagrees with the
+    frames and annotations the archive brought: the check that nothing stale survived a prepare."""
+    resolution = manifest["resolution"]
+    for seq, (frames, annotations) in brought.items():
+        entry = manifest["sequences"].get(seq)
+        tree = ([p.name for p in list_frame_files(root / "JPEGImages" / resolution / seq)],
+                [p.name for p in list_frame_files(root / "Annotations" / resolution / seq, (".png",))])
+        if entry is None:
+            continue  # in no split file (the archive check warned)
+        if tree != (frames, annotations) or entry["frames"] != len(frames) or entry["annotated_frames"] != len(annotations):
+            raise DataError(f"{root / 'JPEGImages' / resolution / seq}: after preparing, the tree ({len(tree[0])} frames, "
+                            f"{len(tree[1])} annotations) or the manifest ({entry['frames']}, {entry['annotated_frames']}) "
+                            f"disagrees with the archive ({len(frames)}, {len(annotations)})")
 
 
 def prepare_davis2017(
@@ -183,7 +282,8 @@ def prepare_davis2017(
     try:
         with extracted_zip(archive, root.absolute().parent, strip_top="DAVIS", progress=progress) as tmp:
             _check_davis_tree(tmp, archive, ARCHIVE_SPLITS[split], resolution, progress)
-            merge_tree(tmp, root)
+            brought = archive_sequences(tmp, resolution)
+            replace_sequences(tmp, root, resolution)
     except CorruptArchiveError as exc:
         if origin == str(archive):
             raise
@@ -198,6 +298,7 @@ def prepare_davis2017(
     )
     # top level: the resolution just prepared; "resolutions": every resolution prepared into root
     manifest["resolutions"] = manifest_resolutions(root, manifest)
+    check_manifest_against(manifest, brought, root)
     write_manifest(root / MANIFEST_NAME, manifest)
     progress.advance()
     return manifest
@@ -219,3 +320,48 @@ def manifest_summary(manifest: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def prepare_split_archives(
+    root: Path,
+    archives: list[Path],
+    progress: Progress,
+    *,
+    what: str,
+    extract: Callable,
+    find_splits: Callable[[Path], dict[str, Path]],
+    validate_split: Callable[[Path, str, Path], list[str]],
+    build: Callable[..., dict],
+    merge_split: Callable[[Path, str, Path], None] | None = None,
+    missing: str = "no train/, valid/ or test/ folder inside",
+) -> dict:
+    """The split-archive flow of YouTube-VOS, MOSEv2 and SA-V: extract every archive beside ``root``
+    (``extract(archive, beside, progress=...)``), find its split folders (``find_splits``), validate
+    each (``validate_split(archive, split, folder)``: problems, or a DataError), and only when every
+    archive passed merge the splits into ``root`` (``merge_split(folder, split, root)``; by default
+    ``folder`` becomes ``root/<split>``) and write the manifest (``build(root, extra=...)``) with the
+    archives as its sources. One bad archive changes nothing; its first problem names the archive
+    member."""
+    root, archives, sources = archive_plan(root, archives, what)
+    validated: list[dict[str, Path]] = []
+    with contextlib.ExitStack() as stack:
+        for arc in archives:
+            tmp = stack.enter_context(extract(arc, root.absolute().parent, progress=progress))
+            found = find_splits(tmp)
+            if not found:
+                raise DataError(f"{arc}: {missing}; is it a {what} archive?")
+            for split, folder in found.items():
+                check_split(lambda: validate_split(arc, split, folder), tmp, arc)
+            validated.append(found)
+        for arc, found in zip(archives, validated):
+            for split, folder in found.items():
+                if merge_split is None:
+                    merge_tree(folder, root / split)
+                else:
+                    merge_split(folder, split, root)
+            sources.append({"archive": arc.name, "splits": sorted(found)})
+    progress.start("write manifest", total=1)
+    manifest = build(root, extra={"sources": sources})
+    write_manifest(root / MANIFEST_NAME, manifest)
+    progress.advance()
+    return manifest

@@ -17,7 +17,6 @@ index that introduces each object.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,11 +28,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from vosbench.data.archive import extracted_zip, merge_tree
-from vosbench.data.davis import FRAME_SUFFIXES, VideoSequence, _list_files, write_manifest
+from vosbench.data.archive import extracted_zip
+from vosbench.data.davis import VideoSequence
+from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import image_size, read_frame, read_mask
 from vosbench.data.names import check_name, json_line
-from vosbench.data.prepare import MANIFEST_NAME, manifest_summary, read_manifest_sources, relabel_problem
+from vosbench.data.prepare import manifest_summary, prepare_split_archives
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
@@ -99,6 +99,22 @@ class YouTubeSequence(LateObjectSequence):
         return {oid: obj.category for oid, obj in self.objects.items()}
 
 
+def read_videos_json(path: Path, what: str) -> tuple[str, dict]:
+    """(text, the ``"videos"`` mapping) of a meta file; a missing, non-JSON or mapping-less file is
+    one DataError line (``what`` names the file when it is missing)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        meta = json.loads(text)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    videos = meta.get("videos") if isinstance(meta, dict) else None
+    if not isinstance(videos, dict):
+        raise DataError(f'{path}: expected an object with a "videos" mapping')
+    return text, videos
+
+
 def read_video_objects(
     path: Path, what: str, expected: str, parse: Callable[[str, int, dict, Callable[[str], str]], ObjectT]
 ) -> dict[str, dict[int, ObjectT]]:
@@ -108,20 +124,11 @@ def read_video_objects(
     ``parse(vid, oid, entry, where)`` builds one object (``where(s)``: "path:line" of the string
     ``s``, for its own errors) and raises TypeError / ValueError / KeyError for an entry not as
     ``expected`` says (e.g. 'a "frames" list'). ``what`` names the file when it is missing."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-        meta = json.loads(text)
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    text, videos = read_videos_json(path, what)
 
     def where(s: str) -> str:
         return f"{path}:{json_line(text, s)}"
 
-    videos = meta.get("videos") if isinstance(meta, dict) else None
-    if not isinstance(videos, dict):
-        raise DataError(f'{path}: expected an object with a "videos" mapping')
     out: dict[str, dict[int, ObjectT]] = {}
     for vid, entry in videos.items():
         vid = str(vid)
@@ -204,20 +211,20 @@ class YouTubeVOS:
         check_name(name, str(self.meta_path), "video name")
         if name not in self.meta:
             raise DataError(f"{self.meta_path}: no video {name!r}")
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             raise DataError(f"{self.image_dir / name}: no frames for video {name!r} listed in meta.json")
-        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
         return YouTubeSequence(
             name=name, frame_paths=tuple(frames), annotation_paths=anns, objects=self.meta[name]
         )
 
     def _check_video(self, name: str, full: bool) -> list[str]:
-        frames = _list_files(self.image_dir / name, FRAME_SUFFIXES)
+        frames = list_frame_files(self.image_dir / name, FRAME_SUFFIXES)
         if not frames:
             return [f"{self.image_dir / name}: no frames for video {name!r}"]
         problems: list[str] = []
-        anns = {p.stem: p for p in _list_files(self.annotation_dir / name, (".png",))}
+        anns = {p.stem: p for p in list_frame_files(self.annotation_dir / name, (".png",))}
         stems = [p.stem for p in frames]
         stray = sorted(set(anns) - set(stems))
         if stray:
@@ -331,45 +338,16 @@ def prepare_youtube_vos(
     Every archive is extracted beside ``root`` and validated (``full``: every frame and mask
     decoded) before any split folder is merged into ``root``: one bad archive changes nothing.
     """
-    root = Path(root)
-    progress = ensure_progress(progress)
     archives = [Path(archive)] if isinstance(archive, (str, os.PathLike)) else [Path(a) for a in archive]
-    if not archives:
-        raise DataError("no YouTube-VOS archive given")
-    if root.exists() and not root.is_dir():
-        raise DataError(f"{root}: exists and is not a folder")
-    sources = [s for s in read_manifest_sources(root) if s.get("archive") not in {a.name for a in archives}]
-    # Every archive is extracted and validated before any is merged, so a bad second archive
-    # leaves ROOT (and its manifest) as it was.
-    validated: list[dict[str, Path]] = []
-    with contextlib.ExitStack() as stack:
-        for arc in archives:
-            tmp = stack.enter_context(extracted_zip(arc, root.absolute().parent, progress=progress))
-            found = _find_split_dirs(tmp)
-            if not found:
-                raise DataError(
-                    f"{arc}: no train/, valid/ or test/ folder inside; is it a YouTube-VOS 2019 archive?"
-                )
-            for split, folder in found.items():
-                if not (folder / "meta.json").is_file():
-                    raise DataError(f"{arc}: {split}/meta.json missing")
-                try:
-                    problems = YouTubeVOS(folder.parent, split).validate(full=full, progress=progress)
-                except DataError as exc:
-                    problems = [str(exc)]
-                if problems:
-                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-                    raise DataError(relabel_problem(problems[0], tmp, arc) + more)
-            validated.append(found)
-        for arc, found in zip(archives, validated):
-            for split, folder in found.items():
-                merge_tree(folder, root / split)
-            sources.append({"archive": arc.name, "splits": sorted(found)})
-    progress.start("write manifest", total=1)
-    manifest = build_youtube_manifest(root, extra={"sources": sources})
-    write_manifest(root / MANIFEST_NAME, manifest)
-    progress.advance()
-    return manifest
+
+    def validate_split(arc: Path, split: str, folder: Path) -> list[str]:
+        if not (folder / "meta.json").is_file():
+            raise DataError(f"{arc}: {split}/meta.json missing")
+        return YouTubeVOS(folder.parent, split).validate(full=full, progress=progress)
+
+    progress = ensure_progress(progress)
+    return prepare_split_archives(Path(root), archives, progress, what="YouTube-VOS 2019", extract=extracted_zip,
+                                  find_splits=_find_split_dirs, validate_split=validate_split, build=build_youtube_manifest)
 
 
 def youtube_summary(manifest: dict) -> list[dict]:

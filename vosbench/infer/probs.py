@@ -25,10 +25,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vosbench import __version__
 from vosbench.data.imageio import write_mask
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_dir, sha256_file
+from vosbench.fsutil import atomic_dir, check_regular_file, sha256_file
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import (
+    INFORMATIONAL,
+    PER_SEQUENCE,
+    check_same_provenance,
+    files_fingerprint,
+    read_provenance,
+    write_provenance,
+)
 
 PROBS_DIR = "probs"  # <dir>/<seq>/probs/<frame>.npz
 
@@ -51,6 +60,7 @@ def write_probs(path: str | os.PathLike, q: np.ndarray, object_ids: Sequence[int
 def read_probs(path: str | os.PathLike) -> tuple[np.ndarray, tuple[int, ...]]:
     """(uint8 ``K+1,H,W`` probabilities, object ids) of one frame; one-line DataError if malformed."""
     path = Path(path)
+    check_regular_file(path, "probabilities file")
     try:
         with np.load(path, allow_pickle=False) as data:
             q, ids = data["probs"], data["object_ids"]
@@ -206,6 +216,23 @@ def _check_same_frames(folders: Sequence[ProbsFolder]) -> list[str]:
     return first.sequences()
 
 
+def merge_record(folders: Sequence[ProbsFolder], weights: Sequence[float], seq: str, save_probs: bool) -> dict:
+    """The provenance of one merged sequence (:mod:`vosbench.provenance`): each member's weight and
+    the record of the run that made it (when it has one); per sequence, the fingerprint of each
+    member's saved probabilities and the inputs its own record names."""
+    own = [read_provenance(f.root / seq) or {} for f in folders]
+    return {
+        "vosbench": __version__,
+        "member_folders": [str(f.root.absolute()) for f in folders],
+        "merge": [{"weight": round(float(w), 9), "run": {k: v for k, v in r.items() if k not in INFORMATIONAL
+                                                         and k not in PER_SEQUENCE} or None}
+                  for w, r in zip(weights, own)],
+        "options": {"save_probs": bool(save_probs)},
+        "inputs": {"probs": [files_fingerprint(f.path(seq, n) for n in f.frames(seq)) for f in folders],
+                   "members": [r.get("inputs") for r in own]},
+    }
+
+
 def merge_folders(
     members: Sequence[tuple[str | os.PathLike, float]],
     out: str | os.PathLike,
@@ -218,7 +245,9 @@ def merge_folders(
 
     Every folder must hold the same sequences and frames. Objects are those of the first folder in
     its order, then any others in order of appearance. Each sequence is written into a temp folder
-    and renamed into place when complete; finished sequences are skipped unless ``overwrite``.
+    and renamed into place when complete, with a ``provenance.json`` (:func:`merge_record`); a
+    finished sequence made the same way is skipped, one made otherwise (other members, weights,
+    probabilities or options) refuses the run unless ``overwrite``.
     With ``save_probs`` the merged probabilities are saved too, in the same format.
     """
     if not members:
@@ -235,6 +264,10 @@ def merge_folders(
     names = _check_same_frames(folders)
     progress = ensure_progress(progress)
     summary = MergeSummary(out, [f"{f.root} (w={w:.3g})" for f, w in zip(folders, weights)])
+    records = {seq: merge_record(folders, weights, seq, save_probs) for seq in names}
+    for seq in names:  # refuse before any work when a finished folder holds other results
+        if (out / seq).is_dir() and not overwrite:
+            check_same_provenance(out / seq, records[seq])
     progress.start(f"merging {len(folders)} folders", total=sum(len(folders[0].frames(n)) for n in names))
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -246,6 +279,7 @@ def merge_folders(
                 progress.advance(len(frames))
                 continue
             with atomic_dir(target) as tmp:
+                write_provenance(tmp, records[seq])
                 if save_probs:
                     (tmp / PROBS_DIR).mkdir()
                 for frame in frames:

@@ -14,7 +14,13 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else.
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
+``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+(:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
+``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
+A member whose predictor sets ``independent_objects = True`` (objects scored independently,
+SAM-family) keeps each object where its own probability exceeds 0.5, overlaps included; the
+others' objects come out one per pixel (:class:`vosbench.masks.ObjectMasks`).
 
 Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
 """
@@ -38,6 +44,8 @@ import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
+from vosbench.data.sav import SavDataset, is_sav_root
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
@@ -46,7 +54,7 @@ from vosbench.infer.options import InferOptions
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import check_same_provenance, make_record, write_provenance
+from vosbench.provenance import check_same_provenance, make_record, sequence_inputs, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +124,7 @@ def _check_writable(out: Path) -> None:
 def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
     """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
     if given is None:
-        return "first-appearance" if isinstance(dataset, YouTubeVOS) else "first"
+        return "first-appearance" if isinstance(dataset, (YouTubeVOS, SavDataset)) else "first"
     if given not in GIVEN_MODES:
         raise ConfigError(f"--given must be one of {', '.join(GIVEN_MODES)}, got {given!r}")
     return given
@@ -263,9 +271,14 @@ def infer_sequence(
                 f"sequence {seq.name!r} frame {name}: the model produced non-finite probabilities (NaN or inf); "
                 "nothing was written for this sequence"
             )
-        labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
-        labels = labels_lut[probs.argmax(0).cpu().numpy()]
-        write_mask(folder / f"{name}.png", labels)
+        per_object = getattr(seq, "write_prediction", None)
+        if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
+            per_object(folder, name, probs.cpu().numpy(), predictor.object_ids,
+                       independent=getattr(predictor, "independent_objects", False))
+        else:
+            labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
+            labels = labels_lut[probs.argmax(0).cpu().numpy()]
+            write_mask(folder / f"{name}.png", labels)
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
@@ -291,9 +304,26 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
                        checkpoint_files=[m.label for m in members])
 
 
-def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS:
-    """A YouTube-VOS split when ``data/<split>/meta.json`` exists, else the DAVIS layout."""
+def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
+    """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
+    the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
+    if (given or "first") == "first":
+        first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
+        annotations = [first] if first is not None else []
+    else:
+        annotations = [seq.annotation_paths[s] for s in seq.frame_names if s in seq.annotation_paths]
+    return sequence_inputs(seq.frame_paths, annotations)
+
+
+def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS | SavDataset:
+    """An SA-V split when ``data/sav_<split>.txt`` exists; a YouTube-VOS or MOSEv2 split when
+    ``data/<split>/meta.json`` does (MOSEv2's lists video lengths; its results are MOSE's
+    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout."""
+    if is_sav_root(data, split):
+        return SavDataset(data, split)
     if (Path(data) / split / "meta.json").is_file():
+        if is_mosev2_meta(Path(data) / split / "meta.json"):
+            return Mosev2Dataset(data, split)  # type: ignore[return-value]
         return YouTubeVOS(data, split)
     return DavisDataset(data, split, resolution)
 
@@ -355,12 +385,14 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
-    record = _provenance(members, options, split=split, resolution=resolution)
+    run_record = _provenance(members, options, split=split, resolution=resolution)
+    run_record["data_root"] = str(Path(data).absolute())
+    records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
     sweep_temps(out)  # temp folders of a killed run
     done = set()
     for seq in sequences:  # refuse before any work when a finished folder holds other results
         if (out / seq.name).is_dir() and not options.overwrite:
-            check_same_provenance(out / seq.name, record)
+            check_same_provenance(out / seq.name, records[seq.name])
             done.add(seq.name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -380,7 +412,7 @@ def infer_dataset(
             try:
                 with atomic_dir(target) as tmp:
                     k = infer_sequence(seq, members, options, tmp, device, depth, progress)
-                    write_provenance(tmp, record)
+                    write_provenance(tmp, records[seq.name])
             except OSError as exc:
                 raise DataError(f"{target}: cannot write results ({exc.strerror or exc})") from None
             summary.sequences.append(SequenceResult(seq.name, seq.num_frames, k, "written", time.perf_counter() - t0))

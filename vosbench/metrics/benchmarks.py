@@ -3,7 +3,7 @@
 Each benchmark (a *task*) fixes which annotation files are read, which objects a sequence has,
 which frames score each object and which predicted ids are allowed (:class:`GroundTruth`), and
 for a submission which frames need a mask (:class:`SubmissionVideo`). Per-frame J and F are the
-DAVIS-2017 definitions everywhere.
+DAVIS-2017 definitions everywhere but MOSEv2 (:mod:`vosbench.metrics.mosev2`).
 
 ========== ================================ ==========================================================
 task       layout                           rule
@@ -22,6 +22,13 @@ mose       ROOT/<split>/{JPEGImages,        the first annotation's objects, fram
            Annotations}/<video>
 lvos       ROOT/<split>/<split>_meta.json    each object on the annotated frames of its frame range
                                             [start, end); V; seen/unseen by unseen_videos.txt
+mosev2     ROOT/<split>/{JPEGImages,        each meta.json object on frames 1..T-2: smoothed J, F and
+           Annotations}/<video>, meta.json  the area-adaptive F_new; disappearance/reappearance J&F_new
+                                            (:mod:`vosbench.metrics.mosev2`)
+sav        ROOT/sav_<split>.txt,            SAM 2's SA-V evaluator: each object folder on its own
+           Annotations_6fps/<video>/<obj>/  annotated frames but the first and last, from the first
+                                            where it is in the ground truth or the prediction
+                                            (:mod:`vosbench.metrics.sav`)
 ========== ================================ ==========================================================
 """
 
@@ -35,18 +42,21 @@ from pathlib import Path
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.davis2016 import Davis2016Dataset
+from vosbench.data.frames import list_frame_files
 from vosbench.data.imageio import VOID_ID
 from vosbench.data.lvos import LvosDataset
 from vosbench.data.mose import MoseDataset
+from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
+from vosbench.data.sav import SavDataset, is_sav_root
 from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
 from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.validation import ObjectIds, davis2017_objects, first_annotation_ids
 
-TASKS = ("davis2017", "davis2016", "late", "youtube-vos", "mose", "lvos")
+TASKS = ("davis2017", "davis2016", "late", "youtube-vos", "mose", "lvos", "mosev2", "sav")
 DAVIS_TASKS = ("davis2017", "davis2016", "late")
 # the tasks whose objects are fixed before scoring and scored on their own frames
-STATIC_TASKS = ("youtube-vos", "mose", "lvos")
+STATIC_TASKS = ("youtube-vos", "mose", "lvos", "mosev2")
 
 TITLES = {
     "davis2017": "DAVIS-2017",
@@ -55,6 +65,8 @@ TITLES = {
     "youtube-vos": "YouTube-VOS 2019",
     "mose": "MOSE",
     "lvos": "LVOS",
+    "mosev2": "MOSEv2",
+    "sav": "SA-V",
 }
 
 RULES = {
@@ -66,6 +78,10 @@ RULES = {
     "youtube-vos": "YouTube-VOS: each meta.json object on the annotated frames after its first appearance",
     "mose": "MOSE: the first annotation's objects, frames 1..T-2",
     "lvos": "LVOS: each object on the annotated frames of its frame range [start, end)",
+    "mosev2": "the MOSEv2 scorer's: each meta.json object on frames 1..T-2; J with +1 smoothing, F and the "
+    "area-adaptive F_new; J&F_new also over the disappearance and reappearance segments",
+    "sav": "SA-V: each object on its own annotated frames but the first and last, from the first where it is "
+    "in the ground truth or the prediction; every object weighs the same",
 }
 
 MIN_ANNOTATED_FRAMES = 3  # DAVIS-style rules: the first and the last are not scored
@@ -108,23 +124,15 @@ class SubmissionVideo:
     objects: ObjectIds
 
 
-def _list_dir(folder: Path) -> list[Path]:
-    try:
-        return [p for p in folder.iterdir() if not p.name.startswith(".")]
-    except OSError as exc:  # e.g. no read permission
-        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
-
-
 def list_pngs(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in _list_dir(folder) if p.suffix == ".png")
+    """The annotation PNGs of one sequence folder in frame order (:mod:`vosbench.data.frames`)."""
+    return list_frame_files(folder, (".png",))
 
 
 def _frame_count(folder: Path) -> int | None:
     if not folder.is_dir():
         return None
-    return sum(1 for p in _list_dir(folder) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return len(list_frame_files(folder))
 
 
 def _is_davis2016_mask(mask) -> bool:
@@ -181,7 +189,29 @@ class Benchmark:
             return f"{name}: {len(paths)} annotations for {n_frames} frames in {folder} (every frame needs ground truth)"
         return None
 
+    def _mosev2_ground_truth(self, name: str) -> GroundTruth | str:
+        """MOSEv2: every frame annotated (``meta.json``'s length), its objects on frames 1..T-2."""
+        entry = self.dataset.entry(name)
+        paths = list_pngs(self.annotation_dir / name)
+        if len(paths) != entry.length:
+            return (f"{name}: {len(paths)} annotations in {self.annotation_dir / name} but {self.dataset.meta_path.name} "
+                    f"gives length {entry.length} (every frame needs ground truth)")
+        problem = self._davis_problem(name, paths)
+        if problem:
+            return problem
+        if not entry.objects:
+            return f"{name}: no objects in {self.dataset.meta_path.name}"
+        stems = frozenset(p.stem for p in paths[1:-1])
+        allowed = ObjectIds(name, entry.objects, self.dataset.meta_path.name)
+        return GroundTruth(name, tuple(paths), self.task, entry.objects, (stems,) * len(entry.objects), allowed)
+
     def _one_ground_truth(self, name: str) -> GroundTruth | str:
+        if self.task == "mosev2":
+            return self._mosev2_ground_truth(name)
+        if self.task == "sav":  # per-object folders (vosbench.metrics.sav)
+            from vosbench.metrics.sav import sav_ground_truth
+
+            return sav_ground_truth(self.dataset, name)
         paths = list_pngs(self.annotation_dir / name)
         if self.task in DAVIS_TASKS or self.task == "mose":
             problem = self._davis_problem(name, paths)
@@ -275,6 +305,8 @@ class Benchmark:
             else:
                 objects = davis2017_objects(name, mask)
             return SubmissionVideo(name, frames, 0, objects)
+        if self.task == "mosev2":  # every frame, the meta.json objects
+            return SubmissionVideo(name, frames, 0, ObjectIds(name, tuple(seq.object_ids), self.dataset.meta_path.name))
         starts = seq.first_appearance
         source = "meta.json" if self.task == "youtube-vos" else self.dataset.meta_path.name
         objects = ObjectIds(name, tuple(sorted(seq.object_ids)), source)
@@ -288,10 +320,12 @@ def _davis_dataset(data: Path, split: str, resolution: str):
 
 
 def detect_layout(data: str | os.PathLike, split: str) -> str:
-    """``youtube-vos``, ``lvos``, ``mose`` or ``davis`` from the files under ``data``."""
+    """``sav``, ``youtube-vos``, ``mosev2``, ``lvos``, ``mose`` or ``davis`` from the files under ``data``."""
     data = Path(data)
+    if is_sav_root(data, split):
+        return "sav"
     if (data / split / "meta.json").is_file():
-        return "youtube-vos"
+        return "mosev2" if is_mosev2_meta(data / split / "meta.json") else "youtube-vos"
     if (data / split / f"{split}_meta.json").is_file():
         return "lvos"
     if (data / split / "JPEGImages").is_dir() and not (data / "ImageSets").is_dir():
@@ -331,6 +365,11 @@ def open_benchmark(data: str | os.PathLike, split: str = "val", resolution: str 
         return Benchmark("youtube-vos", YouTubeVOS(data, split), split, resolution, "meta.json" if task == "auto" else "")
     if layout == "lvos":
         return Benchmark("lvos", LvosDataset(data, split), split, resolution, f"{split}_meta.json" if task == "auto" else "")
+    if layout == "mosev2":
+        return Benchmark("mosev2", Mosev2Dataset(data, split), split, resolution,
+                         'meta.json with video lengths (MOSEv2)' if task == "auto" else "")
+    if layout == "sav":
+        return Benchmark("sav", SavDataset(data, split), split, resolution, f"sav_{split}.txt" if task == "auto" else "")
     if layout == "mose":
         return Benchmark("mose", MoseDataset(data, split), split, resolution, "JPEGImages without ImageSets" if task == "auto" else "")
     dataset = _davis_dataset(data, split, resolution)

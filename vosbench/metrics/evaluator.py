@@ -37,11 +37,13 @@ from vosbench.metrics.benchmarks import Benchmark, GroundTruth, open_benchmark
 from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk_footprint
 from vosbench.metrics.fastpng import read_id_mask
 from vosbench.metrics.frame import score_frame
+from vosbench.metrics.mosev2 import mosev2_summary, score_mosev2
 from vosbench.metrics.report import EvaluationResult, SequenceScores
-from vosbench.metrics.results_source import ArrayResults, MaskReader, open_results
+from vosbench.metrics.results_source import ArrayResults, FolderResults, MaskReader, open_results
 from vosbench.metrics.rules import benchmark_extras, score_dynamic, score_static
 from vosbench.metrics.validation import davis2017_objects
 from vosbench.progress import Progress, ensure_progress
+from vosbench.provenance import require_one_run
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ def _missing_predictions(gts: Iterable[GroundTruth], results: MaskReader) -> tup
 
 def check_predictions(gts: list[GroundTruth], results: MaskReader, where: str) -> None:
     """Raise one DataError listing every missing sequence and frame (scored frames only)."""
+    if gts and gts[0].task == "sav":  # the per-object layout
+        from vosbench.metrics.sav import check_object_predictions
+
+        return check_object_predictions(gts, results, where)
     if not results.sequences():
         raise DataError(f"{where}: no predictions found (expected <sequence>/<frame>.png masks)")
     missing_seqs, missing_frames = _missing_predictions(gts, results)
@@ -85,8 +91,14 @@ def score_sequence(
     DAVIS-2017 rules ignore annotated ids that the first frame lacks and list them in
     ``late_ids``; with ``stop_at_late`` the scoring stops at the first such frame (the caller
     then scores the split with the ``late`` rules)."""
+    if gt.task == "sav":
+        from vosbench.metrics.sav import score_sav
+
+        return score_sav(gt, results, bound_th=bound_th)
     if gt.task in ("davis2016", "late"):
         return score_dynamic(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
+    if gt.task == "mosev2":  # its own tolerances (bound_th does not apply)
+        return score_mosev2(gt, results, ignore_extra_ids=ignore_extra_ids)
     if gt.task != "davis2017":
         return score_static(gt, results, ignore_extra_ids=ignore_extra_ids, bound_th=bound_th)
     first = read_id_mask(gt.paths[0], allow_gray=True)
@@ -119,6 +131,15 @@ def score_sequence(
 
 def _size(mask: np.ndarray) -> str:
     return f"{mask.shape[1]}x{mask.shape[0]}"
+
+
+def _open_source(task: str, results: str | os.PathLike):
+    """The predictions of ``results`` in the task's layout: per-object folders for SA-V, else label maps."""
+    if task == "sav":
+        from vosbench.metrics.sav import open_object_results
+
+        return open_object_results(results)
+    return open_results(results)
 
 
 class DavisEvaluator:
@@ -172,7 +193,7 @@ class DavisEvaluator:
     def process(self, sequence_name: str, results: str | os.PathLike | MaskReader) -> SequenceScores:
         """Score one sequence from a results folder/zip (path) or any :class:`MaskReader`."""
         if isinstance(results, (str, os.PathLike)):
-            reader, where = open_results(results), str(results)
+            reader, where = _open_source(self.task, results), str(results)
         else:
             reader, where = results, "predictions"
         (gt,) = self.ground_truth([sequence_name])
@@ -202,7 +223,10 @@ class DavisEvaluator:
         if not any(s.n_objects for s in scores):
             raise DataError(f"nothing to evaluate in split {self.split!r}: no objects in the processed sequences")
         result = EvaluationResult.from_scores(self.split, self.benchmark.resolution, scores, self.task)
-        result.extra = benchmark_extras(result)
+        if self.task == "mosev2":
+            result.extra, result.object_extra = mosev2_summary(result)
+        else:
+            result.extra = benchmark_extras(result)
         return result
 
 
@@ -366,6 +390,7 @@ def evaluate_results(
     write_csv: bool = True,
     bound_th: float = DEFAULT_BOUND_TH,
     task: str = "auto",
+    allow_mixed: bool = False,
 ) -> EvaluationResult:
     """Evaluate a results folder or submission zip against split ``split`` of the DAVIS root ``data``.
 
@@ -379,13 +404,17 @@ def evaluate_results(
     ``task`` picks the benchmark's rules (:mod:`vosbench.metrics.benchmarks`); ``"auto"`` detects
     it from the layout and the first annotations, and when DAVIS-2017 rules meet annotated objects
     that the first frame lacks, scores the split again with the ``late`` rules.
-    ``result.task`` says which rules were used.
+    ``result.task`` says which rules were used. A results folder whose sequences' provenance
+    records name different runs is refused (:func:`~vosbench.provenance.require_one_run`) unless
+    ``allow_mixed``.
     """
     progress = ensure_progress(progress)
     if json_path is not None and Path(json_path).is_dir():
         raise DataError(f"{json_path}: --json names a folder; give the path of the JSON file to write")
     benchmark = open_benchmark(data, split, resolution, task)
-    source = open_results(results)
+    source = _open_source(benchmark.task, results)
+    if isinstance(source, FolderResults):
+        require_one_run(source.root, benchmark.sequence_names, allow_mixed)
     for folder in {source.output_dir, *([Path(json_path).parent] if json_path is not None else [])}:
         sweep_temps(folder)  # temp files of a run killed while writing its tables
     while True:

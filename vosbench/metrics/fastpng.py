@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vosbench.data.imageio import read_mask, read_mask_bytes
+from vosbench.fsutil import check_regular_file
 
 try:  # much faster inflate; same stream format
     from zlib_ng import zlib_ng as _inflater
@@ -94,6 +95,7 @@ def decode_id_mask(data: bytes, source: str, *, allow_gray: bool = False) -> np.
 
 def read_id_mask(path: str | os.PathLike, *, allow_gray: bool = False) -> np.ndarray:
     """:func:`~vosbench.data.imageio.read_mask` with the fast path (same values, same errors)."""
+    check_regular_file(path, "mask")
     try:
         data = Path(path).read_bytes()
     except OSError:

@@ -32,6 +32,7 @@ class SequenceScores:
     object_ids: tuple[int, ...] | None = None
     seen: tuple[bool | None, ...] | None = None
     late_ids: tuple[int, ...] = ()
+    extra_frames: dict[str, np.ndarray] = field(default_factory=dict)  # benchmark-specific K,N values (MOSEv2's F_new)
 
     @property
     def n_objects(self) -> int:
@@ -80,6 +81,7 @@ class EvaluationResult:
     task: str = "davis2017"
     extra: dict[str, float] = field(default_factory=dict)  # benchmark-specific values (seen/unseen, V)
     detected: str = ""  # why `task="auto"` chose these rules
+    object_extra: dict[str, dict] = field(default_factory=dict)  # object name -> benchmark-specific values (MOSEv2)
 
     @classmethod
     def from_scores(cls, split: str, resolution: str, sequences: list[SequenceScores], task: str = "davis2017") -> EvaluationResult:
@@ -136,6 +138,7 @@ class EvaluationResult:
                 "object_id": o.object_id,
                 "J": o.j.as_dict(),
                 "F": o.f.as_dict(),
+                **self.object_extra.get(o.name, {}),
                 "frames": [s.frames[i] for i in t],
                 "J_per_frame": [float(v) for v in s.j[k, t]],
                 "F_per_frame": [float(v) for v in s.f[k, t]],

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from vosbench.errors import DataError
+from vosbench.fsutil import check_regular_file
 from vosbench.metrics.fastpng import decode_id_mask, read_id_mask
 
 
@@ -57,7 +58,11 @@ class FolderResults:
             with os.scandir(self.root) as entries:
                 for entry in entries:
                     if entry.is_dir() and not entry.name.startswith("."):
-                        stems = {n[:-4] for n in os.listdir(entry.path) if n.endswith(".png") and not n.startswith(".")}
+                        stems = set()
+                        for n in os.listdir(entry.path):
+                            if n.endswith(".png") and not n.startswith("."):
+                                check_regular_file(os.path.join(entry.path, n), "prediction")
+                                stems.add(n[:-4])
                         if stems:
                             index[entry.name] = stems
         except OSError as exc:  # e.g. a sequence folder without read permission
@@ -86,17 +91,33 @@ def _safe_member(name: str) -> bool:
     return not (name.startswith("/") or ".." in parts or "\\" in name or parts[0] == "__MACOSX")
 
 
+def zip_pngs(path: Path) -> list[str]:
+    """The ``.png`` member names of a zip whose path stays inside it (``..``, absolute and ``__MACOSX`` left out)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable zip ({exc})") from None
+    return [n for n in names if n.endswith(".png") and _safe_member(n)]
+
+
+def read_zip_member(zf: zipfile.ZipFile, member: str, where: str) -> bytes:
+    """The bytes of one zip member; a one-line DataError naming ``where`` when it is absent or unreadable."""
+    try:
+        return zf.read(member)
+    except KeyError:
+        raise DataError(f"{where}: file not found") from None
+    # CRC mismatch, truncated archive, corrupt deflate data, unsupported compression, encryption
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise DataError(f"{where}: cannot read from the zip ({exc})") from None
+
+
 class ZipResults:
     """Predictions in a submission zip: ``<seq>/<frame>.png``, optionally under one top folder."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        try:
-            with zipfile.ZipFile(self.path) as zf:
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{self.path}: not a readable zip ({exc})") from None
-        pngs = [n for n in names if n.endswith(".png") and _safe_member(n)]
+        pngs = zip_pngs(self.path)
         depth2 = [n for n in pngs if n.count("/") == 1]
         depth3 = [n for n in pngs if n.count("/") == 2]
         tops = {n.split("/")[0] for n in depth3}
@@ -136,15 +157,8 @@ class ZipResults:
     def read(self, sequence: str, frame: str) -> np.ndarray:
         if self._zip is None:
             self._zip = zipfile.ZipFile(self.path)
-        member = self._member(sequence, frame)
-        try:
-            data = self._zip.read(member)
-        except KeyError:
-            raise DataError(f"{self.describe(sequence, frame)}: file not found") from None
-        # CRC mismatch, truncated archive, corrupt deflate data, unsupported compression, encryption
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
-            raise DataError(f"{self.describe(sequence, frame)}: cannot read from the zip ({exc})") from None
-        return decode_id_mask(data, self.describe(sequence, frame), allow_gray=True)
+        where = self.describe(sequence, frame)
+        return decode_id_mask(read_zip_member(self._zip, self._member(sequence, frame), where), where, allow_gray=True)
 
     def describe(self, sequence: str, frame: str) -> str:
         return f"{self.path}:{self._member(sequence, frame)}"
@@ -176,13 +190,13 @@ class ArrayResults:
         return f"prediction {sequence}/{frame}"
 
 
-def open_results(path: str | os.PathLike) -> FolderResults | ZipResults:
-    """A results folder or a submission ``.zip``."""
+def open_results(path: str | os.PathLike, *, folder=FolderResults, zipped=ZipResults, layout: str = "<seq>/<frame>.png"):
+    """A results folder or a submission ``.zip`` (read by ``folder`` / ``zipped``, e.g. SA-V's per-object readers)."""
     path = Path(path)
     if path.is_dir():
-        return FolderResults(path)
+        return folder(path)
     if path.is_file():
         if zipfile.is_zipfile(path):
-            return ZipResults(path)
-        raise DataError(f"{path}: results must be a folder <seq>/<frame>.png or a .zip of one")
+            return zipped(path)
+        raise DataError(f"{path}: results must be a folder {layout} or a .zip of one")
     raise DataError(f"{path}: results not found")

@@ -115,7 +115,11 @@ def lvos_variance(j: np.ndarray, f: np.ndarray) -> float:
 
 
 def benchmark_extras(result) -> dict[str, float]:
-    """Seen/unseen means (YouTube-VOS, LVOS, where the metadata says) and LVOS's V-Mean."""
+    """Seen/unseen means (YouTube-VOS, LVOS, where the metadata says), LVOS's V-Mean, SA-V's percentages."""
+    if result.task == "sav":
+        from vosbench.metrics.sav import sav_extras
+
+        return sav_extras(result)
     seqs = {s.name: s for s in result.sequences}
     groups: dict[bool, list] = {True: [], False: []}
     variances = []

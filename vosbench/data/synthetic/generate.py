@@ -187,6 +187,40 @@ def _check_root(root: Path) -> None:
         raise DataError(f"{root}: folder is not empty and holds no synthetic dataset; choose a new or empty --root")
 
 
+def generator_record(profile: SyntheticProfile, seed: int) -> dict:
+    """What made a synthetic dataset (its manifest's ``generator``): same record, same bytes."""
+    return {
+        "version": GENERATOR_VERSION,
+        "profile": profile.name,
+        "seed": seed,
+        "lookalike": profile.lookalike,
+        "size": list(profile.size),
+        "frames": list(profile.frames),
+        "videos": {s: profile.videos.get(s, 0) for s in SPLITS},
+    }
+
+
+def check_synthetic_root(root: str | os.PathLike, profile: str | SyntheticProfile, seed: int) -> None:
+    """A one-line DataError unless ``root`` holds the synthetic dataset ``profile``/``seed`` generate
+    (its manifest's ``generator`` record), so a caller may reuse it instead of generating it."""
+    root = Path(root)
+    want = generator_record(resolve_profile(profile), seed)
+    try:
+        have = json.loads((root / "manifest.json").read_text(encoding="utf-8")).get("generator")
+    except (OSError, ValueError, AttributeError):
+        have = None
+    if not isinstance(have, dict):
+        raise DataError(f"{root}: holds no synthetic dataset made by vosbench (no generator record in its manifest.json); "
+                        "choose another --out")
+    diff = [k for k in want if have.get(k) != want[k]]
+    if diff:
+        names = {"profile": "--profile", "seed": "--seed"}
+        made = ", ".join(f"{names.get(k, k)} {have.get(k)!r}" for k in diff)
+        asked = ", ".join(f"{names.get(k, k)} {want[k]!r}" for k in diff)
+        raise DataError(f"{root}: the dataset here was made with {made}, not the {asked} asked for; "
+                        "choose another --out (or remove this dataset to make the new one)")
+
+
 def generate_synthetic(
     root: str | os.PathLike,
     profile: str | SyntheticProfile = "small",
@@ -225,15 +259,7 @@ def generate_synthetic(
                 names = [p.name for p in plans if p.split == split]
                 if names:
                     (sets / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
-            manifest = build_manifest(tmp, RESOLUTION, dataset=DATASET_NAME, extra={"generator": {
-                "version": GENERATOR_VERSION,
-                "profile": prof.name,
-                "seed": seed,
-                "lookalike": prof.lookalike,
-                "size": list(prof.size),
-                "frames": list(prof.frames),
-                "videos": {s: prof.videos.get(s, 0) for s in SPLITS},
-            }})
+            manifest = build_manifest(tmp, RESOLUTION, dataset=DATASET_NAME, extra={"generator": generator_record(prof, seed)})
             for name, p in params.items():
                 manifest["sequences"][name]["synthetic"] = p
             write_manifest(tmp / "manifest.json", manifest)
