@@ -265,26 +265,26 @@ def sam_probabilities(logits: Any, object_ids: Sequence[int]) -> Any:
     """Per-object logits ``K,H,W`` -> probabilities ``K+1,H,W`` (background first) whose argmax is
     SAM 2's label rule: the lowest object id with logit > 0, background where no logit is > 0.
 
-    Each object's probability is ``sigmoid(logit)``; where an object wins by the rule, every other
-    object is capped at 0.5; the background is ``1 - max_k p_k``; the K+1 values are normalised as
-    STM's soft aggregation does (odds ``q / (1 - q)`` divided by their sum).
+    Where an object wins by the rule, every other object's logit is capped at 0 (probability 0.5);
+    with those logits ``l'``, the probabilities are ``softmax([-max_k l'_k, l'_1, ..., l'_K])``:
+    STM's soft aggregation (odds ``q / (1 - q)`` normalised) of the objects' ``sigmoid(l'_k)`` and
+    a background ``1 - max_k sigmoid(l'_k)``. docs/probabilities.md says why.
     """
     import torch
 
     logits = logits.float()
-    k = logits.shape[0]
-    p = torch.sigmoid(logits)
-    if k == 0:
+    if logits.shape[0] == 0:
         return torch.ones((1, *logits.shape[1:]), device=logits.device)
-    order = torch.tensor(np.argsort(np.asarray(object_ids), kind="stable"), device=logits.device)
-    positive = logits > 0
-    first = positive[order].to(torch.uint8).argmax(0)  # rank (by id) of the first positive object
-    winner = order[first]  # H,W channel index
-    won = torch.zeros_like(positive).scatter_(0, winner[None], True) & positive.any(0, keepdim=True)
-    p = torch.where(won, p, p.clamp(max=0.5))
-    q = torch.cat([1 - p.max(0, keepdim=True).values, p]).clamp(1e-7, 1 - 1e-7)
-    odds = q / (1 - q)
-    return odds / odds.sum(0, keepdim=True)
+    if logits.shape[0] > 1:
+        positive = logits > 0
+        taken = torch.zeros_like(positive[0])
+        losers = torch.zeros_like(positive)
+        for k in np.argsort(np.asarray(object_ids), kind="stable").tolist():  # ascending ids
+            losers[k] = positive[k] & taken
+            taken |= positive[k]
+        logits = logits.masked_fill(losers, 0.0)
+    background = -logits.max(0, keepdim=True).values
+    return torch.softmax(torch.cat([background, logits]), dim=0)
 
 
 class SamVideoCore:
@@ -339,6 +339,8 @@ class SamVideoCore:
             given = None
             if mask is not None:
                 given = mask_to_tensor(mask, self.device)
+                if tuple(given.shape) != (h, w):
+                    raise ValueError(f"mask is {given.shape[1]}x{given.shape[0]}, frame is {w}x{h}")
                 objects = object_ids_in(given) if objects is None else [int(o) for o in objects]
                 if objects:
                     self.hf.processor.add_inputs_to_inference_session(
