@@ -257,3 +257,13 @@ def test_models_lists_the_hf_families() -> None:
     assert res.exit_code == 0, res.output
     for text in ("sam2_video", "edgetam_video", "sam3_tracker_video", "hf:facebook/sam2.1-hiera-tiny"):
         assert text in res.output
+
+
+def test_missing_transformers_names_the_extra(tiny_sam2: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from vosbench.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[sam\]'"):
+        HFVideoModel(f"hf:{tiny_sam2}", "cpu", "fp32")
