@@ -267,3 +267,24 @@ def test_missing_transformers_names_the_extra(tiny_sam2: Path, monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[sam\]'"):
         HFVideoModel(f"hf:{tiny_sam2}", "cpu", "fp32")
+
+
+def test_a_cached_hub_id_loads_without_the_network(tiny_sam2: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Hugging Face cache layout (models--org--name/snapshots/<rev>, refs/main), hub unreachable."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    repo = tmp_path / "cache" / "models--org--tiny-sam2"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_sam2, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    hf = HFVideoModel("hf:org/tiny-sam2", "cpu", "fp32")
+    assert hf.folder == snapshot and hf.model_type == "sam2_video"
+    assert hf.sha256() == HFVideoModel(f"hf:{tiny_sam2}", "cpu", "fp32").sha256()  # same files, same hash
+    with pytest.raises(Exception, match="hf:org/other"):
+        HFVideoModel("hf:org/other", "cpu", "fp32")

@@ -128,15 +128,14 @@ def _hub_file(ref: str, name: str) -> str:
     (offline: ``HF_HUB_OFFLINE``, or the hub's host does not answer within a few seconds)."""
     try:
         import huggingface_hub
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import hf_hub_download
     except ImportError:
         raise ConfigError(f"hf: members need the `transformers` package; install it with {INSTALL_HINT}") from None
     try:
         return hf_hub_download(ref, name, local_files_only=True)
     except Exception:  # noqa: BLE001 - not cached: try the hub
         pass
-    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
-        raise CheckpointError(_hub_hint(ref))
+    require_hub(ref)
     hub_log = huggingface_hub.utils.logging.get_logger("huggingface_hub")
     level = hub_log.level
     hub_log.setLevel("ERROR")  # its retry warnings: the one line below says it all
@@ -144,9 +143,19 @@ def _hub_file(ref: str, name: str) -> str:
         return hf_hub_download(ref, name)
     except Exception as exc:  # noqa: BLE001 - unknown repo, gated, network gone: one line
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{_hub_hint(ref)} ({text})") from None
+        raise CheckpointError(f"hf:{ref}: cannot download {name} from the Hugging Face hub ({text}); "
+                              "offline, pass hf:FOLDER (a folder written by save_pretrained)") from None
     finally:
         hub_log.setLevel(level)
+
+
+def require_hub(ref: str) -> None:
+    """One line naming ``ref`` when the hub cannot be used: ``HF_HUB_OFFLINE``, or its host does
+    not answer within a few seconds (rather than after minutes of retries)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+        raise CheckpointError(_hub_hint(ref))
 
 
 def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
@@ -221,12 +230,19 @@ class HFVideoModel:
                               f"install transformers>=5 ({INSTALL_HINT})")
         source = str(folder) if folder is not None else ref
         try:
-            self.model = model_cls.from_pretrained(source, local_files_only=True)
-            self.processor = proc_cls.from_pretrained(source, local_files_only=True)
+            try:  # a folder, or a hub id already in the cache: no network
+                self.model = model_cls.from_pretrained(source, local_files_only=True)
+                self.processor = proc_cls.from_pretrained(source, local_files_only=True)
+            except OSError:
+                if folder is not None:
+                    raise
+                require_hub(ref)
+                self.model = model_cls.from_pretrained(source)  # downloads once into the cache
+                self.processor = proc_cls.from_pretrained(source)
+        except CheckpointError:
+            raise
         except Exception as exc:  # noqa: BLE001 - truncated weights, missing processor, ...: one line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if folder is None and isinstance(exc, OSError):
-                raise CheckpointError(_hub_hint(ref)) from None
             raise CheckpointError(f"hf:{ref}: cannot load the {family.name} model: {first}") from None
         if folder is None:  # the cached snapshot the weights came from (for the provenance hash)
             folder = Path(_hub_file(ref, "config.json")).parent
