@@ -206,8 +206,6 @@ class HFVideoModel:
     """
 
     def __init__(self, spec: str, device: Any = "cpu", precision: str = "auto", offload_state: bool = False):
-        import torch
-
         from vosbench.precision import resolve_numerics
 
         ref = hf_reference(spec)
@@ -273,7 +271,8 @@ class HFVideoModel:
         return {"model": self.spec, "model_type": self.model_type, "folder": str(self.folder)}
 
     def video_core(self, config: Any = None, frames: int | None = None) -> SamVideoCore:
-        """A per-video core (the engine interface); ``frames``: the video's length when known."""
+        """A per-video core (the engine interface); ``frames``: the video's length when known.
+        ``config`` (the STM engine's schedule) does not apply: SAM 2 keeps its own memory schedule."""
         return SamVideoCore(self, frames)
 
 
