@@ -11,9 +11,12 @@
    a fresh process: the direct loop keeps every frame and every frame's outputs; the adapter drops
    what SAM 2 can no longer read (docs/model-api.md), so its memory stays flat with the length.
 
-The model is a random-init SAM 2 saved with ``save_pretrained`` (``vosbench.infer.hf_tiny``:
-``--image-size`` is its input, 1024 for the real models) or any ``--model FOLDER``; only the
-timings and memory are compared (the masks of a random model are meaningless).
+The model is a random-init SAM 2 saved with ``save_pretrained``: the tiny one of
+``vosbench.infer.hf_tiny`` (``--image-size`` is its input), or with ``--sam2-tiny-architecture``
+transformers' default ``Sam2VideoConfig`` (Hiera-T, 1024 input: the architecture and compute of
+``facebook/sam2.1-hiera-tiny``, 39M parameters), or any ``--model FOLDER``. Only timings and
+memory are compared (the masks of a random model are meaningless). Times are process CPU time
+and wall time; on a shared machine the CPU time is the steadier.
 
     .venv/bin/python benchmarks/hf_speed.py [--image-size 256] [--frames 12] [--objects 2] [--threads 2]
     .venv/bin/python benchmarks/hf_speed.py --skip-speed --long 300      # memory only
@@ -72,6 +75,7 @@ def run_direct(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: 
 
 def run_adapter(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: str) -> list[np.ndarray]:
     from vosbench.infer.hf_video import HFVideoModel
+    from vosbench.infer.probs import labels_of
 
     hf = HFVideoModel(f"hf:{folder}", device, "fp32")
     core = hf.video_core(None, len(frames))
@@ -79,8 +83,7 @@ def run_adapter(folder: str, frames: list[np.ndarray], mask: np.ndarray, device:
     for t, f in enumerate(frames):
         image = torch.from_numpy(f).to(device).permute(2, 0, 1).float().div_(255)
         probs = core.step(image, mask if t == 0 else None)
-        lut = np.array([0, *core.object_ids], dtype=np.uint8)
-        labels.append(lut[probs.argmax(0).cpu().numpy()])
+        labels.append(labels_of(probs, core.object_ids))  # as `vosbench infer` writes them
     return labels
 
 
@@ -106,6 +109,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="a SAM 2 save_pretrained folder (default: a random tiny one)")
     ap.add_argument("--image-size", type=int, default=256, help="input size of the random model (1024 = SAM 2's)")
+    ap.add_argument("--sam2-tiny-architecture", action="store_true",
+                    help="random weights in transformers' default Sam2VideoConfig (Hiera-T at 1024)")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--objects", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
@@ -119,7 +124,15 @@ def main() -> None:
         return child(args)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.model is None:
+        if args.model is None and args.sam2_tiny_architecture:
+            import transformers as tf
+
+            torch.manual_seed(0)
+            tf.Sam2VideoModel(tf.Sam2VideoConfig()).save_pretrained(Path(tmp) / "sam2")
+            tf.Sam2VideoProcessor(image_processor=tf.Sam2ImageProcessor(),
+                                  video_processor=tf.Sam2VideoVideoProcessor()).save_pretrained(Path(tmp) / "sam2")
+            args.model, args.image_size = str(Path(tmp) / "sam2"), 1024
+        elif args.model is None:
             from vosbench.infer.hf_tiny import write_tiny_tracker
 
             args.model = str(write_tiny_tracker(Path(tmp) / "sam2", image_size=args.image_size))
@@ -128,20 +141,24 @@ def main() -> None:
         if not args.skip_speed:
             frames, mask = make_video(args.frames, args.objects)
             best = {"direct": float("inf"), "adapter": float("inf")}
+            cpu = dict(best)
             agree = None
             for _ in range(args.repeats):
                 for name, fn in (("direct", run_direct), ("adapter", run_adapter)):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     labels = fn(args.model, frames, mask, args.device)
                     best[name] = min(best[name], time.perf_counter() - t0)
+                    cpu[name] = min(cpu[name], time.process_time() - c0)
                     if name == "direct":
                         ref = labels
                     else:
                         agree = np.mean([np.mean(a == b) for a, b in zip(labels[1:], ref[1:])])
-            print(f"| way | frames/s | s/frame |\n|---|---|---|")
+            print("| way | frames/s (wall) | s/frame (wall) | CPU s/frame |\n|---|---|---|---|")
             for name in ("direct", "adapter"):
-                print(f"| {name} | {args.frames / best[name]:.2f} | {best[name] / args.frames:.3f} |")
-            print(f"adapter overhead {100 * (best['adapter'] / best['direct'] - 1):+.1f} %; "
+                print(f"| {name} | {args.frames / best[name]:.2f} | {best[name] / args.frames:.3f} | "
+                      f"{cpu[name] / args.frames:.3f} |")
+            print(f"adapter overhead: wall {100 * (best['adapter'] / best['direct'] - 1):+.1f} %, "
+                  f"CPU {100 * (cpu['adapter'] / cpu['direct'] - 1):+.1f} %; "
                   f"labels agree on {100 * agree:.2f} % of the propagated pixels (random weights: near-ties differ)")
         if args.long:
             print(f"\n| way | {args.long} frames: seconds | peak {'CUDA' if args.device.startswith('cuda') else 'RSS'} MiB |")

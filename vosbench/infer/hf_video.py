@@ -334,7 +334,7 @@ class SamVideoCore:
         """``3,H,W`` in [0,1] -> the processor's model input ``3,S,S`` (as for uint8 video frames)."""
         import torch
 
-        frame = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+        frame = (image * 255).round_().to(torch.uint8)  # in [0, 1]: frames / 255, or TTA's convex resampling
         out = self.hf.processor.video_processor(videos=[frame[None]], device=self.device, return_tensors="pt")
         return out.pixel_values_videos[0][0]
 

@@ -51,6 +51,7 @@ from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.options import InferOptions
+from vosbench.infer.probs import labels_of
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import resolve_numerics
 from vosbench.progress import Progress, ensure_progress
@@ -276,9 +277,7 @@ def infer_sequence(
             per_object(folder, name, probs.cpu().numpy(), predictor.object_ids,
                        independent=getattr(predictor, "independent_objects", False))
         else:
-            labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
-            labels = labels_lut[probs.argmax(0).cpu().numpy()]
-            write_mask(folder / f"{name}.png", labels)
+            write_mask(folder / f"{name}.png", labels_of(probs, predictor.object_ids))
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
