@@ -8,8 +8,9 @@
    is timed ``--repeats`` times, alternating, and the fastest run of each is kept (the machine
    may be shared). The first frame (the prompt) is included in both.
 2. **Memory** — peak RSS (CPU) or peak CUDA memory of each way on a ``--long``-frame video, each in
-   a fresh process: the direct loop keeps every frame and every frame's outputs; the adapter drops
-   what SAM 2 can no longer read (docs/model-api.md), so its memory stays flat with the length.
+   a fresh process, and the MiB of tensors its inference session holds at the end: the direct loop
+   keeps every frame and every frame's outputs; the adapter drops what SAM 2 can no longer read
+   (docs/model-api.md), so its session stays flat with the length.
 
 The model is a random-init SAM 2 saved with ``save_pretrained``: the tiny one of
 ``vosbench.infer.hf_tiny`` (``--image-size`` is its input), or with ``--sam2-tiny-architecture``
@@ -53,7 +54,28 @@ def make_video(n: int, objects: int, seed: int = 0) -> tuple[list[np.ndarray], n
     return frames, mask
 
 
-def run_direct(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: str) -> list[np.ndarray]:
+def state_mib(session) -> float:
+    """MiB of the tensors an inference session holds (frames, per-frame outputs, prompts, cache)."""
+    seen: set[int] = set()
+
+    def size(x) -> int:
+        if isinstance(x, torch.Tensor):
+            if x.data_ptr() in seen:
+                return 0
+            seen.add(x.data_ptr())
+            return x.numel() * x.element_size()
+        if isinstance(x, dict):
+            return sum(size(v) for v in x.values())
+        if isinstance(x, (list, tuple)):
+            return sum(size(v) for v in x)
+        return 0
+
+    parts = (session.processed_frames or {}, session.output_dict_per_obj, session.mask_inputs_per_obj,
+             session.point_inputs_per_obj, session.cache._vision_features)
+    return sum(size(p) for p in parts) / 2**20
+
+
+def run_direct(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: str, report: dict | None = None):
     """The transformers loop as documented, with SAM 2's tools/vos_inference.py label rule."""
     import transformers as tf
 
@@ -70,10 +92,12 @@ def run_direct(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: 
             for k in reversed(range(len(out.object_ids))):
                 lab[logits[k] > 0] = out.object_ids[k]
             labels.append(lab.cpu().numpy())
+    if report is not None:
+        report["state_mib"] = state_mib(session)
     return labels
 
 
-def run_adapter(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: str) -> list[np.ndarray]:
+def run_adapter(folder: str, frames: list[np.ndarray], mask: np.ndarray, device: str, report: dict | None = None):
     from vosbench.infer.hf_video import HFVideoModel
     from vosbench.infer.probs import labels_of
 
@@ -84,6 +108,8 @@ def run_adapter(folder: str, frames: list[np.ndarray], mask: np.ndarray, device:
         image = torch.from_numpy(f).to(device).permute(2, 0, 1).float().div_(255)
         probs = core.step(image, mask if t == 0 else None)
         labels.append(labels_of(probs, core.object_ids))  # as `vosbench infer` writes them
+    if report is not None:
+        report["state_mib"] = state_mib(core.session)
     return labels
 
 
@@ -101,8 +127,9 @@ def child(args: argparse.Namespace) -> None:
     frames, mask = make_video(args.long, args.objects)
     fn = run_adapter if args.child == "adapter" else run_direct
     t0 = time.perf_counter()
-    fn(args.model, frames, mask, args.device)
-    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _peak(args.device)}))
+    row: dict = {}
+    fn(args.model, frames, mask, args.device, row)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _peak(args.device), **row}))
 
 
 def main() -> None:
@@ -161,17 +188,18 @@ def main() -> None:
                   f"CPU {100 * (cpu['adapter'] / cpu['direct'] - 1):+.1f} %; "
                   f"labels agree on {100 * agree:.2f} % of the propagated pixels (random weights: near-ties differ)")
         if args.long:
-            print(f"\n| way | {args.long} frames: seconds | peak {'CUDA' if args.device.startswith('cuda') else 'RSS'} MiB |")
-            print("|---|---|---|")
+            print(f"\n| way | {args.long} frames: seconds | peak {'CUDA' if args.device.startswith('cuda') else 'RSS'} MiB "
+                  "| session tensors at the end, MiB |")
+            print("|---|---|---|---|")
             for name in ("direct", "adapter"):
                 cmd = [sys.executable, __file__, "--child", name, "--model", args.model, "--long", str(args.long),
                        "--objects", str(args.objects), "--threads", str(args.threads), "--device", args.device]
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode:
-                    print(f"| {name} | failed: {res.stderr.strip().splitlines()[-1]} | |")
+                    print(f"| {name} | failed: {res.stderr.strip().splitlines()[-1]} | | |")
                     continue
                 row = json.loads(res.stdout.strip().splitlines()[-1])
-                print(f"| {name} | {row['seconds']:.1f} | {row['peak_mb']:.0f} |")
+                print(f"| {name} | {row['seconds']:.1f} | {row['peak_mb']:.0f} | {row['state_mib']:.1f} |")
 
 
 if __name__ == "__main__":
