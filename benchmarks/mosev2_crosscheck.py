@@ -6,7 +6,9 @@ three files in a folder outside the repository and name it with ``--scorer`` or 
 variable ``MOSEV2_SCORER``. Needs numpy, opencv, scikit-image, Pillow and tqdm.
 
 For each seed a MOSEv2 split with absences, returns, objects away from the first scored frames,
-small and large objects at several frame sizes (``tests/metrics/mosev2_sets.py``) is scored by:
+small and large objects at several frame sizes (``tests/metrics/mosev2_sets.py``), and with
+``--real`` (default ``../shared/data/real_vos`` when present) the five real 854x480 DAVIS clips with
+their object blanked on some frames, is scored by:
 
 * vosbench: ``evaluate_results(..., task="mosev2")``;
 * the scorer's own per-object functions (``process_video_chunk`` over its 15-frame chunks, then
@@ -39,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from tests.metrics.mosev2_sets import write_mosev2_set  # noqa: E402
+from tests.metrics.mosev2_sets import write_mosev2_set, write_real_mosev2_set  # noqa: E402
 from vosbench.metrics import evaluate_results  # noqa: E402
 from vosbench.metrics.mosev2 import ABSENT, F_NEW, segments  # noqa: E402
 
@@ -85,14 +87,19 @@ def _diff(a, b) -> float:
     return abs(float(a) - float(b))
 
 
-def crosscheck(scorer: Path, work: Path, seeds: int, videos: int) -> dict[str, float]:
+def crosscheck(scorer: Path, work: Path, seeds: int, videos: int, real: Path | None = None) -> dict[str, float]:
+    """Largest differences over ``seeds`` generated sets (and, with ``real``, the real clips once per seed)."""
     score = _scorer_module(scorer)
     worst = {k: 0.0 for k in ("J", "F_new", "F", "disappear_J", "disappear_F_new", "reappear_J", "reappear_F_new",
                               *(f"global {g}" for g in GLOBAL))}
     n_objects = n_dis = n_rea = 0
-    for seed in range(seeds):
-        root, res = work / f"root{seed}", work / f"res{seed}"
-        meta = write_mosev2_set(root, res, seed=seed, n_videos=videos)
+    sets = [("gen", seed) for seed in range(seeds)] + ([("real", seed) for seed in range(seeds)] if real else [])
+    for kind, seed in sets:
+        root, res = work / f"root-{kind}{seed}", work / f"res-{kind}{seed}"
+        if kind == "real":
+            meta = write_real_mosev2_set(real, root, res, seed=seed)
+        else:
+            meta = write_mosev2_set(root, res, seed=seed, n_videos=videos)
         split = root / "valid"
         result = evaluate_results(root, res, "valid", task="mosev2", workers=1, write_csv=False)
         ref = scorer_objects(score, meta, split / "Annotations", res)
@@ -110,7 +117,7 @@ def crosscheck(scorer: Path, work: Path, seeds: int, videos: int) -> dict[str, f
             n_objects += 1
             n_dis += d_segs != []
             n_rea += r_segs != []
-        glob = scorer_global(scorer, split / "meta.json", split / "Annotations", res, work / f"out{seed}")
+        glob = scorer_global(scorer, split / "meta.json", split / "Annotations", res, work / f"out-{kind}{seed}")
         for g in GLOBAL:
             worst[f"global {g}"] = max(worst[f"global {g}"], _diff(round(result.extra[g], 2), glob[g]))
     worst["objects"] = n_objects
@@ -126,11 +133,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--videos", type=int, default=8, help="videos per seed")
     ap.add_argument("--work", type=Path, default=None, help="where to write the sets (default: a temp folder)")
+    ap.add_argument("--real", type=Path, default=REPO.parent / "shared" / "data" / "real_vos",
+                    help="the real DAVIS clips (also scored as MOSEv2 sets when the folder exists)")
     args = ap.parse_args()
     if args.scorer is None or not (args.scorer / "score.py").is_file():
         sys.exit("error: give the MOSEv2 scorer folder with --scorer or MOSEV2_SCORER (it must hold score.py)")
     with tempfile.TemporaryDirectory() as tmp:
-        worst = crosscheck(args.scorer.resolve(), args.work or Path(tmp), args.seeds, args.videos)
+        real = args.real if args.real and args.real.is_dir() else None
+        worst = crosscheck(args.scorer.resolve(), args.work or Path(tmp), args.seeds, args.videos, real)
     print(json.dumps(worst, indent=1))
     print(f"{'quantity':<28} max |vosbench - scorer|")
     for k, v in worst.items():

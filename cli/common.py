@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -22,19 +25,51 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from vosbench.errors import VosbenchError
+from typer.core import TyperGroup
+
+from vosbench.errors import ConfigError, VosbenchError
+
+class VosbenchGroup(TyperGroup):
+    """Typer's group, with flags shown without a value placeholder: ``--overwrite``, not ``--overwrite <bool>``."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_without_metavar(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _flags_without_metavar(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+def _flags_without_metavar(command: Any, ctx: Any) -> None:
+    """Give every flag of ``command`` (``--help`` too) an empty metavar, which Typer's rich help prints as is."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 
+class _PlainFormatter(logging.Formatter):
+    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """Rich log lines on a terminal; one plain line per message in a log file (no wrapping at 80 columns)."""
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False, show_time=False)
+    else:
+        handler = logging.StreamHandler(err_console.file)
+        handler.setFormatter(_PlainFormatter("%(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -64,6 +99,26 @@ def handle_errors() -> Iterator[None]:
         raise fail("interrupted", code=130) from None
 
 
+def score(value: float) -> str:
+    """A score as printed everywhere in the CLI: percent with one decimal, as in the papers (``0.8253`` ->
+    ``82.5``). Files keep the official toolkits' fractions (CSV, JSON)."""
+    return "-" if value != value else f"{100 * value:.1f}"
+
+
+THREADS_HELP = "CPU threads for torch (default: torch's choice, usually one per core)."
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's CPU thread count for this process (None: leave torch's default)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be 1 or more, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 class RichProgress:
     """Implements :class:`vosbench.progress.Progress` with a rich progress display."""
 
@@ -87,9 +142,95 @@ class RichProgress:
             self._progress.update(self._task, description=description)
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class LineProgress:
+    """Implements :class:`vosbench.progress.Progress` as plain lines, for logs (stderr not a terminal).
+
+    A step that runs past ``interval`` seconds prints one line every ``interval`` seconds (what,
+    done/total, rate, elapsed, eta) and a last line when it ends; quicker steps print nothing.
+    Every line is flushed at once, so ``nohup``, SLURM and ``2> log`` show it as it happens.
+    """
+
+    def __init__(self, write: Callable[[str], None], interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._write, self.interval, self._now = write, interval, clock
+        self._desc: str | None = None
+        self._total: int | None = None
+        self._done = 0
+        self._t0 = self._last = 0.0
+        self._printed = False
+
+    def _line(self, now: float, end: bool = False) -> None:
+        elapsed = now - self._t0
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        count = f"{self._done}/{self._total}" if self._total else f"{self._done}"
+        parts = [f"{self._desc}: {count}"]
+        if self._total:
+            parts[0] += f" ({100 * self._done / self._total:.0f}%)"
+        parts.append(f"{rate:.3g}/s" if rate < 100 else f"{rate:.0f}/s")
+        parts.append(f"elapsed {_clock(elapsed)}")
+        if end:
+            parts.append("done")
+        elif self._total and rate > 0:
+            parts.append(f"eta {_clock(max(self._total - self._done, 0) / rate)}")
+        self._write(", ".join(parts))
+        self._last, self._printed = now, True
+
+    def close(self) -> None:
+        """End the current step (its last line, where it printed any)."""
+        if self._desc is not None and self._printed:
+            self._line(self._now(), end=True)
+        self._desc = None
+
+    def start(self, description: str, total: int | None = None) -> None:
+        self.close()
+        self._desc, self._total, self._done, self._printed = description, total, 0, False
+        self._t0 = self._last = self._now()
+
+    def advance(self, n: int = 1) -> None:
+        if self._desc is None:
+            return
+        self._done += n
+        now = self._now()
+        if now - self._last >= self.interval:
+            self._line(now)
+
+    def update(self, description: str) -> None:
+        if self._desc is not None:
+            self._desc = description
+
+
+PROGRESS_SECONDS_ENV = "VOSBENCH_PROGRESS_SECONDS"
+
+
+def _write_err_line(line: str) -> None:
+    stream = err_console.file
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def _line_interval() -> float:
+    """Seconds between progress lines in logs: $VOSBENCH_PROGRESS_SECONDS, default 10."""
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_SECONDS_ENV, "10")))
+    except ValueError:
+        return 10.0
+
+
 @contextlib.contextmanager
-def progress_bar(transient: bool = False) -> Iterator[RichProgress]:
-    """A rich progress display for a library call; yields the library-side adapter."""
+def progress_bar(transient: bool = False) -> Iterator[RichProgress | LineProgress]:
+    """Progress for a library call, yielding the library-side adapter: a rich display on a
+    terminal, else plain lines at a steady interval (:class:`LineProgress`)."""
+    if not err_console.is_terminal:
+        lines = LineProgress(_write_err_line, _line_interval())
+        yield lines  # a failed run ends with its one error line, not a last progress line
+        lines.close()
+        return
     prog = Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),

@@ -1,5 +1,5 @@
 """`vosbench evaluate`: J&F (mean, recall, decay) of DAVIS-2017 (identical to the official toolkit),
-DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS."""
+DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS, MOSEv2 and SA-V (per-object masks, as SAM 2's evaluator)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vosbench_cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar, score
 from vosbench.metrics import EvaluationResult, evaluate_results
 from vosbench.metrics.benchmarks import RULES, TASKS, TITLES
 
@@ -22,30 +22,25 @@ def _row_table(title: str, values: dict[str, float]) -> Table:
     table = Table(title=title)
     for col in values:
         table.add_column(col, justify="right")
-    table.add_row(*(f"{v:.3f}" for v in values.values()))
+    table.add_row(*(score(v) for v in values.values()))
     return table
 
 
 def _global_table(result: EvaluationResult) -> Table:
-    title = f"{TITLES[result.task]} {result.split} ({result.resolution}): global, {len(result.objects)} objects"
+    title = f"{TITLES[result.task]} {result.split} ({result.resolution}): global, {len(result.objects)} objects (%)"
     return _row_table(title, result.summary.as_dict())
 
 
 def _sequence_table(result: EvaluationResult) -> Table:
-    table = Table(title="per sequence (one row per object)")
+    table = Table(title="per sequence (one row per object, %)")
     table.add_column("Sequence", overflow="fold")
     for col in ("J&F-Mean", "J-Mean", "F-Mean", "J-Recall", "F-Recall", "J-Decay", "F-Decay"):
         table.add_column(col, justify="right")
     for o in result.objects:
         table.add_row(
             escape(o.name),
-            f"{(o.j.mean + o.f.mean) / 2:.3f}",
-            f"{o.j.mean:.3f}",
-            f"{o.f.mean:.3f}",
-            f"{o.j.recall:.3f}",
-            f"{o.f.recall:.3f}",
-            f"{o.j.decay:.3f}",
-            f"{o.f.decay:.3f}",
+            *(score(v) for v in ((o.j.mean + o.f.mean) / 2, o.j.mean, o.f.mean, o.j.recall, o.f.recall,
+                                 o.j.decay, o.f.decay)),
         )
     return table
 
@@ -76,9 +71,11 @@ def _mosev2_tables(result: EvaluationResult) -> tuple[Table, Table]:
 def evaluate_cmd(
     data: Annotated[Path, typer.Option(
         "--data", help="Dataset root: DAVIS-2017/2016 (Annotations, ImageSets), YouTube-VOS (ROOT/<split>/meta.json), "
-                       "MOSE (ROOT/<split>/JPEGImages, Annotations), MOSEv2 (the same plus ROOT/<split>/meta.json with lengths) or LVOS (ROOT/<split>/<split>_meta.json).")],
+                       "MOSE (ROOT/<split>/JPEGImages, Annotations), MOSEv2 (the same plus ROOT/<split>/meta.json with lengths), "
+                       "LVOS (ROOT/<split>/<split>_meta.json) or SA-V (ROOT/sav_<split>.txt, Annotations_6fps/<video>/<obj>/).")],
     results: Annotated[
-        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png or a submission .zip.")
+        Path, typer.Option("--results", help="Predicted masks: a folder RESULTS/<seq>/<frame>.png (SA-V: "
+                                         "RESULTS/<video>/<obj>/<frame>.png, one binary mask per object) or a submission .zip.")
     ],
     split: Annotated[str, typer.Option(
         "--split", help="Split: ImageSets/2017/<split>.txt (DAVIS-2016: ImageSets/480p/<split>.txt), or ROOT/<split>/.")] = "val",
@@ -100,10 +97,10 @@ def evaluate_cmd(
         "--allow-mixed", help="Score a results folder whose sequences' provenance.json name different runs "
                               "(e.g. half old after a failed --overwrite) with a warning, instead of refusing it.")] = False,
 ) -> None:
-    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE and LVOS with their own rules.
+    """Score predicted masks with semi-supervised J&F: DAVIS-2017 exactly as the official toolkit, and DAVIS-2016, late objects, YouTube-VOS, MOSE, LVOS and MOSEv2 (J&F_new, disappearance/reappearance, as its scorer) with their own rules.
 
-    Writes global_results-<split>.csv and per-sequence_results-<split>.csv (official names and
-    columns, 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
+    Prints percent (one decimal, as in the papers); writes global_results-<split>.csv and
+    per-sequence_results-<split>.csv (official names and columns, fractions with 3 decimals) into RESULTS (next to it for a zip); always recomputes. DAVIS-2017:
     frames 1..T-2 are scored; objects are ids 1..max id of the first annotation. Every missing
     file is listed. Masks are read by their indices (palette, grey or 1-bit PNGs); the task used
     is printed.
@@ -133,7 +130,7 @@ def evaluate_cmd(
     else:
         console.print(_sequence_table(result))
         console.print(_global_table(result))
-    if result.extra and result.task != "mosev2":
+    if result.extra and result.task not in ("mosev2", "sav"):  # SA-V's (percent) are the global J&F, J, F above
         console.print(_row_table(f"{TITLES[result.task]}: benchmark values", result.extra))
     how = f"detected: {result.detected}" if result.detected else "given with --task" if task.value != "auto" else "default"
     console.print(f"task: {TITLES[result.task]} ({how}); rule: {RULES[result.task]}", highlight=False, soft_wrap=True, markup=False)

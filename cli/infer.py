@@ -12,33 +12,46 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vosbench_cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import THREADS_HELP, console, handle_errors, progress_bar, set_threads
 from vosbench.precision import DEVICE_HELP
 
 EXAMPLE = (
     "Example: vosbench infer --checkpoint runs/scm/last.pt --data data/DAVIS --split val "
     "--out results/scm --flip --scales 0.75,1.0,1.25   |   "
-    "vosbench infer --ensemble submissions/scm-davis2020.toml --data data/DAVIS --split test-dev --out results/entry"
+    "vosbench infer --ensemble submissions/scm-davis2020.toml --data data/DAVIS --split test-dev --out results/entry   |   "
+    "vosbench infer --checkpoint model.pt --video clip.mp4 --first-mask clip_00000.png --out clip_masks --overlay"
 )
 
 
 def _distributed(device: str) -> tuple[int, int, str]:
-    """(rank, world size, device) from torchrun's environment; CUDA ranks use their local GPU."""
+    """(rank, world size, device) from torchrun's or SLURM's environment; CUDA ranks use their local GPU."""
+    import torch
+
+    from vosbench.cluster import rank_device, world_from_env
     from vosbench.precision import resolve_device
 
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world, local_rank = world_from_env(os.environ)
     device = str(resolve_device(device))
-    if world > 1 and device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return rank, world, device
+    visible = torch.cuda.device_count() if device.startswith("cuda") else 0
+    return rank, world, rank_device(device, local_rank, world, visible)
 
 
 def infer_cmd(
     *,
-    data: Annotated[Path, typer.Option("--data", help="DAVIS-layout dataset root, a YouTube-VOS 2019 or MOSEv2 root (ROOT/<split>/meta.json; MOSEv2 results: OUT/<video>/<frame>.png, every frame) "
-                                                          "or an SA-V root (ROOT/sav_<split>.txt; per-object results).")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: <out>/<seq>/<frame>.png palette masks (with --video: <out>/<frame>.png).")],
+    data: Annotated[Path | None, typer.Option("--data", help="DAVIS-layout dataset root, a YouTube-VOS 2019 or MOSEv2 root (ROOT/<split>/meta.json; MOSEv2 results: OUT/<video>/<frame>.png, every frame) "
+                                                                  "or an SA-V root (ROOT/sav_<split>.txt; per-object results).")] = None,
+    video: Annotated[Path | None, typer.Option(
+        "--video", help="Instead of --data: one video file (mp4, mov, webm, ...) or a folder of jpg/png frames "
+                        "(numeric order); needs --first-mask.")] = None,
+    first_mask: Annotated[Path | None, typer.Option(
+        "--first-mask", help="With --video: the id mask of the first frame (palette PNG, or grey PNG of ids; "
+                             "a 0/255 grey mask is one object), any number of objects.")] = None,
+    mask_frame: Annotated[int, typer.Option(
+        "--mask-frame", metavar="N", help="With --video: the frame (0-based) --first-mask belongs to; earlier "
+                                          "frames are background.")] = 0,
+    overlay: Annotated[bool, typer.Option(
+        "--overlay", help="With --video: also write <out>/overlay.mp4 (H.264, the masks over the frames).")] = False,
     checkpoint: Annotated[Path | None, typer.Option(
         "--checkpoint",
         help="One model checkpoint (.pt), or hf:<hub id or save_pretrained folder> for a SAM 2.1 / EdgeTAM / "
@@ -67,11 +80,13 @@ def infer_cmd(
         "--offload-state",
         help="hf: (SAM) members: keep their tracking state and frames in CPU memory, read onto the device when "
              "needed (transformers' session offloading): less GPU memory on long videos with many objects, slower.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", metavar="N", help=THREADS_HELP)] = None,
     inference: dict[str, object],
 ) -> None:
-    """Segment every sequence of a split from its first-frame masks (STM memory propagation).
+    """Segment every sequence of a split (--data), or one video (--video, --first-mask), from first-frame masks (STM memory propagation).
 
-    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, sequences are shared across ranks.
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
     """
     with handle_errors():
         from vosbench.errors import ConfigError
@@ -80,12 +95,20 @@ def infer_cmd(
             MemberSpec,
             Recipe,
             infer_dataset,
+            infer_video,
             parse_ensemble,
         )
         from vosbench.infer.recipe import member_path
 
         if (checkpoint is None) == (ensemble is None):
             raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")
+        if (data is None) == (video is None):
+            raise ConfigError("give exactly one of --data ROOT (a dataset) or --video FILE_OR_FOLDER (one video)")
+        if video is not None and first_mask is None:
+            raise ConfigError("--video needs --first-mask PNG (the object ids of the first frame)")
+        if video is None and (first_mask is not None or mask_frame or overlay):
+            raise ConfigError("--first-mask, --mask-frame and --overlay go with --video")
+        set_threads(threads)
         if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
             recipe = Recipe(members=[MemberSpec(member_path(str(checkpoint)))], name=checkpoint.stem)
         else:
@@ -98,8 +121,15 @@ def infer_cmd(
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
                                        save_probs=save_probs, depth_estimator=depth_estimator, given=given,
                                        offload_state=offload_state)
+        if video is not None:
+            with progress_bar() as progress:
+                result = infer_video(recipe, video, first_mask, out, mask_frame=mask_frame, options=options,
+                                     overlay=overlay, progress=progress)
+            _print_video(result)
+            return
         with progress_bar() as progress:
-            summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world)
+            summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world,
+                                    announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 
     title = f"infer {split} -> {summary.out}" + (f" (rank {summary.rank}/{summary.world_size})" if world > 1 else "")
     table = Table(title=title)
@@ -116,6 +146,19 @@ def infer_cmd(
         f"models: {', '.join(summary.members)} on {summary.device}, {summary.precision}\n"
         f"{len(summary.written)} written ({summary.frames} frames, {summary.fps:.2f} frames/s), "
         f"{len(summary.sequences) - len(summary.written)} skipped; {memory}"
+    )
+
+
+def _print_video(result) -> None:
+    run = result.run
+    h, w = result.size
+    rate = f", {result.fps:.3g} frames/s" if result.fps else ""
+    status = run.sequences[0].status if run.sequences else "written"
+    speed = f" at {run.fps:.2f} frames/s" if run.written else ""
+    console.print(
+        f"{run.split}: {result.frames} frames, {w}x{h}{rate} -> {run.out}/<frame>.png ({status}{speed})\n"
+        f"models: {', '.join(run.members)} on {run.device}, {run.precision}; peak RSS {run.peak_rss_mb:.0f} MiB"
+        + (f"\noverlay: {result.overlay}" if result.overlay else "")
     )
 
 

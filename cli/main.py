@@ -7,10 +7,11 @@ import inspect
 
 import typer
 
-from vosbench_cli.common import setup_logging
+from vosbench_cli.common import VosbenchGroup, setup_logging
 
 app = typer.Typer(
     name="vosbench",
+    cls=VosbenchGroup,
     help="Semi-supervised video object segmentation: prepare data, train STM/SCM/D-STM, infer, evaluate, ablate, submit.",
     no_args_is_help=True,
     add_completion=False,
@@ -35,8 +36,20 @@ VERB_MODULES = (
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from vosbench import __version__
+
+        typer.echo(f"vosbench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
     setup_logging(verbose)
 
 

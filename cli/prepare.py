@@ -9,7 +9,10 @@ import importlib
 
 import typer
 
+from vosbench_cli.common import VosbenchGroup
+
 prepare_app = typer.Typer(
+    cls=VosbenchGroup,
     help="Download, extract, validate or generate datasets in the DAVIS-2017 layout.",
     no_args_is_help=True,
 )

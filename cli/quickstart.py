@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vosbench_cli.common import console, handle_errors, progress_bar
+from vosbench_cli.common import console, handle_errors, progress_bar, score, set_threads
 from vosbench.precision import DEVICE_HELP, PRECISION_HELP
 
 
@@ -31,6 +31,9 @@ def quickstart(
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str | None, typer.Option(
         "--precision", help=PRECISION_HELP + " For training and inference (default: auto).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", metavar="N", help="CPU threads for torch, training and inference (default: the packaged "
+                                       "configs' train.threads = 1 for training, torch's choice for inference).")] = None,
 ) -> None:
     """Prepare the embedded dataset, train a tiny STM on CPU (still images, then clips), infer on val,
     evaluate, package a zip.
@@ -40,21 +43,30 @@ def quickstart(
     from vosbench.quickstart import run_quickstart
     from vosbench.visualize import default_out_dir
 
+    with handle_errors():
+        from vosbench.precision import resolve_numerics
+        from vosbench.quickstart import default_config
+        from vosbench.train.run import resolve_run_config
+
+        trains = precision or resolve_run_config(config or default_config()).train.precision
+        for numerics in (resolve_numerics(device, trains, "train"), resolve_numerics(device, precision or "auto")):
+            console.print(numerics.announce(), highlight=False, soft_wrap=True)
     with handle_errors(), progress_bar() as progress:
+        set_threads(threads)
         res = run_quickstart(out, profile=profile, seed=seed, config=config, pretrain_config=pretrain_config,
                              pretrain=not no_pretrain, max_steps=max_steps,
-                             device=device, precision=precision, progress=progress)
+                             device=device, precision=precision, threads=threads, progress=progress)
     table = Table(title="DAVIS J&F on the embedded val split (%)", title_justify="left")
     table.add_column("method")
     for c in ("J&F", "J mean", "J rec.", "J decay", "F mean", "F rec.", "F decay"):
         table.add_column(c, justify="right")
     for name, ev in (("copy frame 0", res.baseline), (res.method, res.evaluation)):
-        table.add_row(name, *(f"{100 * v:.1f}" for v in ev.summary.values()))
+        table.add_row(name, *(score(v) for v in ev.summary.values()))
     console.print(table)
-    model, copy = 100 * res.evaluation.summary.jf_mean, 100 * res.baseline.summary.jf_mean
+    model, copy = res.evaluation.summary.jf_mean, res.baseline.summary.jf_mean
     console.print(
-        f"J&F {model:.1f} vs {copy:.1f} for copying the first-frame mask onto every frame "
-        f"({model / copy:.2f}x the copy baseline)" if copy > 0 else f"J&F {model:.1f} (copy baseline 0)"
+        f"J&F {score(model)} vs {score(copy)} for copying the first-frame mask onto every frame "
+        f"({model / copy:.2f}x the copy baseline)" if copy > 0 else f"J&F {score(model)} (copy baseline 0)"
     )
     stages = f"{res.pretrain_steps} still-image steps + " if res.pretrain_steps else ""
     console.print(
@@ -67,7 +79,7 @@ def quickstart(
         return
     video = default_out_dir(res.results) / res.worst_sequence / f"{res.worst_sequence}.mp4"
     console.print(
-        f"next: the worst val sequence is {res.worst_sequence} (J&F {100 * res.worst_jf:.1f}); its overlay video "
+        f"next: the worst val sequence is {res.worst_sequence} (J&F {score(res.worst_jf)}); its overlay video "
         f"({video}) comes from\n  vosbench visualize --results {res.results} --data {res.data} --seq {res.worst_sequence}",
         soft_wrap=True,
     )

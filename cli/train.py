@@ -39,6 +39,7 @@ def train(
         "--precision", help=PRECISION_HELP + " Sets train.precision (default: the config's, auto).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set optim.lr=1e-4 (repeatable); KEY=none removes a key (e.g. train.init_checkpoint=none).")] = None,
     allow_random_init: Annotated[bool, typer.Option("--allow-random-init", help="Let backbones start random (no model.backbone_weights, or weights that cannot be downloaded: a warning).")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", metavar="N", help="CPU threads for torch per process: sets train.threads (default: the config's).")] = None,
 ) -> None:
     """Train a model from a TOML config; writes OUT/last.pt, OUT/step-<N>.pt, OUT/log.csv and OUT/config.toml.
 
@@ -51,6 +52,7 @@ def train(
     from vosbench.train.run import default_out_dir, resolve_run_config
 
     overrides = list(set_ or []) + ([f'train.precision="{precision}"'] if precision is not None else [])
+    overrides += [f"train.threads={threads}"] if threads is not None else []  # the config's key, checked there
     if nproc > 1:
         args = ["--config", str(config), "--device", device]
         for flag, value in (("--data", data), ("--out", out), ("--max-steps", max_steps)):
@@ -90,11 +92,23 @@ def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool,
         except VosbenchError:
             raise typer.Exit(code=1) from None
         return
+    with handle_errors():
+        _announce(config, data, device, overrides)
     with handle_errors(), progress_bar() as progress:
         result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
                                    device=device, overrides=overrides, progress=progress,
                                    allow_random_init=allow_random_init)
     console.print(_summary(result))
+
+
+def _announce(config: Path, data: Path | None, device: str, overrides: list[str]) -> None:
+    """Say up front what the run trains on: device, GPU name, precision and why (rank 0's GPU)."""
+    from vosbench.precision import resolve_numerics
+    from vosbench.train.run import resolve_run_config
+
+    cfg = resolve_run_config(config, data=data, overrides=overrides)
+    numerics = resolve_numerics(device, cfg.train.precision, "train")
+    console.print(numerics.announce(), highlight=False, soft_wrap=True)
 
 
 def _worker(

@@ -30,6 +30,8 @@ def _results(data: Path, out: Path) -> Path:
             Image.fromarray(m.astype(np.uint8), "P").save(dst)
     (out / "v" / "provenance.json").write_text("{}")
     (out / "v" / "probs").mkdir()
+    (out / "results.csv").write_text("sequence,obj,J&F,J,F\n")  # SAM 2's evaluator writes it into --pred_root
+    (out / "global_results-val.csv").write_text("J&F-Mean\n")
     return out
 
 

@@ -15,7 +15,12 @@ from vosbench_cli.main import app
 from vosbench.data.imageio import DAVIS_PALETTE, read_mask, write_mask
 from vosbench.errors import ConfigError, DataError
 from vosbench.visualize import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    PANEL_GAP,
     VisualizeOptions,
+    compare_panels,
+    error_pixels,
     mean_jf,
     overlay_masks,
     per_frame_scores,
@@ -74,7 +79,7 @@ def test_visualize_writes_frames_video_and_plot(davis_gt_results, tmp_path):
         m[m == 2] = 0
         write_mask(p, m)
     out = tmp_path / "vis"
-    written = visualize_results(results, root, "val", out_dir=out, options=VisualizeOptions(fps=5))
+    written = visualize_results(results, root, "val", out_dir=out, options=VisualizeOptions(fps=5, frames=True))
     assert [v.name for v in written] == ["alpha", "beta"]
     for v, (n_frames, n_obj) in zip(written, SEQS.values()):
         pngs = sorted((out / v.name / "frames").glob("*.png"))
@@ -112,7 +117,7 @@ def test_visualize_one_sequence_without_ground_truth(make_davis_root, tmp_path):
     for t in range(4):
         write_mask(results / "gamma" / f"{t:05d}.png", np.zeros((48, 64), np.uint8))
     written = visualize_results(
-        results, root, "test-dev", sequences=["gamma"], options=VisualizeOptions(video=False)
+        results, root, "test-dev", sequences=["gamma"], options=VisualizeOptions(video=False, frames=True)
     )
     (v,) = written
     assert v.plot is None and v.scores is None and v.video is None
@@ -157,12 +162,12 @@ def test_cli_visualize(davis_gt_results, tmp_path):
             "beta",
             "--out",
             str(out),
-            "--no-video",
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "beta" in res.output and "1.000" in res.output
-    assert sorted(p.name for p in (out / "beta").iterdir()) == ["beta_jf.png", "frames"]
+    assert "beta" in res.output and "100.0" in res.output  # scores print in percent
+    # by default the video and the J/F plot, no PNG frames
+    assert sorted(p.name for p in (out / "beta").iterdir()) == ["beta.mp4", "beta_jf.png"]
     assert not (out / "alpha").exists()
     res = runner.invoke(app, ["visualize", "--results", str(tmp_path / "none"), "--data", str(root)])
     assert res.exit_code == 1
@@ -174,7 +179,7 @@ def test_visualize_a_submission_zip(davis_gt_results, tmp_path):
 
     root, results = davis_gt_results
     package_submission(results, root, "val", tmp_path / "entry.zip")
-    opts = VisualizeOptions(video=False)
+    opts = VisualizeOptions(video=False, frames=True)
     (from_zip,) = visualize_results(tmp_path / "entry.zip", root, "val", sequences=["alpha"], options=opts)
     (from_dir,) = visualize_results(results, root, "val", sequences=["alpha"], options=opts)
     assert from_zip.folder == tmp_path / "entry-vis" / "alpha"
@@ -187,7 +192,8 @@ def test_visualize_a_submission_zip(davis_gt_results, tmp_path):
 
 def test_video_of_odd_sized_frames_is_padded(make_davis_root, tmp_path):
     root = make_davis_root({"odd": (3, 1)}, size=(47, 63))
-    (v,) = visualize_results(root / "Annotations" / "480p", root, "val", out_dir=tmp_path / "v")
+    (v,) = visualize_results(root / "Annotations" / "480p", root, "val", out_dir=tmp_path / "v",
+                             options=VisualizeOptions(frames=True))
     cap = cv2.VideoCapture(str(v.video))
     try:
         size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -195,3 +201,40 @@ def test_video_of_odd_sized_frames_is_padded(make_davis_root, tmp_path):
         cap.release()
     assert size == (64, 48)
     assert Image.open(v.frames_dir / "00000.png").size == (63, 47)
+
+
+def test_error_pixels_by_hand():
+    gt = np.array([[0, 0, 1, 1], [2, 2, 255, 0]], np.uint8)
+    pred = np.array([[0, 1, 1, 0], [1, 2, 1, 0]], np.uint8)
+    err = error_pixels(gt, pred)
+    assert err["false positive"].tolist() == [[False, True, False, False], [False, False, False, False]]
+    assert err["false negative"].tolist() == [[False, False, False, True], [False, False, False, False]]
+    assert err["wrong object"].tolist() == [[False, False, False, False], [True, False, False, False]]  # void: never
+
+
+def test_compare_panels_paint_errors_on_the_right():
+    frame = np.full((20, 30, 3), 100, np.uint8)
+    gt = np.zeros((20, 30), np.uint8)
+    gt[10:20, 0:10] = 1
+    pred = np.zeros((20, 30), np.uint8)
+    pred[10:20, 5:15] = 1  # columns 5-9 right, 10-14 false positive, 0-4 false negative
+    out = compare_panels(frame, gt, pred, outline=False)
+    assert out.shape == (20, 2 * 30 + PANEL_GAP, 3)
+    right = out[:, 30 + PANEL_GAP:]
+    assert tuple(right[15, 12]) == FALSE_POSITIVE and tuple(right[15, 2]) == FALSE_NEGATIVE
+    assert tuple(right[15, 7]) == tuple(out[15, 7])  # a right pixel looks the same in both panels
+    assert tuple(right[15, 25]) == (100, 100, 100)  # background, right on both sides: the frame
+
+
+def test_cli_compare_video_is_two_panels_wide(davis_gt_results, tmp_path):
+    root, results = davis_gt_results
+    out = tmp_path / "v"
+    res = CliRunner().invoke(app, ["visualize", "--results", str(results), "--data", str(root), "--seq", "alpha",
+                                   "--out", str(out), "--compare", "--frames"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(out / "alpha" / "frames" / "00000.png").size == (2 * 64 + PANEL_GAP, 48)
+    cap = cv2.VideoCapture(str(out / "alpha" / "alpha.mp4"))
+    try:
+        assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 2 * 64 + PANEL_GAP
+    finally:
+        cap.release()

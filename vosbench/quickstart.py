@@ -90,6 +90,7 @@ def run_quickstart(
     precision: str | None = None,
     split: str = "val",
     progress: Progress | None = None,
+    threads: int | None = None,
 ) -> QuickstartResult:
     """Run the whole pipeline under ``out`` (``data/``, ``pretrain/``, ``train/``, ``results/``,
     ``baseline/``, zip).
@@ -97,7 +98,7 @@ def run_quickstart(
     ``pretrain_config``: the still-image stage the video stage starts from (None: the packaged one
     when ``config`` is None too, else none); ``pretrain=False`` skips it. ``max_steps`` caps each
     stage. ``precision`` (None = the configs' ``train.precision`` for training, ``auto`` for
-    inference) applies to all.
+    inference) applies to all; ``threads`` (None = the configs' ``train.threads``) to training.
     """
     from vosbench.data.synthetic import generate_synthetic
     from vosbench.data.synthetic.generate import check_synthetic_root
@@ -115,6 +116,7 @@ def run_quickstart(
     else:
         generate_synthetic(data, profile=profile, seed=seed, progress=progress)
     common = [f'train.precision="{precision}"'] if precision is not None else []
+    common += [f"train.threads={threads}"] if threads is not None else []
     if pretrain_config is None and config is None:
         pretrain_config = default_pretrain_config()
     train_dir = out / "train"

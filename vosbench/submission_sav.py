@@ -22,6 +22,7 @@ import numpy as np
 from vosbench.data.imageio import encode_mask_png, image_size
 from vosbench.data.sav import object_folder_problem, read_object_mask
 from vosbench.errors import DataError
+from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.progress import Progress
 
 
@@ -54,6 +55,8 @@ def validate_sav(results_dir: Path, bench, report, progress: Progress, *, stray,
             report.error(bench.annotation_dir / name, f"cannot read the video in the dataset: {exc}")
     report.frames = sum(len(p) for objects, _ in videos.values() for p in objects.values())
     listed = set(names)
+    # evaluate's tables for this split, and the results.csv SAM 2's evaluator writes into its --pred_root
+    allowed_files = allowed_files | {global_csv_name(bench.split), per_sequence_csv_name(bench.split), "results.csv"}
     for entry in sorted(results_dir.iterdir()):
         if entry.name not in listed and not (entry.is_file() and entry.name in allowed_files):
             stray(report, entry, f"not a video of split {bench.split!r}")

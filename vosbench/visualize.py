@@ -2,9 +2,13 @@
 
 Output, per sequence ``<out>/<seq>/``::
 
-    frames/00000.png ...   frame with the masks blended in DAVIS colours and object outlines
-    <seq>.mp4              the same frames as an H.264 MP4 (yuv420p, faststart) that browsers play
+    <seq>.mp4              frames with the masks blended in DAVIS colours and object outlines, as an
+                           H.264 MP4 (yuv420p, faststart) that browsers play
     <seq>_jf.png           J and F of every object on every scored frame (needs ground truth)
+    frames/00000.png ...   the same frames as PNGs (only when asked for: ~0.5 MB a 480p frame)
+
+With ``compare``, each frame shows the ground truth (left) beside the prediction (right), whose
+error pixels are painted: false positives magenta, false negatives cyan, another object yellow.
 
 Each sequence folder is written atomically (built under a temp name, then renamed).
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
-from vosbench.data.imageio import DAVIS_PALETTE
+from vosbench.data.imageio import DAVIS_PALETTE, VOID_ID
 from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir, atomic_path, sweep_temps
 from vosbench.metrics import (
@@ -51,8 +55,9 @@ class VisualizeOptions:
     outline: bool = True  # draw each object's contour at full opacity
     fps: float = 12.0  # frame rate of the MP4
     video: bool = True
-    frames: bool = True
+    frames: bool = False  # the overlaid frames as PNGs too (large: ~0.5 MB a 480p frame)
     plot: bool = True  # per-frame J/F plot where the ground truth covers every frame
+    compare: bool = False  # ground truth (left) beside the prediction with its error pixels (right)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -104,6 +109,59 @@ def overlay_masks(
     return out
 
 
+# Error pixels in the comparison view: colours outside the DAVIS palette's first entries (the objects).
+FALSE_POSITIVE = (255, 0, 255)  # magenta: an object predicted where the ground truth is background
+FALSE_NEGATIVE = (0, 255, 255)  # cyan: an object of the ground truth predicted as background
+WRONG_OBJECT = (255, 255, 0)  # yellow: predicted as another object
+PANEL_GAP = 4  # white pixels between the two panels
+
+
+def error_pixels(gt: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean ``H,W`` maps of the prediction's errors against the ground truth (void 255 is never an error)."""
+    scored = gt != VOID_ID
+    return {
+        "false positive": scored & (gt == 0) & (pred != 0),
+        "false negative": scored & (gt != 0) & (pred == 0),
+        "wrong object": scored & (gt != 0) & (pred != 0) & (pred != gt),
+    }
+
+
+def _label(image: np.ndarray, parts: list[tuple[str, tuple[int, int, int]]]) -> None:
+    """Write ``parts`` (text, RGB colour) left to right in the top-left corner, on a dark band (frames
+    under 120 pixels high stay unlabelled: the text would hide them)."""
+    if image.shape[0] < 120:
+        return
+    scale = max(0.35, image.shape[0] / 960)
+    thick = max(1, round(scale * 2))
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x, y = 4, 4 + th
+    widths = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for t, _ in parts]
+    band = image[: y + base + 4, : min(image.shape[1], x + sum(widths) + 8 * len(parts))]
+    band[:] = (band * 0.4).astype(np.uint8)
+    for (text, colour), w in zip(parts, widths):
+        cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick, cv2.LINE_AA)
+        x += w + 8
+
+
+def compare_panels(frame: np.ndarray, gt: np.ndarray, pred: np.ndarray, alpha: float = 0.5,
+                   outline: bool = True) -> np.ndarray:
+    """``H, 2W+gap, 3``: the ground truth over the frame (left), the prediction over the frame with its
+    error pixels painted (right): false positives magenta, false negatives cyan, wrong object yellow."""
+    if gt.shape != pred.shape:
+        raise DataError(f"ground truth size {gt.shape[1]}x{gt.shape[0]} differs from the prediction's "
+                        f"{pred.shape[1]}x{pred.shape[0]}")
+    left = overlay_masks(frame, np.where(gt == VOID_ID, 0, gt).astype(np.uint8), alpha, outline)
+    right = overlay_masks(frame, pred, alpha, outline)
+    errors = error_pixels(gt, pred)
+    for colour, where in zip((FALSE_POSITIVE, FALSE_NEGATIVE, WRONG_OBJECT), errors.values()):
+        right[where] = colour
+    _label(left, [("ground truth", (255, 255, 255))])
+    _label(right, [("prediction", (255, 255, 255)), ("false pos.", FALSE_POSITIVE), ("false neg.", FALSE_NEGATIVE),
+                   ("wrong obj.", WRONG_OBJECT)])
+    gap = np.full((frame.shape[0], PANEL_GAP, 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
+
+
 def mean_jf(scores: SequenceScores) -> tuple[float, float]:
     """(J-Mean, F-Mean) of a sequence: the mean over objects of each object's mean over frames."""
     if not scores.j.size:
@@ -126,7 +184,8 @@ def per_frame_scores(
 
 
 def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: str) -> None:
-    """Write a PNG with J (top) and F (bottom) per object over the scored frames, atomically."""
+    """Write a PNG with J (top) and F (bottom) per object over the scored frames, atomically (in percent,
+    as every printed score)."""
     fig = Figure(figsize=(10, 5.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 1, sharex=True)
@@ -134,12 +193,12 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
     j_mean, f_mean = mean_jf(scores)
     object_ids = range(1, scores.n_objects + 1)
     for ax, values, label, mean in (
-        (axes[0], scores.j, "J (region IoU)", j_mean),
-        (axes[1], scores.f, "F (boundary)", f_mean),
+        (axes[0], 100 * scores.j, "J (region IoU, %)", 100 * j_mean),
+        (axes[1], 100 * scores.f, "F (boundary, %)", 100 * f_mean),
     ):
         for k, obj in enumerate(object_ids):
             colour = DAVIS_PALETTE[obj] / 255.0
-            ax.plot(x, values[k], color=colour, linewidth=1.6, label=f"object {obj} ({values[k].mean():.3f})")
+            ax.plot(x, values[k], color=colour, linewidth=1.6, label=f"object {obj} ({values[k].mean():.1f})")
         if scores.n_objects > 1:
             ax.plot(
                 x,
@@ -147,15 +206,15 @@ def plot_frame_scores(path: str | os.PathLike, scores: SequenceScores, title: st
                 color="black",
                 linestyle="--",
                 linewidth=1.2,
-                label=f"mean ({mean:.3f})",
+                label=f"mean ({mean:.1f})",
             )
         ax.set_ylabel(label)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(-2, 102)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     axes[1].set_xlabel("frame")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{title}: J&F {(j_mean + f_mean) / 2:.3f} (J {j_mean:.3f}, F {f_mean:.3f})")
+    fig.suptitle(f"{title}: J&F {50 * (j_mean + f_mean):.1f} % (J {100 * j_mean:.1f}, F {100 * f_mean:.1f})")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -202,6 +261,27 @@ class _Mp4Writer:
             raise DataError(f"{self.final}: no video was written")
 
 
+def write_overlay_video(
+    path: str | os.PathLike,
+    frames: Iterable[tuple[np.ndarray, np.ndarray]],
+    size: tuple[int, int],
+    fps: float,
+    alpha: float = 0.5,
+    progress: Progress | None = None,
+) -> Path:
+    """Write ``(frame, mask)`` pairs as an H.264 overlay MP4 at ``path``, atomically (streamed)."""
+    path, progress = Path(path), ensure_progress(progress)
+    with atomic_path(path) as tmp:
+        video = _Mp4Writer(tmp, size, fps, path)
+        try:
+            for frame, mask in frames:
+                video.write(overlay_masks(frame, mask, alpha))
+                progress.advance()
+        finally:
+            video.close()
+    return path
+
+
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     """Fast PNG (zlib level 1; PIL's default level is ~10x slower on 480p frames)."""
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
@@ -225,11 +305,16 @@ def _visualize_sequence(
     """Overlay frame by frame (streamed: memory does not grow with the video's length)."""
     _check_complete(seq, results)
     size = seq.size
+    if options.compare and not all(seq.has_mask(i) for i in range(seq.num_frames)):
+        have = sum(seq.has_mask(i) for i in range(seq.num_frames))
+        raise DataError(f"sequence {seq.name}: --compare needs ground truth on every frame "
+                        f"({have} of {seq.num_frames} frames are annotated)")
+    shown = (size[0], 2 * size[1] + PANEL_GAP) if options.compare else size
     progress.start(f"visualizing {seq.name}", total=seq.num_frames)
     with atomic_dir(out) as tmp:
         if options.frames:
             (tmp / "frames").mkdir()
-        video = _Mp4Writer(tmp / f"{seq.name}.mp4", size, options.fps, out / f"{seq.name}.mp4") if options.video else None
+        video = _Mp4Writer(tmp / f"{seq.name}.mp4", shown, options.fps, out / f"{seq.name}.mp4") if options.video else None
         try:
             for i, name in enumerate(seq.frame_names):
                 frame, pred = seq.frame(i), results.read(seq.name, name)
@@ -242,7 +327,10 @@ def _visualize_sequence(
                             f"{where}: {what} size {shape[1]}x{shape[0]} differs from the "
                             f"sequence's {size[1]}x{size[0]}"
                         )
-                ov = overlay_masks(frame, pred, options.alpha, options.outline)
+                if options.compare:
+                    ov = compare_panels(frame, seq.mask(i), pred, options.alpha, options.outline)
+                else:
+                    ov = overlay_masks(frame, pred, options.alpha, options.outline)
                 if options.frames:
                     _write_png(tmp / "frames" / f"{name}.png", ov)
                 if video is not None:

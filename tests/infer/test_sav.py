@@ -92,3 +92,28 @@ def test_annotated_frame_without_a_24fps_frame_is_one_error(tiny_checkpoint, tmp
     with pytest.raises(DataError, match=r"00008 of object 001 have no frame among the 8"):
         infer_dataset(str(tiny_checkpoint("stm-tiny")), data, "val", out=tmp_path / "out")
     assert not (tmp_path / "out" / "v").exists()
+
+
+def test_ground_truth_of_a_frame_as_object_masks_keeps_the_overlap(tmp_path):
+    data = write_sav(tmp_path / "sav")
+    gt = SavDataset(data, "val").object_masks("v", "00004")
+    assert gt.ids == (0, 1, 2)
+    assert np.array_equal(gt.mask(0), PERSON) and np.array_equal(gt.mask(1), HAND) and np.array_equal(gt.mask(2), LATE)
+    assert gt.overlap().sum() == HAND.sum()
+
+
+def test_rerun_after_an_annotation_it_read_changed_is_refused(tiny_checkpoint, tmp_path):
+    """The provenance covers the per-object PNGs read to place each object (here 002's 00004.png)."""
+    import pytest
+
+    from vosbench.errors import ConfigError
+
+    data = write_sav(tmp_path / "sav")
+    ckpt = str(tiny_checkpoint("stm-tiny"))
+    infer_dataset(ckpt, data, "val", out=tmp_path / "out")
+    assert infer_dataset(ckpt, data, "val", out=tmp_path / "out").sequences[0].status == "skipped"
+    moved = np.zeros(SIZE, bool)
+    moved[2:6, 30:40] = True
+    Image.fromarray(moved.astype(np.uint8) * 255, "L").save(data / "Annotations_6fps" / "v" / "002" / "00004.png")
+    with pytest.raises(ConfigError, match="other input data"):
+        infer_dataset(ckpt, data, "val", out=tmp_path / "out")

@@ -104,3 +104,36 @@ def write_mosev2_set(root: Path, results: Path, seed: int = 0, n_videos: int = 6
                         "objects": {str(k): {"category": "thing"} for k in range(1, n_obj + 1)}}
     (root / split / "meta.json").write_text(json.dumps({"videos": videos}))
     return videos
+
+
+REAL_CLIPS = {"blackswan": "eor-vos/blackswan", "dog": "eor-vos/dog", "libby": "eor-vos/libby",
+              "bmx-trees": "eor-vos/bmx-trees", "car-shadow": "osvos-tf/car-shadow"}
+
+
+def write_real_mosev2_set(real_vos: Path, root: Path, results: Path, seed: int = 0, split: str = "valid") -> dict:
+    """The five real DAVIS clips of ``shared/data/real_vos`` (854x480, one object each) as a MOSEv2
+    split: frames linked, the object's ground truth blanked on one or two runs of frames (a
+    disappearance and a return), predictions eroded, dilated or shifted, missed now and then, with
+    a false positive while the object is away."""
+    from vosbench.data.imageio import read_mask
+
+    rng = np.random.default_rng(seed)
+    videos = {}
+    for name, rel in REAL_CLIPS.items():
+        src = real_vos / rel
+        (root / split / "JPEGImages").mkdir(parents=True, exist_ok=True)
+        (root / split / "JPEGImages" / name).symlink_to(src / "JPEGImages" / "480p" / name)
+        gts = [read_mask(p) != 0 for p in sorted((src / "Annotations" / "480p" / name).glob("*.png"))]
+        n = len(gts)
+        away = np.zeros(n, bool)
+        for _ in range(int(rng.integers(1, 3))):
+            s = int(rng.integers(2, n - 4))
+            away[s : s + int(rng.integers(1, 6))] = True
+        for t, g in enumerate(gts):
+            gt = np.where(g & ~away[t], 1, 0).astype(np.uint8)
+            pred = _predict(g, rng, bool(away[t])).astype(np.uint8)
+            write_mask(root / split / "Annotations" / name / f"{t:05d}.png", gt)
+            write_mask(results / name / f"{t:05d}.png", pred)
+        videos[name] = {"length": n, "height": gts[0].shape[0], "width": gts[0].shape[1], "objects": {"1": {}}}
+    (root / split / "meta.json").write_text(json.dumps({"videos": videos}))
+    return videos

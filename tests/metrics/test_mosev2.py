@@ -187,6 +187,9 @@ def test_youtube_vos_meta_is_not_mosev2(tmp_path):
     meta = {"videos": {"vid": {"objects": {"1": {"category": "x", "frames": ["00000"]}}}}}
     (root / "valid" / "meta.json").write_text(json.dumps(meta))
     assert open_benchmark(root, "valid").task == "youtube-vos"
+    meta["videos"]["vid"]["length"] = 5  # objects with frame lists and a length: MOSEv2
+    (root / "valid" / "meta.json").write_text(json.dumps(meta))
+    assert open_benchmark(root, "valid").task == "mosev2"
 
 
 @pytest.mark.parametrize("edit, message", [

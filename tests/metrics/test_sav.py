@@ -129,6 +129,15 @@ def test_global_weighs_every_object_not_every_video(tmp_path):
     assert result.extra["J&F"] == pytest.approx((result.extra["J"] + result.extra["F"]) / 2)
 
 
+def test_cli_prints_the_global_values_once_in_percent(tmp_path):
+    gt = {"a": {"000": [SQUARE] * 3}, "b": {f"{k:03d}": [SQUARE] * 3 for k in range(3)}}
+    root = _write(tmp_path / "sav", gt)
+    res = _results(tmp_path / "res", {"a": {"000": [SQUARE, EMPTY, SQUARE]}, "b": gt["b"]})
+    out = runner.invoke(APP, ["evaluate", "--data", str(root), "--results", str(res), "-j", "1"])
+    assert out.exit_code == 0, out.output
+    assert "75.0" in out.output and "7500" not in out.output and "task: SA-V (detected: sav_val.txt)" in out.output
+
+
 def test_results_in_a_zip_with_a_top_folder(tmp_path):
     gt = {"v": {"000": [SQUARE] * 3}}
     root = _write(tmp_path / "sav", gt)
@@ -215,3 +224,19 @@ def test_label_map_results_are_refused_for_sav(tmp_path):
         _png(res / "v" / f"{4 * i:05d}.png", SQUARE)
     with pytest.raises(DataError, match="no predictions found"):
         evaluate_results(root, res, "val", task="sav", workers=1, write_csv=False)
+
+
+@pytest.mark.slow
+def test_equal_to_sam2_sav_evaluator(tmp_path):
+    """benchmarks/sav_crosscheck.py against SAM 2's sav_dataset/ (set SAV_EVALUATOR to that folder)."""
+    import os
+    import subprocess
+    import sys
+
+    reference = os.environ.get("SAV_EVALUATOR")
+    if not reference or not Path(reference, "utils", "sav_benchmark.py").is_file():
+        pytest.skip("SAV_EVALUATOR does not name SAM 2's sav_dataset/ folder")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "sav_crosscheck.py"
+    out = subprocess.run([sys.executable, str(script), "--reference", reference, "--work", str(tmp_path), "--videos", "6"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

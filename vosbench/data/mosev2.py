@@ -8,8 +8,8 @@
                                                        "height": H, "width": W, ...}}}
 
 ``length`` is the video's frame count and ``objects`` its objects (the ids scored by the MOSEv2
-scorer, whatever the annotations hold). A YouTube-VOS ``meta.json`` has no ``length`` and lists
-each object's ``frames``; :func:`is_mosev2_meta` tells them apart. Videos are the folders of
+scorer, whatever the annotations hold). A YouTube-VOS ``meta.json`` has no ``length``;
+:func:`is_mosev2_meta` tells them apart. Videos are the folders of
 ``JPEGImages`` in name order; each needs a ``meta.json`` entry.
 """
 
@@ -104,21 +104,15 @@ def read_mosev2_meta(path: str | os.PathLike) -> dict[str, Mosev2Video]:
 
 
 def is_mosev2_meta(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a MOSEv2 ``meta.json``: its video entries carry ``length`` and no
-    object lists ``frames`` (YouTube-VOS's). Unreadable or empty files are not."""
+    """Whether ``path`` is a MOSEv2 ``meta.json``: every video entry gives its ``length`` (a
+    YouTube-VOS ``meta.json`` never does). Unreadable or empty files are not."""
     try:
         videos = json.loads(Path(path).read_text(encoding="utf-8-sig")).get("videos")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return False
     if not isinstance(videos, dict) or not videos:
         return False
-    for entry in videos.values():
-        if not isinstance(entry, dict) or "length" not in entry:
-            return False
-        objects = entry.get("objects")
-        if isinstance(objects, dict) and any(isinstance(o, dict) and "frames" in o for o in objects.values()):
-            return False
-    return True
+    return all(isinstance(entry, dict) and "length" in entry for entry in videos.values())
 
 
 class Mosev2Dataset(MoseDataset):

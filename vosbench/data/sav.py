@@ -98,6 +98,15 @@ class SavSequence(YouTubeSequence):
 
     object_names: tuple[str, ...] = ()
     object_paths: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    joining_paths: tuple[Path, ...] = ()  # the PNGs read to find each object's first non-empty mask
+
+    def input_annotations(self, given: str) -> list[Path]:
+        """The annotation PNGs a run with ``given`` depends on (for its provenance): the first frame's
+        of every object (``"first"``), else those read up to each object's first non-empty mask."""
+        if given == "first":
+            stem = self.frame_paths[0].stem
+            return [p for paths in self.object_paths.values() for p in paths if p.stem == stem]
+        return list(self.joining_paths)
 
     @cached_property
     def label_names(self) -> dict[int, str]:
@@ -190,6 +199,19 @@ class SavDataset:
             raise DataError(f"{folder}: video {name!r} has no object folders")
         return out
 
+    def object_masks(self, name: str, frame: str) -> ObjectMasks:
+        """The annotation of frame ``frame`` of video ``name``: every object annotated there (ids:
+        the folder numbers), overlaps kept."""
+        objects = self.object_annotations(name)
+        paths = {int(obj): next((p for p in ps if p.stem == frame), None) for obj, ps in objects.items()}
+        paths = {oid: p for oid, p in paths.items() if p is not None}
+        if not paths:
+            raise DataError(f"{self.annotation_dir / name}: no object is annotated on frame {frame}")
+        masks = [read_object_mask(p) for p in paths.values()]
+        if len({m.shape for m in masks}) > 1:
+            raise DataError(f"{self.annotation_dir / name}: the objects' masks of frame {frame} differ in size")
+        return ObjectMasks(tuple(paths), np.stack(masks))
+
     def check_frames(self, name: str, objects: dict[str, tuple[Path, ...]]) -> str | None:
         """A problem when an annotation names a frame the video's 24 fps frames lack (None when fine or no frames folder)."""
         frames_dir = self.image_dir / name
@@ -214,12 +236,15 @@ class SavDataset:
         if len(objects) > MAX_LABEL_ID:
             raise DataError(f"{self.annotation_dir / name}: {len(objects)} objects; at most {MAX_LABEL_ID} can be tracked at once")
         names = tuple(objects)
-        joins = {}
+        joins, read = {}, []
         for k, obj in enumerate(names):
-            first = next((p.stem for p in objects[obj] if read_object_mask(p).any()), None)
-            if first is not None:  # an object never visible has nothing to track (written empty)
-                joins[k + 1] = YouTubeObject(k + 1, (first,))
-        return SavSequence(name=name, frame_paths=tuple(frames), objects=joins, object_names=names, object_paths=objects)
+            for p in objects[obj]:
+                read.append(p)
+                if read_object_mask(p).any():
+                    joins[k + 1] = YouTubeObject(k + 1, (p.stem,))
+                    break  # an object never visible has nothing to track (written empty)
+        return SavSequence(name=name, frame_paths=tuple(frames), objects=joins, object_names=names, object_paths=objects,
+                           joining_paths=tuple(read))
 
     def validate(self, *, full: bool = False, progress=None) -> list[str]:
         """Problems of the split: listed videos without frames or annotations, bad object folders,

@@ -30,6 +30,8 @@ _EXPORTS = {
     "SequenceResult": "run",
     "infer_dataset": "run",
     "infer_sequence": "run",
+    "VideoSummary": "video",
+    "infer_video": "video",
     "TTAConfig": "tta",
     "TTAInference": "tta",
     "parse_scales": "tta",

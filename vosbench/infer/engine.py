@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from vosbench.models.aggregate import soft_aggregate
 from vosbench.models.fold import cast_weights, fold_backbones
 from vosbench.precision import check_precision, resolve_numerics
 
+if TYPE_CHECKING:
+    from vosbench.precision import Numerics
+
 
 @dataclass
 class EngineConfig:
@@ -49,6 +52,15 @@ class EngineConfig:
     hard_prior: bool = True  # spatial prior = one-hot of the previous prediction (SCM: "0-1 mask")
     precision: str = "auto"  # vosbench.precision: auto | fp32 (no autocast) | bf16 | fp16
     channels_last: bool | None = None  # None: the precision rule's choice (on CUDA only; measured)
+    # the run's device and precision, resolved once at its edge (infer_dataset); None: resolve
+    # ``precision`` for the model's device (a library caller building an engine directly)
+    numerics: Numerics | None = None
+
+    def numerics_on(self, device: torch.device) -> Numerics:
+        """The numerics an engine on ``device`` runs with (the resolved ones when given)."""
+        if self.numerics is not None:
+            return self.numerics
+        return resolve_numerics(device, self.precision, "infer")
 
     def validate(self) -> EngineConfig:
         if self.mem_every < 1:
@@ -102,7 +114,7 @@ def model_device(model: nn.Module) -> torch.device:
 def prepare_model(model: nn.Module, device: str | torch.device, config: EngineConfig | None = None) -> nn.Module:
     """Move ``model`` to ``device`` in eval mode (in the memory format its precision runs fastest in)."""
     config = config or EngineConfig()
-    numerics = resolve_numerics(torch.device(device), config.precision, "infer")
+    numerics = config.numerics_on(torch.device(device))
     model = model.eval().to(numerics.device)
     if numerics.channels_last if config.channels_last is None else config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -120,7 +132,7 @@ def inference_model(model: nn.Module, config: EngineConfig | None = None) -> nn.
     can still be fine-tuned.
     """
     config = config or EngineConfig()
-    numerics = resolve_numerics(model_device(model), config.precision, "infer")
+    numerics = config.numerics_on(model_device(model))
     if numerics.precision == "fp32":
         return model
     fast = copy.deepcopy(model).eval()
@@ -169,7 +181,7 @@ class InferenceCore:
         self.model = model
         self.config = (config or EngineConfig()).validate()
         self.device = model_device(model)
-        self.numerics = resolve_numerics(self.device, self.config.precision, "infer")
+        self.numerics = self.config.numerics_on(self.device)
         cl = self.config.channels_last
         self.channels_last = self.numerics.channels_last if cl is None else cl
         self.spatial_prior, self.needs_depth = model_flags(model)

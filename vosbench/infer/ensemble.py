@@ -42,10 +42,15 @@ class LoadedMember:
     """A member's model, ready for inference (or its saved probabilities), with its normalised weight."""
 
     spec: MemberSpec
-    model: nn.Module | None  # as trained (what online finetuning starts from)
+    # trainable: the network as trained (what online finetuning starts from); else what the engine
+    # runs (engine.inference_model: in bf16/fp16 a folded, cast copy). One of them, never both on
+    # the device: a second copy of every weight is GPU memory the run does not use.
+    model: nn.Module | None
     weight: float
     probs: ProbsFolder | None = None
-    engine_model: nn.Module | None = None  # what the engine runs (engine.inference_model); None: model
+    engine_model: nn.Module | None = None  # what the engine runs when set; None: model
+    trainable: bool = True
+    trained_on: dict | None = None  # the checkpoint's record of its training data (vosbench.data.kind)
 
     @property
     def preset(self) -> str:
@@ -80,11 +85,12 @@ class LoadedMember:
         return sha256_file(self.spec.checkpoint)
 
 
-def load_members(
-    recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None, *, offload_state: bool = False,
-) -> list[LoadedMember]:
+def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None, *,
+                 trainable: bool = False, offload_state: bool = False) -> list[LoadedMember]:
     """Load every member checkpoint (weights-only) onto ``device``; missing files fail first.
 
+    ``trainable``: keep each network as trained, for online finetuning (each video then builds its
+    engine copy from the fine-tuned weights); otherwise only the engine's network is kept.
     A member path that is a folder is a folder of saved probabilities (``<seq>/probs/<frame>.npz``);
     an ``hf:`` spec is a transformers video tracker (``offload_state``: its session state on the CPU)."""
     from vosbench.infer.hf_video import HFVideoModel, read_model_type
@@ -105,9 +111,14 @@ def load_members(
         if spec.checkpoint.is_dir():
             members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
             continue
-        model, _ = load_checkpoint(spec.checkpoint, map_location="cpu")
+        model, extra = load_checkpoint(spec.checkpoint, map_location="cpu")
         model = prepare_model(model, device, engine)
-        members.append(LoadedMember(spec, model, w, engine_model=inference_model(model, engine)))
+        if trainable:
+            members.append(LoadedMember(spec, model, w, trainable=True, trained_on=extra.get("trained_on")))
+        else:
+            members.append(LoadedMember(spec, inference_model(model, engine), w, trainable=False,
+                                        trained_on=extra.get("trained_on")))
+            del model  # the engine runs its own copy in bf16/fp16: the fp32 weights go now
     return members
 
 
@@ -178,8 +189,12 @@ def video_predictor(
             predictors.append(TTAInference(model, engine, tta, frames=sequence.num_frames if sequence else None))
             continue
         if finetune is not None and finetune.steps > 0 and first_frame is not None:
+            if not m.trainable:
+                raise ConfigError("online finetuning needs the members as trained: load_members(..., trainable=True)")
             image, mask, ids, depth = first_frame
             tuned = finetune_model(m.model, image, mask, ids, finetune, depth if m.needs_depth else None, progress)
             model = inference_model(tuned, engine)
+        elif m.trainable and m.engine_model is None:
+            model = inference_model(m.model, engine)  # no copy in fp32 (the network itself)
         predictors.append(TTAInference(model, engine, tta))
     return EnsembleInference(predictors, [m.weight for m in members])

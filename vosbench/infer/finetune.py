@@ -11,8 +11,9 @@ The source model is deep-copied first, so its weights are untouched for the next
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,12 +22,15 @@ from torch import nn
 
 from vosbench.data.augment import AugFrame, DeformParams, color_jitter, pseudo_clip, with_image
 from vosbench.data.imageio import VOID_ID
-from vosbench.errors import ConfigError
+from vosbench.errors import ConfigError, NumericalError
 from vosbench.infer.engine import model_device, model_flags
 from vosbench.losses import segmentation_loss
 from vosbench.models import MemoryEncoding
 from vosbench.precision import check_precision, resolve_numerics
 from vosbench.progress import Progress, ensure_progress
+
+if TYPE_CHECKING:
+    from vosbench.precision import Numerics
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class FinetuneConfig:
     color: float = 0.1  # brightness/contrast/saturation jitter of the pseudo-frames
     seed: int = 0
     precision: str = "auto"  # vosbench.precision, resolved for training on the model's device
+    # resolved once at the run's edge for training (purpose "train": bf16 where the GPU has it,
+    # whatever inference runs); None: resolve ``precision`` on the model's device
+    numerics: Numerics | None = field(default=None, compare=False)
 
     def validate(self) -> FinetuneConfig:
         if self.steps < 0:
@@ -77,6 +84,37 @@ def keep_bn_statistics(model: nn.Module) -> None:
             m.eval()
 
 
+# fp16 gradient scaling: a step whose scaled gradients overflow is redone at half the scale (not
+# skipped, as a training loop's GradScaler would: a finetuning of a few dozen steps cannot lose
+# its first ones); the scale starts where small networks' gradients fit, not at PyTorch's 2**16.
+FINETUNE_INIT_SCALE = 2.0**12
+MAX_SCALE_RETRIES = 24
+
+
+def finetune_scaler(numerics: Numerics) -> torch.amp.GradScaler:
+    """The loss scaler of online finetuning (enabled for fp16 only: bf16 and fp32 need none)."""
+    return torch.amp.GradScaler(numerics.device.type, init_scale=FINETUNE_INIT_SCALE,
+                                enabled=numerics.needs_grad_scaler)
+
+
+def step_without_skipping(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer,
+                          loss: Callable[[], torch.Tensor], precision: str = "fp16") -> int:
+    """One optimiser step on ``loss()``, redone at half the loss scale while the scaled gradients
+    overflow (a GradScaler alone skips such a step); returns the number of tries."""
+    for tries in range(1, MAX_SCALE_RETRIES + 2):
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss()).backward()
+        before = scaler.get_scale() if scaler.is_enabled() else None
+        scaler.step(optimizer)
+        scaler.update()
+        if before is None or scaler.get_scale() >= before:  # no overflow: the step was taken
+            return tries
+    raise NumericalError(
+        f"online finetuning: the gradients stayed non-finite at every loss scale down to "
+        f"{scaler.get_scale():g} ({precision}); try --precision fp32"
+    )
+
+
 def finetune_model(
     model: nn.Module,
     image: np.ndarray,
@@ -99,8 +137,8 @@ def finetune_model(
     if needs_depth and depth is None:
         raise ConfigError("online finetuning of a depth model needs the first frame's depth")
     device = model_device(model)
-    numerics = resolve_numerics(device, config.precision, "train")
-    scaler = torch.amp.GradScaler(device.type, enabled=numerics.needs_grad_scaler)
+    numerics = config.numerics or resolve_numerics(device, config.precision, "train")
+    scaler = finetune_scaler(numerics)
     loss_cfg = model.config.loss
     params = [p for p in tuned.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
@@ -118,23 +156,24 @@ def finetune_model(
                     with_image(f, color_jitter(f.image, rng, brightness=c, contrast=c, saturation=c)) for f in clip[1:]
                 ]
             frames = [_tensors(f, object_ids, device) for f in clip]
-            memory: list[MemoryEncoding] = []
-            total = torch.zeros((), device=device)
-            with numerics.autocast():
-                for t in range(1, len(frames)):
-                    img, masks, _, dep = frames[t - 1]
-                    memory.append(tuned.encode_memory(img, masks, depth=dep))
-                    key, value = MemoryEncoding.stack(memory)
-                    img, _, target, dep = frames[t]
-                    query = tuned.encode_query(img, depth=dep)
-                    prior = frames[t - 1][1] if spatial_prior else None
-                    out = tuned.segment(query, key, value, prev_mask=prior)
-                    loss, _ = segmentation_loss(out, target, loss_cfg)  # float32 (the losses cast)
-                    total = total + loss
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total / (len(frames) - 1)).backward()
-            scaler.step(optimizer)
-            scaler.update()
+
+            def clip_loss() -> torch.Tensor:
+                memory: list[MemoryEncoding] = []
+                total = torch.zeros((), device=device)
+                with numerics.autocast():
+                    for t in range(1, len(frames)):
+                        img, masks, _, dep = frames[t - 1]
+                        memory.append(tuned.encode_memory(img, masks, depth=dep))
+                        key, value = MemoryEncoding.stack(memory)
+                        img, _, target, dep = frames[t]
+                        query = tuned.encode_query(img, depth=dep)
+                        prior = frames[t - 1][1] if spatial_prior else None
+                        out = tuned.segment(query, key, value, prev_mask=prior)
+                        loss, _ = segmentation_loss(out, target, loss_cfg)  # float32 (the losses cast)
+                        total = total + loss
+                return total / (len(frames) - 1)
+
+            step_without_skipping(scaler, optimizer, clip_loss, numerics.precision)
             progress.advance(1)
     for p in tuned.parameters():
         p.grad = None

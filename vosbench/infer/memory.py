@@ -2,7 +2,9 @@
 
 Layout: one buffer per tensor, ``1,K,C,T,h,w`` (the layout ``VOSModel.segment`` reads), so a
 frame's key/value is written once when it is memorised and reading the memory is a view, not a
-concatenation. Buffers grow by doubling up to ``capacity`` slots and never beyond. Slots ``[0, n)`` hold the *permanent* memory frames (the first frame,
+concatenation. In memory the channels are last (``1,K,T,h,w,C``; the ``C,T,h,w`` tensors are views):
+the memory read's attention needs each position's channels contiguous, and gets them at no cost
+(vosbench.models.memory). Buffers grow by doubling up to ``capacity`` slots and never beyond. Slots ``[0, n)`` hold the *permanent* memory frames (the first frame,
 frames that introduced objects, and every ``mem_every``-th frame); slot ``n`` holds the
 *temporary* memory (the previous frame) when it is not itself permanent.
 
@@ -21,6 +23,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+
+def _channels_last_zeros(like: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """Zeros of logical ``shape`` B,K,C,T,h,w stored as B,K,T,h,w,C."""
+    b, k, c, t, h, w = shape
+    return like.new_zeros(b, k, t, h, w, c, dtype=dtype).permute(0, 1, 5, 2, 3, 4)
+
+
+def _select_frames(t: Tensor, index: Tensor) -> Tensor:
+    """Frames ``index`` of a B,K,C,T,h,w view, keeping the channels-last storage."""
+    return t.permute(0, 1, 3, 4, 5, 2).index_select(2, index).permute(0, 1, 5, 2, 3, 4)
 
 
 @dataclass
@@ -79,8 +92,8 @@ class MemoryBank:
         """(Re)allocate buffers for ``key``'s object count and ``frames`` slots, keeping what is stored."""
         _, k, ck, h, w = key.shape
         cv = value.shape[2]
-        new_k = key.new_zeros(1, k, ck, frames, h, w, dtype=self.dtype or key.dtype)
-        new_v = value.new_zeros(1, k, cv, frames, h, w, dtype=self.dtype or value.dtype)
+        new_k = _channels_last_zeros(key, (1, k, ck, frames, h, w), self.dtype or key.dtype)
+        new_v = _channels_last_zeros(value, (1, k, cv, frames, h, w), self.dtype or value.dtype)
         if self.keys is not None:
             old_k, old_t = self.keys.shape[1], self.keys.shape[3]
             if self.keys.shape[2] != ck or self.keys.shape[4:] != (h, w) or self.values.shape[2] != cv:
@@ -158,7 +171,7 @@ class MemoryBank:
         index = torch.tensor([i for i, f in enumerate(frames) if f >= since], device=keys.device)
         if index.numel() == 0:
             raise RuntimeError(f"no memory frame at or after frame {since}")
-        return keys.index_select(3, index), values.index_select(3, index)
+        return _select_frames(keys, index), _select_frames(values, index)
 
     def has_frames_since(self, since: int) -> bool:
         return any(f >= since for f in self.frames)

@@ -22,6 +22,7 @@ from vosbench.errors import ConfigError
 from vosbench.precision import PRECISION_HELP
 
 if TYPE_CHECKING:  # torch-heavy; imported where used, so the CLI builds its flags without torch
+    from vosbench.precision import Numerics
     from vosbench.infer.engine import EngineConfig
     from vosbench.infer.finetune import FinetuneConfig
     from vosbench.infer.recipe import Recipe
@@ -95,21 +96,25 @@ class InferOptions:
         self.engine(), self.tta(), self.finetune()
         return self
 
-    def engine(self) -> EngineConfig:
+    def engine(self, numerics: Numerics | None = None) -> EngineConfig:
+        """The engine's config; ``numerics``: the run's, resolved once at its edge for inference."""
         from vosbench.infer.engine import EngineConfig
 
+        precision = numerics.precision if numerics is not None else self.precision
         return EngineConfig(mem_every=self.mem_every, max_mem_frames=self.max_mem_frames,
-                            precision=self.precision).validate()
+                            precision=precision, numerics=numerics).validate()
 
     def tta(self) -> TTAConfig:
         from vosbench.infer.tta import TTAConfig
 
         return TTAConfig(flip=self.flip, scales=tuple(self.scales)).validate()
 
-    def finetune(self) -> FinetuneConfig:
+    def finetune(self, numerics: Numerics | None = None) -> FinetuneConfig:
+        """The online finetuning's config; ``numerics``: resolved once at the run's edge for training."""
         from vosbench.infer.finetune import FinetuneConfig
 
-        cfg = FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr, precision=self.precision)
+        precision = numerics.precision if numerics is not None else self.precision
+        cfg = FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr, precision=precision, numerics=numerics)
         s = self.finetune_aug
         if not s >= 0:
             raise ConfigError(f"finetune augmentation strength must be >= 0, got {s}")

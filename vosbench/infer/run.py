@@ -14,21 +14,26 @@ never opened. ``"first-appearance"`` reads each object's first annotated frame, 
 protocol: each object joins on the frame whose annotation introduces it (on YouTube-VOS from
 ``meta.json``, elsewhere the first annotation where its id appears). The default (None) is
 ``"first-appearance"`` on a YouTube-VOS 2019 root (``ROOT/<split>/meta.json``, e.g. ``--split
-valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V root (``ROOT/sav_<split>.txt``) the default is
-``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
+valid``), whose split ships exactly those masks, and ``"first"`` everywhere else. On an SA-V
+root (``ROOT/sav_<split>.txt``) the default is ``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
 (:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
 ``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
 A member whose predictor sets ``independent_objects = True`` (objects scored independently,
 SAM-family) keeps each object where its own probability exceeds 0.5, overlaps included; the
 others' objects come out one per pixel (:class:`vosbench.masks.ObjectMasks`).
 
-Multi-device: under ``torchrun`` each rank takes sequences ``rank::world_size``.
+Multi-device: under ``torchrun``, ``srun`` or a SLURM job array (:mod:`vosbench.cluster`) each rank
+takes its share of the sequences, dealt longest-first so that the ranks finish together.
+
+Device and precision are resolved once, here at the run's edge (:func:`vosbench.precision.resolve_numerics`),
+logged in one line, and passed down to the models, the engines and the online finetuning.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import resource
@@ -37,25 +42,35 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
+from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
 from vosbench.data.mosev2 import Mosev2Dataset, is_mosev2_meta
 from vosbench.data.sav import SavDataset, is_sav_root
+from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
+from vosbench.cluster import deal_longest_first
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
+from vosbench.infer.frameio import IO_THREADS, BackgroundWriter, FramePrefetcher
 from vosbench.infer.options import InferOptions
 from vosbench.infer.probs import labels_of
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
-from vosbench.precision import resolve_numerics
+from vosbench.precision import Numerics, apply_backend_policy, resolve_numerics
 from vosbench.progress import Progress, ensure_progress
-from vosbench.provenance import check_same_provenance, make_record, sequence_inputs, write_provenance
+from vosbench.provenance import PROVENANCE_FILE, check_same_provenance, make_record, sequence_inputs, write_provenance
+
+if TYPE_CHECKING:
+    from vosbench.infer.engine import EngineConfig
+    from vosbench.infer.finetune import FinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +137,10 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
 
 
-def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS) -> str:
+def resolve_given(given: str | None, dataset: DavisDataset | YouTubeVOS | SingleVideo) -> str:
     """The ``given`` mode a run uses: the one asked for, else the layout's protocol."""
+    if isinstance(dataset, SingleVideo):  # its one given mask, on the frame it belongs to
+        return dataset.given
     if given is None:
         return "first-appearance" if isinstance(dataset, (YouTubeVOS, SavDataset)) else "first"
     if given not in GIVEN_MODES:
@@ -223,12 +240,39 @@ def infer_sequence(
     device: torch.device,
     depth: DepthSource | None = None,
     progress: Progress | None = None,
+    *,
+    engine: EngineConfig | None = None,
+    finetune: FinetuneConfig | None = None,
 ) -> int:
-    """Propagate one sequence, writing its PNGs (and probabilities) into ``folder``; returns #objects."""
+    """Propagate one sequence, writing its PNGs (and probabilities) into ``folder``; returns #objects.
+
+    ``engine``/``finetune``: the configs with the run's resolved numerics (default: built from
+    ``options``). Frames are decoded ahead and masks encoded behind the network, on a few threads."""
     progress = ensure_progress(progress)
     n = seq.num_frames
     if n == 0:
         raise DataError(f"sequence {seq.name!r} has no frames")
+    with ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="infer-io") as pool:
+        frames = FramePrefetcher(pool, seq.frame, n, pin=device.type == "cuda")
+        writer = BackgroundWriter(pool)
+        try:
+            k = _propagate(seq, members, options, folder, device, depth, progress, frames, writer,
+                           engine or options.engine(), finetune or options.finetune())
+            writer.flush()  # every file is on disk before the caller renames the folder into place
+        except BaseException:
+            frames.close()
+            writer.cancel()
+            raise
+    return k
+
+
+def _save_probs(path: Path, probs: np.ndarray, object_ids: np.ndarray) -> None:
+    np.savez_compressed(path, probs=probs, object_ids=object_ids)
+
+
+def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: InferOptions, folder: Path,
+               device: torch.device, depth: DepthSource | None, progress: Progress, frames: FramePrefetcher,
+               writer: BackgroundWriter, engine: EngineConfig, finetune: FinetuneConfig) -> int:
     h, w = seq.size
     given = GivenMasks(seq, options.given or "first")
     first_mask, ids = given.at(0)
@@ -239,22 +283,22 @@ def infer_sequence(
         hint = "" if given.mode == "first-appearance" else "; --given first-appearance reads later first appearances"
         raise DataError(f"{where}: sequence {seq.name!r}: the first-frame annotation has no objects to propagate{hint}")
     needs_depth = any(m.needs_depth for m in members)
-    first = seq.frame(0)
+    first, _ = frames.get(0)
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
-        members, options.engine(), options.tta(), options.finetune(), (first, first_mask, ids, first_depth), progress,
+        members, engine, options.tta(), finetune, (first, first_mask, ids, first_depth), progress,
         sequence=seq,
     )
     if options.save_probs:
         (folder / "probs").mkdir()
     for i, name in enumerate(seq.frame_names):
-        frame = first if i == 0 else seq.frame(i)
+        frame, pixels = frames.get(i)
         if frame.shape[:2] != (h, w):
             raise DataError(
                 f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
                 f"sequence's {w}x{h}"
             )
-        image = torch.from_numpy(np.array(frame)).to(device).permute(2, 0, 1).float().div_(255)
+        image = pixels.to(device, non_blocking=True).float().div_(255)
         mask, objects = None, None
         if i == 0:
             mask, objects = first_mask, ids
@@ -274,13 +318,13 @@ def infer_sequence(
             )
         per_object = getattr(seq, "write_prediction", None)
         if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
-            per_object(folder, name, probs.cpu().numpy(), predictor.object_ids,
-                       independent=getattr(predictor, "independent_objects", False))
+            writer.submit(functools.partial(per_object, independent=getattr(predictor, "independent_objects", False)),
+                          folder, name, probs.cpu().numpy(), predictor.object_ids)
         else:
-            write_mask(folder / f"{name}.png", labels_of(probs, predictor.object_ids))
+            writer.submit(write_mask, folder / f"{name}.png", labels_of(probs, predictor.object_ids))
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-            np.savez_compressed(folder / "probs" / f"{name}.npz", probs=q, object_ids=np.array(predictor.object_ids))
+            writer.submit(_save_probs, folder / "probs" / f"{name}.npz", q, np.array(predictor.object_ids))
         progress.advance(1)
     return len(predictor.object_ids)
 
@@ -306,7 +350,10 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
 def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     """The fingerprints of what a run reads of ``seq`` (:mod:`vosbench.provenance`): its frames, and
     the annotations ``given`` lets it open (frame 0's for ``"first"``, else all of the sequence's)."""
-    if (given or "first") == "first":
+    per_object = getattr(seq, "input_annotations", None)  # SA-V: several PNGs per frame (vosbench.data.sav)
+    if per_object is not None:
+        annotations = per_object(given or "first")
+    elif (given or "first") == "first":
         first = seq.annotation_paths.get(seq.frame_paths[0].stem) if seq.frame_paths else None
         annotations = [first] if first is not None else []
     else:
@@ -314,10 +361,38 @@ def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
     return sequence_inputs(seq.frame_paths, annotations)
 
 
-def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisDataset | YouTubeVOS | SavDataset:
+def _target(out: Path, seq: VideoSequence, dataset: object) -> Path:
+    """Where a sequence's masks go: ``out/<seq>``, or ``out`` itself for one video."""
+    return out if isinstance(dataset, SingleVideo) else out / seq.name
+
+
+def _check_video_out(out: Path) -> None:
+    """A non-empty ``--out`` of one video must hold earlier results (never replace someone's folder)."""
+    if not (out / PROVENANCE_FILE).is_file():
+        raise ConfigError(f"{out}: --out is not empty and holds no vosbench results ({PROVENANCE_FILE}); "
+                          "choose a new or empty folder")
+
+
+def embedded_model_note(members: Sequence[LoadedMember], dataset: object) -> str | None:
+    """One line when every model member has seen only the embedded procedural dataset and the data is real."""
+    models = [m for m in members if m.model is not None]
+    if not models or not all(embedded_only(m.trained_on) for m in models):
+        return None
+    if isinstance(dataset, DavisDataset) and dataset_kind(dataset.root) == EMBEDDED:
+        return None
+    names = ", ".join(dict.fromkeys(m.spec.checkpoint.name for m in models))
+    return EMBEDDED_NOTE.format(model=names)
+
+
+def open_dataset(
+    data: str | os.PathLike | SingleVideo, split: str, resolution: str
+) -> DavisDataset | YouTubeVOS | SavDataset | SingleVideo:
     """An SA-V split when ``data/sav_<split>.txt`` exists; a YouTube-VOS or MOSEv2 split when
     ``data/<split>/meta.json`` does (MOSEv2's lists video lengths; its results are MOSE's
-    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout."""
+    ``<out>/<video>/<frame>.png``, every frame); else the DAVIS layout (a :class:`SingleVideo`,
+    one video, is taken as it is)."""
+    if isinstance(data, SingleVideo):
+        return data
     if is_sav_root(data, split):
         return SavDataset(data, split)
     if (Path(data) / split / "meta.json").is_file():
@@ -327,9 +402,23 @@ def open_dataset(data: str | os.PathLike, split: str, resolution: str) -> DavisD
     return DavisDataset(data, split, resolution)
 
 
+def _share(dataset: DavisDataset | YouTubeVOS, rank: int, world_size: int) -> tuple[list[VideoSequence], str]:
+    """This rank's sequences (all of them alone; else dealt longest-first by frame count) and a
+    line saying what it took ("" alone)."""
+    names = dataset.sequence_names
+    if world_size == 1:
+        return [dataset.sequence(n) for n in names], ""
+    every = {n: dataset.sequence(n) for n in names}
+    mine = deal_longest_first([(n, s.num_frames) for n, s in every.items()], world_size)[rank]
+    frames = sum(every[n].num_frames for n in mine)
+    line = (f"rank {rank}/{world_size} takes {len(mine)} of {len(names)} sequences ({frames} of "
+            f"{sum(s.num_frames for s in every.values())} frames, longest first): {', '.join(mine) or 'none'}")
+    return [every[n] for n in mine], line
+
+
 def infer_dataset(
     ensemble: str | os.PathLike | Recipe | Sequence[MemberSpec],
-    data: str | os.PathLike,
+    data: str | os.PathLike | SingleVideo,
     split: str = "val",
     resolution: str = "480p",
     out: str | os.PathLike = "results",
@@ -338,12 +427,19 @@ def infer_dataset(
     *,
     rank: int = 0,
     world_size: int = 1,
+    numerics: Numerics | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> InferSummary:
     """Segment every sequence of ``split`` (this rank's share) and write the results under ``out``.
 
     ``ensemble``: a checkpoint path, ``"a.pt,b.pt"``, a recipe TOML path, a :class:`Recipe` or
     member specs. Options the caller leaves at None in :meth:`InferOptions.resolve` come from the
-    recipe; pass a ready :class:`InferOptions` to use it as is.
+    recipe; pass a ready :class:`InferOptions` to use it as is. ``data`` may be one video
+    (:func:`vosbench.data.video.open_video`): its masks go straight into ``out``. ``numerics``: the
+    device and precision already resolved by the caller (default: resolved here from ``options``).
+    With ``world_size > 1`` this rank takes its share of the sequences, dealt longest-first.
+    ``announce`` receives the lines that say, once every input is checked and before any work,
+    what runs where (device, GPU, precision and why; this rank's share); default: the log.
     """
     if isinstance(ensemble, Recipe):
         recipe = ensemble
@@ -360,22 +456,29 @@ def infer_dataset(
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} out of range for world size {world_size}")
     progress = ensure_progress(progress)
-    numerics = resolve_numerics(options.device, options.precision, "infer")
+    # the one resolution of this run's device and precision; online finetuning trains, so its
+    # ``auto`` is resolved for training (bf16 where the GPU has it, though inference runs fp16)
+    numerics = numerics or resolve_numerics(options.device, options.precision, "infer")
+    tuning = resolve_numerics(numerics.device, options.precision, "train") if options.finetune_steps > 0 else None
     device = numerics.device
+    apply_backend_policy(numerics)
+    engine, finetune = options.engine(numerics), options.finetune(tuning)
     # from here on the options name what actually runs (auto resolved)
     options = dataclasses.replace(options, device=str(device), precision=numerics.precision)
-    engine = options.engine()
     dataset = open_dataset(data, split, resolution)
     options = dataclasses.replace(options, given=resolve_given(options.given, dataset))
-    names = dataset.sequence_names[rank::world_size]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
-    members = load_members(recipe, device, engine, offload_state=options.offload_state)
+    members = load_members(recipe, device, engine, trainable=options.finetune_steps > 0,
+                           offload_state=options.offload_state)
+    note = embedded_model_note(members, dataset)
+    if note:
+        log.warning("%s", note)
     summary = InferSummary(out, split, [f"{m.label} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
-    sequences = [dataset.sequence(n) for n in names]
+    sequences, share = _share(dataset, rank, world_size)
     estimator = None
     if needs_depth:
         missing = [s for s in sequences if not s.has_depth]
@@ -384,15 +487,38 @@ def infer_dataset(
         if missing:
             estimator = _make_estimator(options.depth_estimator, options.device)
     _check_writable(out)
-    run_record = _provenance(members, options, split=split, resolution=resolution)
-    run_record["data_root"] = str(Path(data).absolute())
-    records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
+    extra: dict[str, object] = {}
+    if tuning is not None and tuning.precision != numerics.precision:
+        extra["finetune_precision"] = tuning.precision  # what the finetuning ran, when not the inference's
+    if isinstance(dataset, SingleVideo):  # one video: its frames straight into out
+        split = dataset.split
+        records = {seq.name: _provenance(members, options, video=dataset.identity, **extra) for seq in sequences}
+        summary.split = split
+    else:
+        run_record = _provenance(members, options, split=split, resolution=resolution, **extra)
+        run_record["data_root"] = str(Path(data).absolute())
+        records = {seq.name: {**run_record, "inputs": read_inputs(seq, options.given)} for seq in sequences}
     sweep_temps(out)  # temp folders of a killed run
+    if isinstance(dataset, SingleVideo):
+        sweep_temps(out.parent)  # out itself is built beside it
     done = set()
     for seq in sequences:  # refuse before any work when a finished folder holds other results
-        if (out / seq.name).is_dir() and not options.overwrite:
-            check_same_provenance(out / seq.name, records[seq.name])
+        target = _target(out, seq, dataset)
+        if isinstance(dataset, SingleVideo):
+            if not any(target.iterdir()):
+                continue
+            _check_video_out(target)
+        elif not target.is_dir():
+            continue
+        if not options.overwrite:
+            check_same_provenance(target, records[seq.name])
             done.add(seq.name)
+    say = announce or log.info
+    say(numerics.announce())
+    if tuning is not None and tuning.precision != numerics.precision:
+        say(f"online finetuning: {tuning.announce()}")
+    if share:
+        say(share)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with contextlib.ExitStack() as stack:
@@ -401,7 +527,7 @@ def infer_dataset(
             scratch = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix=temp_prefix("depth"), suffix=TEMP_MARK, dir=out)))
         for seq in sequences:
-            target = out / seq.name
+            target = _target(out, seq, dataset)
             if seq.name in done:
                 summary.sequences.append(SequenceResult(seq.name, seq.num_frames, 0, "skipped"))
                 continue
@@ -410,7 +536,8 @@ def infer_dataset(
             t0 = time.perf_counter()
             try:
                 with atomic_dir(target) as tmp:
-                    k = infer_sequence(seq, members, options, tmp, device, depth, progress)
+                    k = infer_sequence(seq, members, options, tmp, device, depth, progress,
+                                       engine=engine, finetune=finetune)
                     write_provenance(tmp, records[seq.name])
             except OSError as exc:
                 raise DataError(f"{target}: cannot write results ({exc.strerror or exc})") from None

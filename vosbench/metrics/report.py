@@ -79,7 +79,7 @@ class EvaluationResult:
     summary: GlobalSummary
     written: list[Path] = field(default_factory=list)
     task: str = "davis2017"
-    extra: dict[str, float] = field(default_factory=dict)  # benchmark-specific values (seen/unseen, V)
+    extra: dict[str, float | None] = field(default_factory=dict)  # benchmark-specific values (seen/unseen, V; MOSEv2's)
     detected: str = ""  # why `task="auto"` chose these rules
     object_extra: dict[str, dict] = field(default_factory=dict)  # object name -> benchmark-specific values (MOSEv2)
 

@@ -7,6 +7,14 @@ call per key-width group of value channels so that the fused flash kernel applie
 key/value widths); fp16/bf16 under autocast. ``chunk_size`` instead processes
 memory in blocks of positions with an online (running max / running sum) softmax, which never holds
 more than ``L × chunk_size`` affinities per object and gives the same result whatever the chunking.
+
+Layout: attention reads keys and values as ``B,K,N,C`` (N = T·h·w memory positions) and its fused
+kernels (CUDA memory-efficient / flash, CPU flash) need the channel dimension contiguous (stride
+1); given ``N,C`` *views* of a ``C,T,h,w`` tensor, whose channel stride is N, SDPA silently falls
+back to its math kernel, which materialises the whole ``L×N`` affinity per object (on CPU, one 480p
+read: 911 MiB instead of 132 MiB; benchmarks/memory_read.py). The inference memory bank
+(vosbench.infer.memory) therefore stores ``T,h,w,C`` (channels last) and hands out ``C,T,h,w`` views
+of it, which flatten to ``N,C`` with stride 1 at no cost; other inputs are copied once into that layout.
 """
 
 from __future__ import annotations
@@ -50,8 +58,8 @@ def memory_read(
     dtype = _common_dtype(query_key, memory_key, memory_value)
     q = query_key.flatten(2).transpose(1, 2).to(dtype).contiguous()  # B,L,Ck (small; fused kernels need it)
     q = q.unsqueeze(1).expand(b, k_obj, h * w, ck)  # B,K,L,Ck (shared across objects, no copy)
-    k = memory_key.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Ck
-    v = memory_value.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Cv
+    k = channels_minor(memory_key.flatten(3).transpose(2, 3).to(dtype))  # B,K,N,Ck, channel stride 1
+    v = channels_minor(memory_value.flatten(3).transpose(2, 3).to(dtype))  # B,K,N,Cv
     if chunk_size is not None and chunk_size < k.shape[2]:
         out = _chunked_attention(q, k, v, chunk_size)
     elif q.device.type == "cuda" or cv == ck:
@@ -59,6 +67,11 @@ def memory_read(
     else:
         out = _grouped_value_attention(q, k, v)
     return out.transpose(2, 3).reshape(b, k_obj, cv, h, w)
+
+
+def channels_minor(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with its last (channel) dimension at stride 1: itself when it is, else one copy."""
+    return t if t.stride(-1) == 1 else t.contiguous()
 
 
 def _grouped_value_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -69,14 +82,13 @@ def _grouped_value_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) 
     Cv into Cv/Ck groups recomputes q·k per group but never holds the affinity matrix.
     """
     ck, cv = q.shape[-1], v.shape[-1]
-    k = k.contiguous()
     outs = []
     for start in range(0, cv, ck):
-        vg = v[..., start : start + ck]
+        vg = v[..., start : start + ck]  # channel stride 1 (a slice of the last dimension)
         width = vg.shape[-1]
         if width < ck:
             vg = F.pad(vg, (0, ck - width))
-        outs.append(F.scaled_dot_product_attention(q, k, vg.contiguous())[..., :width])
+        outs.append(F.scaled_dot_product_attention(q, k, vg)[..., :width])
     return torch.cat(outs, dim=-1)
 
 

@@ -147,6 +147,11 @@ class StaticSource:
         return A.AugFrame(read_frame(item.image), read_mask(item.mask), d)
 
 
+def data_roots(data: DataSection) -> list[str]:
+    """The dataset root of every configured source (``data.root`` where a source names none)."""
+    return [str(spec.root or data.root) for spec in (data.sources or [SourceSection(kind="davis")])]
+
+
 def open_sources(data: DataSection) -> list[tuple[VideoSource | StaticSource, float]]:
     """Open every configured source (a single ``davis`` source at ``data.root`` when none is listed)."""
     specs = data.sources or [SourceSection(kind="davis")]

@@ -35,6 +35,7 @@ class InitPlan:
     adapted: list[str] = field(default_factory=list)  # input convs with the depth channel added/removed
     initialised: list[str] = field(default_factory=list)  # the model's own initialisation is kept
     dropped: list[str] = field(default_factory=list)  # checkpoint tensors with no place in the model
+    trained_on: dict | None = None  # the checkpoint's record of its training data (vosbench.data.kind)
 
     @property
     def complete(self) -> bool:
@@ -190,10 +191,11 @@ def load_init(model: torch.nn.Module, path: str | os.PathLike, model_cfg: ModelC
     """Load ``path`` into ``model`` (in place) per the rules in the module docstring; returns the plan."""
     from vosbench.models.checkpoint import read_checkpoint
 
-    source_cfg, state, _ = read_checkpoint(path, expect=model_cfg if strict else None)
+    source_cfg, state, extra = read_checkpoint(path, expect=model_cfg if strict else None)
     own = model.state_dict()
     plan = plan_init({k: v.shape for k, v in own.items()}, {k: v.shape for k, v in state.items()},
                      model_cfg, source_cfg, str(path))
+    plan.trained_on = extra.get("trained_on")
     if strict and not plan.complete:
         first = (plan.initialised or plan.dropped or plan.adapted)[0]
         raise CheckpointError(f"{path}: weights do not match model '{model_cfg.name}' (train.init_strict; '{first}')")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from vosbench.data.kind import trained_on
 from vosbench.errors import CheckpointError, ConfigError, VosbenchError
 from vosbench.fsutil import sweep_temps
 from vosbench.precision import resolve_device, resolve_numerics, resolve_precision
@@ -35,7 +36,7 @@ from vosbench.train.checkpointing import (
     save_training_checkpoint,
 )
 from vosbench.train.config import TrainConfig, write_config
-from vosbench.train.datasets import ClipDataset, open_sources
+from vosbench.train.datasets import ClipDataset, data_roots, open_sources
 from vosbench.train.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
 from vosbench.train.init import InitPlan, check_start, load_init
 from vosbench.train.optim import build_optimizer, set_lr
@@ -282,8 +283,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
     numerics = resolve_numerics(dev, cfg.train.precision, "train")
     scaler = torch.amp.GradScaler(dev.type, enabled=numerics.needs_grad_scaler)
     step = 0
+    before = None  # what the starting weights were trained on (vosbench.data.kind)
     if resuming:
         loaded, extra = load_training_checkpoint(last_path, expect=model_cfg)
+        before = extra.get("trained_on")
         missing = [k for k in ("step", "optimizer", "rng") if k not in extra]
         if missing:
             raise CheckpointError(f"{last_path}: not a training checkpoint (no {', '.join(missing)}); cannot resume from it")
@@ -305,6 +308,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             log.warning("%s: nothing to resume, starting a new run", last_path)
         if cfg.train.init_checkpoint:
             plan = load_init(model, cfg.train.init_checkpoint, model_cfg, strict=cfg.train.init_strict)
+            before = plan.trained_on
             if ctx.is_main:
                 log.info("%s", plan.table())
     model.to(dev)
@@ -328,6 +332,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
         if loss_log is not None and step > 0:
             loss_log.load_until(step)
 
+    record = trained_on(data_roots(cfg.data), before)
+
     def save(path_step: int) -> None:
         if not ctx.is_main:
             return
@@ -344,6 +350,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, max_steps: int | None, 
             "rng": capture_rng(),
             "train_config": cfg.to_dict(),
             "numerics": {"device": str(dev), "precision": numerics.precision},  # what ran (auto resolved)
+            "trained_on": record,
         }
         try:
             save_training_checkpoint(out / f"step-{path_step}.pt", model, **state)
