@@ -6,6 +6,8 @@ import contextlib
 import errno
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -55,21 +57,60 @@ err_console = Console(stderr=True)
 
 
 class _PlainFormatter(logging.Formatter):
-    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a terminal."""
+    """Logs as single lines (``warning: ...``; info without a prefix), for stderr that is not a
+    terminal; ``prefix`` (a worker's ``[rank N] ``) goes first."""
+
+    def __init__(self, prefix: str = "") -> None:
+        super().__init__("%(message)s")
+        self.prefix = prefix
 
     def format(self, record: logging.LogRecord) -> str:
         message = super().format(record)
-        return message if record.levelno == logging.INFO else f"{record.levelname.lower()}: {message}"
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{self.prefix}{level}{message}"
+
+
+class _OncePerMessage(logging.Filter):
+    """Pass each distinct message once (a worker of a DDP job repeats the same warning per step or phase)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self._seen:
+            return False
+        self._seen.add(message)
+        return True
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Rich log lines on a terminal; one plain line per message in a log file (no wrapping at 80 columns)."""
+    """INFO (DEBUG with --verbose) on stderr: rich log lines on a terminal, one plain line per message
+    in a log file (no wrapping at 80 columns). In a DDP worker (torchrun's or a SLURM step's
+    variables) rank 0 logs so; the other ranks log warnings and errors only, each message once,
+    prefixed ``[rank N]``, so a job prints one copy of what every rank sees."""
+    import os
+
+    from vosbench.cluster import world_from_env
+    from vosbench.errors import VosbenchError
+
+    try:
+        rank = world_from_env(os.environ)[0]
+    except VosbenchError:
+        rank = 0  # a malformed launcher environment is reported when the run starts
     if err_console.is_terminal:
         handler: logging.Handler = RichHandler(console=err_console, show_path=False, show_time=False)
     else:
         handler = logging.StreamHandler(err_console.file)
-        handler.setFormatter(_PlainFormatter("%(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    level = logging.DEBUG if verbose else logging.INFO
+    prefix = ""
+    if rank > 0:
+        level = logging.WARNING
+        prefix = f"[rank {rank}] "
+        handler.addFilter(_OncePerMessage())
+    handler.setFormatter(logging.Formatter(f"{prefix}%(message)s") if err_console.is_terminal else _PlainFormatter(prefix))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -79,15 +120,42 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-# OS errors caused by the machine, not by vosbench: a full disk, no permission, a read-only mount.
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+# OS errors caused by the machine or the names given, not by vosbench: a full disk (or a file-size
+# limit: EFBIG), no permission, a read-only mount, a path longer than the file system allows.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS,
+                       errno.ENAMETOOLONG}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that both end a run the same way:
+    temps removed on the way out (every atomic write removes its temp on any exception), one line."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a verb runs, SIGTERM raises :class:`Terminated` (the default would end the process
+    without a word and leave its temps); only where no other handler is installed."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def handle_errors() -> Iterator[None]:
-    """Turn library errors, and a full disk or missing permission, into a one-line message and exit code 1."""
+    """Turn library errors, and a full disk or missing permission, into a one-line message and exit code 1;
+    Ctrl-C and SIGTERM into one line and exit code 130 / 143."""
     try:
-        yield
+        with _sigterm_as_interrupt():
+            yield
     except VosbenchError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -95,6 +163,8 @@ def handle_errors() -> Iterator[None]:
             raise  # anything else is a bug and keeps its traceback
         where = f"{exc.filename}: " if exc.filename else ""
         raise fail(f"{where}{exc.strerror or exc}") from None
+    except Terminated:
+        raise fail("terminated (SIGTERM)", code=128 + signal.SIGTERM) from None
     except KeyboardInterrupt:
         raise fail("interrupted", code=130) from None
 
@@ -182,9 +252,10 @@ class LineProgress:
         self._last, self._printed = now, True
 
     def close(self) -> None:
-        """End the current step (its last line, where it printed any)."""
-        if self._desc is not None and self._printed:
-            self._line(self._now(), end=True)
+        """End the current step (its last line, where it printed any or ran past the interval)."""
+        now = self._now()
+        if self._desc is not None and (self._printed or now - self._t0 >= self.interval):
+            self._line(now, end=True)
         self._desc = None
 
     def start(self, description: str, total: int | None = None) -> None:
@@ -197,7 +268,8 @@ class LineProgress:
             return
         self._done += n
         now = self._now()
-        if now - self._last >= self.interval:
+        finished = self._total is not None and self._done >= self._total  # its "done" line follows at the end
+        if now - self._last >= self.interval and not finished:
             self._line(now)
 
     def update(self, description: str) -> None:

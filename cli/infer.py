@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -30,7 +31,7 @@ def _distributed(device: str) -> tuple[int, int, str]:
     from vosbench.cluster import rank_device, world_from_env
     from vosbench.precision import resolve_device
 
-    rank, world, local_rank = world_from_env(os.environ)
+    rank, world, local_rank = world_from_env(os.environ, arrays=True)
     device = str(resolve_device(device))
     visible = torch.cuda.device_count() if device.startswith("cuda") else 0
     return rank, world, rank_device(device, local_rank, world, visible)
@@ -86,7 +87,7 @@ def infer_cmd(
 ) -> None:
     """Segment every sequence of a split (--data), or one video (--video, --first-mask), from first-frame masks (STM memory propagation).
 
-    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
+    A sequence appears only once complete, with a provenance.json (checkpoint hashes, options, version, fingerprints of the frames and annotations read; docs/reuse.md); on re-run a finished sequence made the same way is skipped, one made otherwise refuses the run (--overwrite redoes it). Under torchrun, srun or a SLURM job array, sequences are shared across the tasks (longest first; see docs/cluster.md).
     """
     with handle_errors():
         from vosbench.errors import ConfigError
@@ -108,6 +109,8 @@ def infer_cmd(
             raise ConfigError("--video needs --first-mask PNG (the object ids of the first frame)")
         if video is None and (first_mask is not None or mask_frame or overlay):
             raise ConfigError("--first-mask, --mask-frame and --overlay go with --video")
+        if video is not None and given is not None:
+            raise ConfigError("--given goes with --data: with --video the given mask is --first-mask (--mask-frame N)")
         set_threads(threads)
         if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
             recipe = Recipe(members=[MemberSpec(member_path(str(checkpoint)))], name=checkpoint.stem)
@@ -121,13 +124,16 @@ def infer_cmd(
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
                                        save_probs=save_probs, depth_estimator=depth_estimator, given=given,
                                        offload_state=offload_state)
-        if video is not None:
+        if video is not None:  # one video's folder is built whole beside --out and renamed onto it: no lock
             with progress_bar() as progress:
                 result = infer_video(recipe, video, first_mask, out, mask_frame=mask_frame, options=options,
                                      overlay=overlay, progress=progress)
             _print_video(result)
             return
-        with progress_bar() as progress:
+        from vosbench.outlock import out_lock
+
+        lock = out_lock(out, "infer") if rank == 0 else contextlib.nullcontext()  # rank 0 holds it for all ranks
+        with lock, progress_bar() as progress:
             summary = infer_dataset(recipe, data, split, resolution, out, options, progress, rank=rank, world_size=world,
                                     announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 

@@ -12,8 +12,10 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    from vosbench_cli.common import setup_logging
     from vosbench_cli.train import worker_app
 
+    setup_logging()  # INFO on rank 0, warnings once per message on the others (without it: lost)
     worker_app(args=sys.argv[1:] if argv is None else argv, prog_name="vosbench_cli.launch")
 
 

@@ -28,12 +28,13 @@ def merge_cmd(
     with handle_errors():
         from vosbench.infer.probs import merge_folders
         from vosbench.infer.recipe import parse_ensemble
+        from vosbench.outlock import out_lock
 
         members = []
         for spec in folders:
             (member,) = parse_ensemble(spec).members  # DIR[:WEIGHT], parsed as --ensemble parses it
             members.append((member.checkpoint, member.weight))
-        with progress_bar(transient=True) as progress:
+        with out_lock(out, "merge"), progress_bar(transient=True) as progress:
             summary = merge_folders(members, out, save_probs=save_probs, overwrite=overwrite, progress=progress)
     console.print(f"merged: {', '.join(escape(m) for m in summary.members)}", highlight=False, soft_wrap=True)
     console.print(

@@ -34,6 +34,9 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last.pt.")] = False,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this global step (schedules unchanged).")] = None,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Local worker processes (DDP through torchrun).")] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", min=1, help="Nodes of a multi-node run: run this same command on each node (docs/cluster.md); --out and the data on storage all nodes share.")] = 1,
+    node_rank: Annotated[int | None, typer.Option("--node-rank", min=0, help="This node's index 0..N-1 (torchrun's static rendezvous; node 0 serves --rdzv-endpoint). Leave out for the c10d rendezvous (any order).")] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous for --nnodes > 1 (a node every node reaches, e.g. the job's first node).")] = None,
     device: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     precision: Annotated[str | None, typer.Option(
         "--precision", help=PRECISION_HELP + " Sets train.precision (default: the config's, auto).")] = None,
@@ -47,13 +50,13 @@ def train(
     """
     # torch loads only when the verb runs, so `vosbench --help` and the other verbs start fast
     from vosbench.precision import resolve_numerics
-    from vosbench.train.distributed import launch_command
+    from vosbench.train.distributed import check_local_gpu, launch_command
     from vosbench.train.loop import preflight
     from vosbench.train.run import default_out_dir, resolve_run_config
 
     overrides = list(set_ or []) + ([f'train.precision="{precision}"'] if precision is not None else [])
     overrides += [f"train.threads={threads}"] if threads is not None else []  # the config's key, checked there
-    if nproc > 1:
+    if nproc > 1 or nnodes > 1 or rdzv_endpoint is not None:
         args = ["--config", str(config), "--device", device]
         for flag, value in (("--data", data), ("--out", out), ("--max-steps", max_steps)):
             if value is not None:
@@ -66,10 +69,13 @@ def train(
             args += ["--set", item]
         run_dir = out if out is not None else default_out_dir(config)
         with handle_errors():  # bad input: one error line here, before torchrun starts any worker
-            cmd = launch_command(nproc, args)
+            cmd = launch_command(nproc, args, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                                 rdzv_id=_rdzv_id(run_dir))
             cfg = resolve_run_config(config, data=data, overrides=overrides)
-            resolve_numerics(device, cfg.train.precision, "train")
-            preflight(cfg, run_dir, resume=resume, world_size=nproc, allow_random_init=allow_random_init)
+            numerics = resolve_numerics(device, cfg.train.precision, "train")
+            if numerics.device.type == "cuda":
+                check_local_gpu(nproc - 1, {})  # --nproc beyond this node's GPUs: one line, not N tracebacks
+            preflight(cfg, run_dir, resume=resume, world_size=nproc * nnodes, allow_random_init=allow_random_init)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         rc = subprocess.call(cmd, env=env)
@@ -80,9 +86,16 @@ def train(
     _run_worker(config, data, out, resume, max_steps, device, overrides, allow_random_init)
 
 
+def _rdzv_id(run_dir: Path) -> str:
+    """The same rendezvous id on every node of a job (the SLURM job id, else one from --out's name)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return f"vosbench-{job}" if job else f"vosbench-{Path(run_dir).name or 'train'}"
+
+
 def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool, max_steps: int | None,
                 device: str, overrides: list[str], allow_random_init: bool) -> None:
-    from vosbench.train.run import train_from_config
+    from vosbench.outlock import out_lock
+    from vosbench.train.run import default_out_dir, train_from_config
 
     is_main = os.environ.get("RANK", "0") == "0"
     if not is_main:  # other torchrun workers: rank 0 reports errors and progress
@@ -94,7 +107,8 @@ def _run_worker(config: Path, data: Path | None, out: Path | None, resume: bool,
         return
     with handle_errors():
         _announce(config, data, device, overrides)
-    with handle_errors(), progress_bar() as progress:
+    with handle_errors(), out_lock(out if out is not None else default_out_dir(config), "train"), \
+            progress_bar() as progress:
         result = train_from_config(config, data=data, out=out, resume=resume, max_steps=max_steps,
                                    device=device, overrides=overrides, progress=progress,
                                    allow_random_init=allow_random_init)

@@ -4,17 +4,18 @@ right answer is not an error).
 As in :mod:`tests.test_bad_inputs`, each case of :data:`CASES` builds its inputs under ``tmp_path``,
 runs one verb and asserts the exit code; one stderr line, an ``error:`` naming the file or option
 at fault; no traceback; and nothing under ``tmp_path`` added, changed or removed but what the case
-lists. A case that used to hang (a FIFO read) is stopped by an alarm, so it fails rather than
-blocks. Every class here failed on the code before issue 26 (exit 0 with a stale, mixed or
+lists. A case that used to hang (a FIFO read) is unblocked by a watchdog after HANG_SECONDS, so it
+fails on its message rather than blocks. Every class here failed on the code before issue 26 (exit 0 with a stale, mixed or
 wrongly ordered result, a hang, or a read until MemoryError).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +100,16 @@ def merge_rerun_other_member(env: Env) -> Case:  # used to skip every sequence w
     return Case(["merge", str(p1), str(p3), "--out", str(env.tmp / "merged")], "merged/a")
 
 
+def _no_training(*a, **k):
+    raise AssertionError("quickstart went on to train on another --profile/--seed's data")
+
+
 def quickstart_other_seed(env: Env) -> Case:  # used to reuse the seed-0 data and print its table as seed 1's
     from vosbench.data.synthetic import generate_synthetic
 
     generate_synthetic(env.tmp / "qs" / "data", "tiny", seed=0)
 
-    def no_training(*a, **k):
-        raise AssertionError("quickstart went on to train on another --seed's data")
-
-    env.monkeypatch.setattr("vosbench.train.run.train_from_config", no_training)
+    env.monkeypatch.setattr("vosbench.train.run.train_from_config", _no_training)
     return Case(["quickstart", "--out", str(env.tmp / "qs"), "--profile", "tiny", "--seed", "1", "--device", "cpu"],
                 "--seed")
 
@@ -116,7 +118,7 @@ def quickstart_other_profile(env: Env) -> Case:
     from vosbench.data.synthetic import generate_synthetic
 
     generate_synthetic(env.tmp / "qs" / "data", "tiny", seed=0)
-    env.monkeypatch.setattr("vosbench.train.run.train_from_config", lambda *a, **k: 1 / 0)
+    env.monkeypatch.setattr("vosbench.train.run.train_from_config", _no_training)
     return Case(["quickstart", "--out", str(env.tmp / "qs"), "--profile", "small", "--device", "cpu"], "--profile")
 
 
@@ -161,7 +163,8 @@ def fifo_mask_in_results(env: Env) -> Case:  # used to hang evaluate
     results = _results(env, root)
     (results / "a/00001.png").unlink()
     os.mkfifo(results / "a/00001.png")
-    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"], "a/00001.png")
+    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"],
+                "a/00001.png: prediction is a FIFO")
 
 
 def dev_zero_link_in_results(env: Env) -> Case:  # used to read until MemoryError
@@ -169,14 +172,15 @@ def dev_zero_link_in_results(env: Env) -> Case:  # used to read until MemoryErro
     results = _results(env, root)
     (results / "a/00002.png").unlink()
     (results / "a/00002.png").symlink_to("/dev/zero")
-    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"], "a/00002.png")
+    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"],
+                "a/00002.png: prediction is a character device")
 
 
 def fifo_frame_in_data(env: Env) -> Case:  # used to hang infer on frame 1
     root = env.davis({"a": (3, 1)})
     (root / "JPEGImages/480p/a/00001.jpg").unlink()
     os.mkfifo(root / "JPEGImages/480p/a/00001.jpg")
-    return Case(env.infer(root, env.checkpoint()), "00001.jpg")
+    return Case(env.infer(root, env.checkpoint()), "00001.jpg: frame file is a FIFO")
 
 
 def fifo_annotation_in_data(env: Env) -> Case:  # used to hang evaluate on the ground truth
@@ -184,7 +188,7 @@ def fifo_annotation_in_data(env: Env) -> Case:  # used to hang evaluate on the g
     results = _results(env, root)
     (root / "Annotations/480p/a/00002.png").unlink()
     os.mkfifo(root / "Annotations/480p/a/00002.png")
-    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"], "a/00002.png")
+    return Case(["evaluate", "--data", str(root), "--results", str(results), "-j", "1"], "a/00002.png: file is a FIFO")
 
 
 CASES = [infer_other_dataset_same_names, infer_changed_first_annotation, merge_rerun_other_weights,
@@ -194,8 +198,16 @@ CASES = [infer_other_dataset_same_names, infer_changed_first_annotation, merge_r
          fifo_annotation_in_data]
 
 
-def _alarm(signum, frame):
-    raise TimeoutError(f"the command did not finish in {HANG_SECONDS} s (a hang)")
+def _unblock_fifos(root: Path, stop: threading.Event) -> None:
+    """After HANG_SECONDS, open every FIFO under ``root`` for writing now and then: a reader blocked
+    on one gets end-of-file, so a command that would hang ends (and the case fails on its message)."""
+    if stop.wait(HANG_SECONDS):
+        return
+    while not stop.wait(1.0):
+        for p in root.rglob("*"):
+            with contextlib.suppress(OSError):  # ENXIO: nobody reads it now
+                if p.is_fifo():
+                    os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))
 
 
 @pytest.mark.parametrize("build", [pytest.param(c, id=c.__name__) for c in CASES])
@@ -205,13 +217,14 @@ def test_bad_data_is_one_line_and_touches_nothing(build, make_davis_root, tmp_pa
     with env.stack:
         case = build(env)
         before = _tree(tmp_path)
-        old = signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(HANG_SECONDS)
+        stop = threading.Event()
+        watchdog = threading.Thread(target=_unblock_fifos, args=(tmp_path, stop), daemon=True)
+        watchdog.start()
         try:
             res = CliRunner().invoke(app, case.args)
         finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, old)
+            stop.set()
+            watchdog.join()
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.exit_code == case.code, res.output
@@ -370,3 +383,19 @@ def test_ablate_data_key_follows_frames_and_ground_truth(make_davis_root, tmp_pa
     assert after_gt != base
     write_frame(root / "JPEGImages/480p/a/00003.jpg", np.zeros((*SIZE, 3), np.uint8))
     assert steps.data_fingerprint() not in (base, after_gt)
+
+
+def test_prepare_youtube_replaces_a_video_whole(tmp_path):
+    """The same for the split-archive layout (YouTube-VOS, MOSE): a second train archive bringing
+    video aa11 with 2 frames instead of 4 leaves 2 frames and 2 annotations, no stale 00010/00015."""
+    from tests.data.test_youtube import write_split
+    from vosbench.data.youtube import prepare_youtube_vos
+
+    write_split(tmp_path / "src1", "train", {"aa11": (4, {1: 0})}, annotate_all=True)
+    write_split(tmp_path / "src2", "train", {"aa11": (2, {1: 0})}, annotate_all=True)
+    root = tmp_path / "ytvos"
+    for i in (1, 2):
+        prepare_youtube_vos(root, zip_tree(tmp_path / f"src{i}/train", tmp_path / f"train{i}.zip", prefix="train"))
+    for kind, suffix in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        assert sorted(p.name for p in (root / "train" / kind / "aa11").iterdir()) == [f"00000.{suffix}", f"00005.{suffix}"]
+    assert json.loads((root / "manifest.json").read_text())["sequences"]["aa11"]["frames"] == 2

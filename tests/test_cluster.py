@@ -12,7 +12,7 @@ from vosbench.errors import ConfigError
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, (0, 1, 0)),
     ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, (3, 4, 1)),
-    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}, (5, 8, 1)),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0"}, (5, 8, 1)),
     # torchrun inside a SLURM allocation: torchrun's variables describe the workers
     ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, (1, 2, 1)),
     # sbatch --array=0-3: one share per array job
@@ -23,22 +23,29 @@ from vosbench.errors import ConfigError
       "SLURM_ARRAY_TASK_STEP": "3"}, (1, 3, 0)),
     # an array of 3 jobs with 2 srun tasks each: job 1, task 1 is rank 3 of 6
     ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_PROCID": "1", "SLURM_NTASKS": "2",
-      "SLURM_LOCALID": "1"}, (3, 6, 1)),
+      "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0"}, (3, 6, 1)),
 ])
 def test_world_from_env(env: dict[str, str], expected: tuple[int, int, int]) -> None:
-    assert world_from_env(env) == expected
+    assert world_from_env(env, arrays=True) == expected
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"SLURM_PROCID": "x", "SLURM_NTASKS": "2"}, "SLURM_PROCID='x' is not an integer"),
-    ({"SLURM_PROCID": "2", "SLURM_NTASKS": "2"}, "rank 2 out of range for world size 2"),
+    ({"SLURM_PROCID": "x", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0"}, "SLURM_PROCID='x' is not an integer"),
+    ({"SLURM_PROCID": "2", "SLURM_NTASKS": "2", "SLURM_STEP_ID": "0"}, "rank 2 out of range for world size 2"),
     ({"RANK": "0", "WORLD_SIZE": "0"}, "out of range for world size 0"),
     ({"SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "10",
       "SLURM_ARRAY_TASK_STEP": "3"}, "not on the array's grid"),
 ])
 def test_bad_environment_is_one_config_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        world_from_env(env)
+        world_from_env(env, arrays=True)
+
+
+def test_arrays_count_only_where_asked() -> None:
+    """An array job is a share of independent work (inference), never a member of a process group (training)."""
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}
+    assert world_from_env(env) == (0, 1, 0)
+    assert world_from_env(env, arrays=True) == (2, 4, 0)
 
 
 def test_longest_first_balances_where_rank_stride_does_not() -> None:

@@ -119,7 +119,7 @@ def _distributed(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], device: s
     from vosbench_cli.infer import _distributed as distributed
 
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
-                 "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_NPROCS"):
+                 "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_NPROCS", "SLURM_STEP_ID", "SLURM_STEPID"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -136,7 +136,7 @@ def test_infer_under_torchrun_refuses_one_explicit_gpu_for_every_rank(monkeypatc
 
 def test_infer_reads_rank_and_gpu_from_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_gpu(monkeypatch, (9, 0), "NVIDIA H100", count=4)
-    slurm = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "2"}
+    slurm = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "2", "SLURM_STEP_ID": "0"}  # an srun task
     assert _distributed(monkeypatch, slurm, "auto") == (3, 4, "cuda:2")
 
 

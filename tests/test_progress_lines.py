@@ -29,7 +29,7 @@ def test_lines_every_interval_with_count_rate_and_eta():
         clock.t += 2.0
         p.advance()
     p.close()
-    assert len(lines) == 11  # 10 interval lines and the last one
+    assert len(lines) == 10  # 9 interval lines (not one at 50/50) and the last one
     assert lines[0] == "infer blackswan: 5/50 (10%), 0.5/s, elapsed 0:10, eta 1:30"
     assert lines[-1] == "infer blackswan: 50/50 (100%), 0.5/s, elapsed 1:40, done"
 
@@ -41,11 +41,15 @@ def test_quick_steps_print_nothing_and_unknown_totals_have_no_eta():
     for _ in range(3):
         clock.t += 1.0
         p.advance()
+    p.start("one jump", total=2)
+    clock.t += 30.0
+    p.advance(2)  # no interval line at 2/2: the done line says it
     p.start("open-ended")  # ends "quick" silently: it never ran past the interval
     clock.t += 3600 + 61
     p.advance(7)
     p.update("open-ended loss 0.5")
     p.close()
+    assert lines.pop(0) == "one jump: 2/2 (100%), 0.0667/s, elapsed 0:30, done"
     assert lines == ["open-ended: 7, 0.00191/s, elapsed 1:01:01", "open-ended loss 0.5: 7, 0.00191/s, elapsed 1:01:01, done"]
 
 

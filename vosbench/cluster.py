@@ -1,9 +1,12 @@
-"""Where this process sits in a multi-process inference job: torchrun, SLURM tasks, SLURM arrays.
+"""Where this process sits in a multi-process job: torchrun, SLURM tasks, SLURM arrays.
+
+:func:`world_from_env` is the one reading of torchrun's and SLURM's variables, for training
+(``vosbench.train.distributed``), logging (``vosbench_cli.common``) and inference sharding.
 
 Pure functions of the environment (read by the caller, passed in): no import-time globals.
 
 - torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; they win when present.
-- ``srun`` sets ``SLURM_PROCID`` (rank), ``SLURM_NTASKS`` (world size) and ``SLURM_LOCALID`` (the
+- ``srun`` (a job step: ``SLURM_STEP_ID``) sets ``SLURM_PROCID`` (rank), ``SLURM_NTASKS`` (world size) and ``SLURM_LOCALID`` (the
   task's index on its node, which picks its GPU).
 - A job array (``sbatch --array=0-3``) runs independent jobs with ``SLURM_ARRAY_TASK_ID``,
   ``SLURM_ARRAY_TASK_MIN``, ``SLURM_ARRAY_TASK_STEP`` and ``SLURM_ARRAY_TASK_COUNT``; each array
@@ -25,27 +28,42 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
     value = env.get(name)
     if value is None or value.strip() == "":
         return None
+    return env_int(env, name)
+
+
+def env_int(env: Mapping[str, str], name: str) -> int:
+    """The integer value of ``env[name]``; a one-line ConfigError when it is not one."""
+    value = env[name]
     try:
         return int(value)
     except ValueError:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def world_from_env(env: Mapping[str, str]) -> tuple[int, int, int]:
-    """(rank, world size, local rank) of this process; (0, 1, 0) outside torchrun and SLURM."""
+def world_from_env(env: Mapping[str, str], *, arrays: bool = False) -> tuple[int, int, int]:
+    """(rank, world size, local rank) of this process; (0, 1, 0) outside torchrun and SLURM.
+
+    torchrun's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` first. Without them, inside a SLURM job
+    step (``srun``, which sets ``SLURM_STEP_ID``) ``SLURM_PROCID`` / ``SLURM_NTASKS`` /
+    ``SLURM_LOCALID``; a batch script's own shell (no step) also carries ``SLURM_NTASKS`` but is one
+    process (so is the batch pseudo-step). With ``arrays`` (independent shares of work, e.g. inference; never a process group)
+    each job of a SLURM array is one share, times its own step's tasks.
+    """
     world = _int(env, "WORLD_SIZE")
     if world is not None:  # torchrun (also when it runs inside a SLURM job)
         rank, local = _int(env, "RANK") or 0, _int(env, "LOCAL_RANK") or 0
         source = "torchrun's RANK/WORLD_SIZE"
     else:
-        ntasks = _int(env, "SLURM_NTASKS")
-        if ntasks is None:  # SLURM_NPROCS is the older name of the same thing
-            ntasks = _int(env, "SLURM_NPROCS")
-        procid = _int(env, "SLURM_PROCID") or 0
-        local = _int(env, "SLURM_LOCALID") or 0
+        step_id = _int(env, "SLURM_STEP_ID")
+        step_id = _int(env, "SLURM_STEPID") if step_id is None else step_id
+        # an srun task; not the batch (0xfffffffe) or extern (0xfffffffd) pseudo-steps
+        in_step = step_id is not None and step_id < 0xFFFFFFFD
+        ntasks = (_int(env, "SLURM_NTASKS") or _int(env, "SLURM_NPROCS")) if in_step else None  # NPROCS: older name
+        procid = (_int(env, "SLURM_PROCID") or 0) if in_step else 0
+        local = (_int(env, "SLURM_LOCALID") or 0) if in_step else 0
         ntasks = ntasks or 1
         task_id, count = _int(env, "SLURM_ARRAY_TASK_ID"), _int(env, "SLURM_ARRAY_TASK_COUNT")
-        if task_id is not None and count is not None:
+        if arrays and task_id is not None and count is not None:
             first = _int(env, "SLURM_ARRAY_TASK_MIN") or 0
             step = _int(env, "SLURM_ARRAY_TASK_STEP") or 1
             if step < 1 or (task_id - first) % step:

@@ -8,6 +8,8 @@ increments of the Jaccard loss Δ_J over the growing sets of those pixels — th
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -49,26 +51,33 @@ def lovasz_softmax(
 
     ``probs`` B,C,H,W (a distribution over C classes), ``target`` B,H,W, ``classes`` B,C bool of
     the classes that may be scored (None = all); only classes present in an image's target count.
+
+    All images and classes at once, with no GPU->CPU synchronisation: an ignored pixel enters each
+    class's sort with error 0 and ground truth 0, which changes no term of the extension (it sorts
+    after every pixel with a positive error, and its own term is 0 · g_i).
     """
-    losses = []
-    for b in range(probs.shape[0]):
-        p = probs[b].flatten(1)  # C,P
-        t = target[b].flatten()
-        keep = t != ignore_index
-        p, t = p[:, keep], t[keep]
-        per_class = []
-        for c in range(p.shape[0]):
-            if classes is not None and not bool(classes[b, c]):
-                continue
-            fg = t == c
-            if not bool(fg.any()):
-                continue
-            per_class.append(lovasz_extension((fg.float() - p[c]).abs(), fg))
-        if per_class:
-            losses.append(torch.stack(per_class).mean())
-    if not losses:
-        return probs.sum() * 0.0
-    return torch.stack(losses).mean()
+    b, c = probs.shape[:2]
+    p = probs.flatten(2)  # B,C,P
+    t = target.flatten(1)  # B,P
+    keep = (t != ignore_index).unsqueeze(1)  # B,1,P
+    ids = torch.arange(c, device=t.device).view(1, c, 1)
+    fg = (t.unsqueeze(1) == ids) & keep  # B,C,P
+    errors = torch.where(keep, (fg.to(p.dtype) - p).abs(), torch.zeros((), dtype=p.dtype, device=p.device))
+    errors_sorted, order = torch.sort(errors, dim=2, descending=True)
+    gt_sorted = torch.gather(fg, 2, order).double()
+    total = gt_sorted.sum(2, keepdim=True)
+    jaccard = 1.0 - (total - gt_sorted.cumsum(2)) / (total + (1 - gt_sorted).cumsum(2))  # union >= 1: no 0/0
+    increments = torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=2)
+    per_class = (errors_sorted * increments.to(errors_sorted.dtype)).sum(2)  # B,C
+    present = fg.any(2)
+    if classes is not None:
+        present = present & classes.bool()
+    w = present.to(per_class.dtype)
+    n_present = w.sum(1)
+    per_image = (per_class * w).sum(1) / n_present.clamp_min(1.0)
+    has = (n_present > 0).to(per_image.dtype)
+    # no image with a present class: 0, still connected to ``probs`` (as ``probs.sum() * 0``)
+    return (per_image * has).sum() / has.sum().clamp_min(1.0) + probs.sum() * 0.0
 
 
 def soft_iou_loss(
@@ -101,8 +110,13 @@ def segmentation_loss(
     target: torch.Tensor,
     cfg: LossConfig,
     valid: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+    *,
+    as_tensors: bool = False,
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """Weighted loss mix of ``cfg`` -> (total, {term: value}).
+
+    ``as_tensors``: the values are detached 0-d tensors on the loss's device instead of floats, so
+    a training step reads them back once (floats force one GPU->CPU synchronisation per term).
 
     ``target`` B,H,W long in 0..K (or ``cfg.ignore_index``); ``valid`` B,K bool (None = all).
     CE on ``output.logits``; coarse CE on ``aux["coarse_logits"]`` (refine models); soft IoU on the
@@ -111,10 +125,7 @@ def segmentation_loss(
     target = target.long()
     logits = output.logits.float()
     k = logits.shape[1] - 1
-    known = target[target != cfg.ignore_index]
-    if known.numel() and (int(known.max()) > k or int(known.min()) < 0):
-        bad = int(known.max()) if int(known.max()) > k else int(known.min())
-        raise ValueError(f"target ids must be in 0..{k} (or {cfg.ignore_index}), got {bad}")
+    _check_target_ids(target, k, cfg.ignore_index)
     parts: dict[str, torch.Tensor] = {}
     if cfg.ce > 0:
         parts["ce"] = cfg.ce * F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
@@ -136,6 +147,19 @@ def segmentation_loss(
     if not parts:
         raise ValueError("loss config has every term switched off")
     total = torch.stack(list(parts.values())).sum()
-    values = {name: float(v.detach()) for name, v in parts.items()}
-    values["total"] = float(total.detach())
+    values: dict[str, Any] = {name: v.detach() for name, v in parts.items()}
+    values["total"] = total.detach()
+    if not as_tensors:
+        values = {name: float(v) for name, v in values.items()}
     return total, values
+
+
+def _check_target_ids(target: torch.Tensor, k: int, ignore_index: int) -> None:
+    """Target ids must be 0..k or ``ignore_index``: a ValueError on the CPU; on an accelerator an
+    asynchronous device assert (reading the ids back would stall every training step)."""
+    bad_ids = (target != ignore_index) & ((target < 0) | (target > k))
+    if target.device.type != "cpu":
+        torch._assert_async(~bad_ids.any(), f"target ids must be in 0..{k} (or {ignore_index})")
+        return
+    if bool(bad_ids.any()):
+        raise ValueError(f"target ids must be in 0..{k} (or {ignore_index}), got {int(target[bad_ids][0])}")

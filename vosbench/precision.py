@@ -37,8 +37,9 @@ if TYPE_CHECKING:  # torch loads when a function runs: the CLI reads the help te
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Purpose = Literal["infer", "train"]
 PRECISION_HELP = (
-    "Compute precision: auto (bf16 on a CPU with native bf16 matmul, fp16 on CUDA for inference and "
-    "bf16 for training where the GPU has it, else fp32), fp32 (no autocast anywhere), bf16 or fp16."
+    "Compute precision: auto (bf16 on a CPU with native bf16 matmul, else fp32; on CUDA fp16 for inference, "
+    "and for training bf16 on GPUs with bf16 tensor cores (compute capability 8.0+), else fp16 with gradient "
+    "scaling), fp32 (no autocast, no TF32), bf16 or fp16."
 )
 DEVICE_HELP = "auto (CUDA if available, else the CPU), cpu, cuda or cuda:N."
 
@@ -244,13 +245,6 @@ class Numerics:
     def announce(self) -> str:
         """One line for the start of a run: device, GPU name, precision and why."""
         return f"{self.purpose} on {device_name(self.device)}, {self.precision} ({self.reason or 'as requested'})"
-
-    def for_purpose(self, purpose: Purpose, requested: str) -> Numerics:
-        """The numerics of ``requested`` precision for another purpose on the same device (e.g. the
-        online finetuning of an inference run: ``auto`` trains in bf16 where inference runs fp16)."""
-        if purpose == self.purpose and requested == self.precision:
-            return self
-        return resolve_numerics(self.device, requested, purpose)
 
 
 def device_name(device: torch.device) -> str:

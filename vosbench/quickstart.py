@@ -106,6 +106,7 @@ def run_quickstart(
     from vosbench.infer.run import InferOptions, infer_dataset
     from vosbench.metrics import evaluate_results
     from vosbench.submission import package_submission
+    from vosbench.train.checkpointing import has_checkpoint
     from vosbench.train.run import resolve_run_config, train_from_config
 
     out = Path(out)
@@ -124,7 +125,7 @@ def run_quickstart(
     pretrained = None
     if pretrain and pretrain_config is not None:
         pre_dir = out / "pretrain"
-        pretrained = train_from_config(pretrain_config, data=data, out=pre_dir, resume=(pre_dir / "last.pt").is_file(),
+        pretrained = train_from_config(pretrain_config, data=data, out=pre_dir, resume=has_checkpoint(pre_dir),
                                        max_steps=max_steps, device=device, overrides=common, progress=progress)
         init = [f"train.init_checkpoint={json.dumps(str(pretrained.last_checkpoint))}"]
         # a video stage begun from another pretraining checkpoint would not be this run's: start it again
@@ -136,7 +137,7 @@ def run_quickstart(
         config or default_config(),
         data=data,
         out=train_dir,
-        resume=(train_dir / "last.pt").is_file(),
+        resume=has_checkpoint(train_dir),
         max_steps=max_steps,
         device=device,
         overrides=common + init,

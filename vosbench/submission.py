@@ -29,6 +29,7 @@ from vosbench.fsutil import atomic_path, sha256_file, sweep_temps
 from vosbench.metrics.benchmarks import Benchmark, SubmissionVideo, open_benchmark
 from vosbench.metrics.report import global_csv_name, per_sequence_csv_name
 from vosbench.metrics.validation import read_prediction, size_problem
+from vosbench.outlock import LOCK_FILE as OUT_LOCK_FILE
 from vosbench.progress import Progress, ensure_progress
 from vosbench.provenance import PROVENANCE_FILE, require_one_run
 
@@ -249,7 +250,7 @@ def validate_results(
 
     listed = set(names)
     for entry in sorted(results_dir.iterdir()):
-        if entry.name not in listed and not (entry.is_file() and entry.name in EVALUATION_OUTPUTS):
+        if entry.name not in listed and not (entry.is_file() and entry.name in (*EVALUATION_OUTPUTS, OUT_LOCK_FILE)):
             _report_stray(report, entry, f"not a sequence of split {split!r}")
     progress.start(f"validating {results_dir.name}", total=report.frames)
     for name, video in videos:
@@ -289,7 +290,7 @@ def _write_zip(
             zf.writestr(_zip_info(prefix, ZIP_DIR_MODE), b"")
         for video in sorted(videos, key=lambda v: v.name):
             zf.writestr(_zip_info(f"{prefix}{video.name}/", ZIP_DIR_MODE), b"")
-            for i, frame_path in sorted(enumerate(video.frame_paths), key=lambda x: x[1].stem):
+            for i, frame_path in enumerate(video.frame_paths):  # frame order (vosbench.data.frames)
                 src = results_dir / video.name / f"{frame_path.stem}.png"
                 if i < video.required_from and not src.is_file():
                     continue  # before the video's first annotation: optional

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vosbench.data.davis import DavisDataset, VideoSequence
+from vosbench.data.frames import frame_number
 from vosbench.data.imageio import DAVIS_PALETTE, VOID_ID
 from vosbench.errors import ConfigError, DataError
 from vosbench.fsutil import atomic_dir, atomic_path, sweep_temps
@@ -178,7 +179,7 @@ def per_frame_scores(
     evaluate` reports; ``predictions`` is a results source or a map of frame names to id masks.
     Object ids beyond the first annotation's are ignored here (``package-submission`` warns).
     """
-    gt = GroundTruth(name, tuple(sorted(annotation_paths, key=lambda p: p.stem)))
+    gt = GroundTruth(name, tuple(sorted(annotation_paths, key=frame_number)))  # frame order, as evaluate
     source = ArrayResults({name: predictions}) if isinstance(predictions, Mapping) else predictions
     return score_sequence(gt, source, ignore_extra_ids=True)
 

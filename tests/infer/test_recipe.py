@@ -72,10 +72,17 @@ def test_recipe_errors_name_the_file(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
-def test_list_form_with_weights(tmp_path):
-    r = parse_ensemble("a.pt, b.pt:3,c:d.pt")
-    assert [str(m.checkpoint) for m in r.members] == ["a.pt", "b.pt", "c:d.pt"]
-    assert [m.weight for m in r.members] == [1.0, 3.0, 1.0]
+def test_list_form_with_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("b.pt", "c", "run-12", "run-12:30"):
+        (tmp_path / name).touch()
+    # a weight only where the text after the last colon is a number and the path before it exists
+    r = parse_ensemble("a.pt, b.pt:3,c:d.pt,run-12:30,gone.pt:2")
+    assert [str(m.checkpoint) for m in r.members] == ["a.pt", "b.pt", "c:d.pt", "run-12:30", "gone.pt:2"]
+    assert [m.weight for m in r.members] == [1.0, 3.0, 1.0, 1.0, 1.0]
+    for bad in ("b.pt:inf", "b.pt:nan", "b.pt:0"):
+        with pytest.raises(ConfigError, match="weight must be > 0 and finite"):
+            parse_ensemble(bad)
     with pytest.raises(ConfigError):
         parse_ensemble(" , ")
     with pytest.raises(ConfigError, match="not found"):

@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from typer.testing import CliRunner
 
@@ -27,7 +26,7 @@ from vosbench.precision import Numerics
 from vosbench_cli.main import app
 
 SLURM_VARS = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
-              "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_NPROCS")
+              "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_NPROCS", "SLURM_STEP_ID", "SLURM_STEPID")
 
 
 def test_finetuning_trains_with_its_own_auto_not_the_inference_precision(make_davis_root, tiny_checkpoint, tmp_path,
@@ -170,12 +169,16 @@ def test_two_slurm_tasks_split_the_sequences_longest_first(make_davis_root, tiny
     written = []
     for task in ("0", "1"):
         out = tmp_path / f"task{task}"
-        env = {"SLURM_PROCID": task, "SLURM_NTASKS": "2", "SLURM_LOCALID": task}
+        env = {"SLURM_PROCID": task, "SLURM_NTASKS": "2", "SLURM_LOCALID": task, "SLURM_STEP_ID": "0"}  # srun tasks
         res = CliRunner().invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--data", str(root),
                                        "--out", str(out), "--device", "cpu"], env=env)
         assert res.exit_code == 0, res.output
         names = sorted(p.name for p in out.iterdir())
         assert f"rank {task}/2 takes {len(names)} of 4 sequences" in res.output
+        # device, precision and why, said before the work (the summary at the end says it again)
+        lines = res.output.splitlines()
+        said = next(i for i, ln in enumerate(lines) if ln.startswith("infer on cpu ("))
+        assert "(auto: this CPU" in lines[said] and said < next(i for i, ln in enumerate(lines) if ln.startswith("rank "))
         written.append(names)
     # by hand: beta (5) -> 0, delta (3) -> 1, alpha (2) -> 1, gamma (2) -> 0: 7 and 5 frames
     assert written == [["beta", "gamma"], ["alpha", "delta"]]

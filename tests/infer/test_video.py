@@ -171,3 +171,23 @@ def test_video_options_go_together(tiny_checkpoint, tmp_path):
     assert res.exit_code == 1 and "--video needs --first-mask" in res.output
     res = runner.invoke(app, ["infer", "--checkpoint", ckpt, "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "exactly one of --data ROOT" in res.output
+    res = runner.invoke(app, ["infer", "--checkpoint", ckpt, "--video", "x.mp4", "--first-mask", "m.png",
+                              "--given", "first", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "--given goes with --data" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_with_only_hidden_files_counts_as_empty(clip, tiny_checkpoint, tmp_path):
+    tmp, _, _ = clip
+    out = tmp_path / "masks"
+    out.mkdir()
+    (out / ".lock").write_text("")  # e.g. another tool's lock file
+    infer_video(str(tiny_checkpoint("stm-tiny")), tmp / "clip.mp4", tmp / "first.png", out)
+    assert (out / "00005.png").is_file()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")  # someone's folder is never replaced
+    res = runner.invoke(app, ["infer", "--checkpoint", str(tiny_checkpoint("stm-tiny")), "--video",
+                              str(tmp / "clip.mp4"), "--first-mask", str(tmp / "first.png"), "--out",
+                              str(tmp_path / "mine"), "--overwrite"])
+    assert res.exit_code == 1 and "holds no vosbench results" in res.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"

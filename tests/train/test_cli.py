@@ -114,7 +114,7 @@ def test_nan_loss_is_one_line(config_file: Path, tmp_path: Path, monkeypatch: py
 @pytest.mark.parametrize("args,needle", [
     (["--data", "/nonexistent/root"], "dataset root not found"),
     (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
-    (["--set", "train.batch_size=3", "--set", "data.samples_per_epoch=6"], "not divisible by 2 workers"),
+    (["--set", "train.batch_size=1", "--set", "data.samples_per_epoch=6"], "smaller than 2 workers x train.accumulate 1"),
     (["--set", "model.overrides.key_dimm=8"], "[model] unknown model config key 'key_dimm'"),
 ])
 def test_nproc_bad_input_fails_before_torchrun(config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -42,7 +42,7 @@ def test_infer_notes_an_embedded_only_model_on_real_data(embedded_run, tiny_synt
         infer_dataset(str(embedded_run), real, "val", out=tmp_path / "real", options=options)
     notes = [r.getMessage() for r in caplog.records if "embedded procedural" in r.getMessage()]
     assert len(notes) == 1 and "last.pt was trained only on" in notes[0] and "\n" not in notes[0]
-    assert "8.5 J&F" in notes[0] and "README" in notes[0]
+    assert "8.5-12 J&F" in notes[0] and "README" in notes[0]
 
 
 def test_cli_note_is_one_plain_line_before_the_run(make_davis_root, tmp_path):

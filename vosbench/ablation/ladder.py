@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vosbench.data.names import name_problem
 from vosbench.errors import ConfigError
 from vosbench.infer.options import validate_inference_options
 from vosbench.precision import check_precision
@@ -48,6 +49,11 @@ _LADDER_KEYS = {"name", "description", "data", "split", "resolution", "features"
 _RUNG_KEYS = {"name", "train_config", "set", "infer", "features", "drop_features", "checkpoint", "ensemble",
               "pretrain_config"}
 INIT_KEY = "train.init_checkpoint"
+# the type of every value under [ladder] and [[rungs]] but the tables (set, infer); "names": a list of strings
+_LADDER_TYPES = {"name": "str", "description": "str", "data": "str", "split": "str", "resolution": "str",
+                 "device": "str", "features": "names"}
+_RUNG_TYPES = {"name": "str", "train_config": "str", "pretrain_config": "str", "checkpoint": "str",
+               "features": "names", "drop_features": "names", "ensemble": "names"}
 
 
 @dataclass(frozen=True)
@@ -97,15 +103,36 @@ def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _check_types(where: str, got: dict, types: dict[str, str]) -> None:
+    for key, kind in types.items():
+        if key not in got:
+            continue
+        value = got[key]
+        if kind == "str" and not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        if kind == "names" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
+
+
 def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
     """Build a :class:`LadderConfig` from parsed TOML, resolving rung inheritance."""
     where = str(source) if source else "ladder"
     _check_keys(where, raw, {"ladder", "rungs"})
     head = raw.get("ladder", {})
+    if not isinstance(head, dict):
+        raise ConfigError(f"{where}: [ladder] must be a table")
     _check_keys(f"{where} [ladder]", head, _LADDER_KEYS)
+    _check_types(f"{where} [ladder]", head, _LADDER_TYPES)
+    ladder_name = head.get("name", source.stem if source else "ladder")
+    problem = name_problem(ladder_name)
+    if problem is not None:  # it names the output folder runs/ablate/<name>
+        raise ConfigError(f"{where} [ladder]: name {ladder_name!r} {problem}; a ladder name must be a plain name "
+                          "(it names the folder runs/ablate/<name>)")
     rungs_raw = raw.get("rungs", [])
     if not rungs_raw:
         raise ConfigError(f"{where}: no [[rungs]]")
+    if not isinstance(rungs_raw, list) or not all(isinstance(r, dict) for r in rungs_raw):
+        raise ConfigError(f"{where}: rungs must be [[rungs]] tables")
     base = source.parent if source else Path.cwd()
     features = tuple(head.get("features", ()))
 
@@ -125,6 +152,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
     for i, r in enumerate(rungs_raw):
         rwhere = f"{where} rung {i + 1}"
         _check_keys(rwhere, r, _RUNG_KEYS)
+        _check_types(rwhere, r, _RUNG_TYPES)
         name = r.get("name") or f"rung {i + 1}"
         if name in names:
             raise ConfigError(f"{rwhere}: duplicate rung name {name!r}")
@@ -177,7 +205,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
         )
     data = head.get("data")
     return LadderConfig(
-        name=head.get("name", source.stem if source else "ladder"),
+        name=ladder_name,
         description=head.get("description", ""),
         rungs=tuple(rungs),
         features=features,

@@ -218,6 +218,7 @@ class VosbenchSteps:
         self._check_stage(rung, rung.pretraining())
 
     def train(self, rung: RungSpec, work_dir: Path, progress: Progress) -> Path:
+        from vosbench.train.checkpointing import has_checkpoint
         from vosbench.train.run import train_from_config
 
         assert rung.train_config is not None
@@ -225,7 +226,7 @@ class VosbenchSteps:
             rung.train_config,
             data=self.data,
             out=work_dir,
-            resume=(work_dir / "last.pt").is_file(),
+            resume=has_checkpoint(work_dir),
             max_steps=self.max_steps,
             device=self.device,
             overrides=self._overrides(rung),

@@ -18,7 +18,7 @@ REAL = "real"  # anything else: DAVIS, YouTube-VOS, still-image sets, your own v
 
 EMBEDDED_NOTE = (
     "{model} was trained only on vosbench's embedded procedural dataset: on real video expect little (the "
-    "quickstart's model scores about 8.5 J&F on real DAVIS clips, where pasting the first mask on every frame "
+    "quickstart's model scores 8.5-12 J&F on five real DAVIS clips, where pasting the first mask on every frame "
     "scores 30.3); for a real model see the README's 'Segment your own video' (converted STM weights, or an hf: model)"
 )
 

@@ -167,7 +167,9 @@ SEQUENCE_KINDS = ("JPEGImages", "Annotations", "Depth")
 def archive_sequences(tree: Path, resolution: str) -> dict[str, tuple[list[str], list[str]]]:
     """Sequence -> (frame names, annotation names) of an extracted DAVIS tree at ``resolution``."""
     images = tree / "JPEGImages" / resolution
-    out = {}
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    if not images.is_dir():
+        return out
     for seq in sorted(p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")):
         out[seq] = ([p.name for p in list_frame_files(images / seq)],
                     [p.name for p in list_frame_files(tree / "Annotations" / resolution / seq, (".png",))])
@@ -176,6 +178,7 @@ def archive_sequences(tree: Path, resolution: str) -> dict[str, tuple[list[str],
 
 def replace_sequences(tree: Path, root: Path, resolution: str) -> None:
     """Move an extracted, validated DAVIS ``tree`` into ``root``: every sequence the tree brings
+    (``resolution=""``: a split folder of the YouTube-VOS/MOSE layout, ``<kind>/<seq>``)
     replaces root's folders of that sequence whole (its frames, annotations and depth maps, which
     were computed from the old frames), never file by file; everything else merges.
 
@@ -188,7 +191,7 @@ def replace_sequences(tree: Path, root: Path, resolution: str) -> None:
         return
     check_mergeable(tree, root)  # before anything moves
     sweep_temps(root)
-    replaced: list[tuple[Path, Path]] = []
+    replaced: list[tuple[str, Path, Path]] = []
     trash = make_temp_dir(root, "replaced-sequences")
     try:
         for seq in archive_sequences(tree, resolution):
@@ -197,16 +200,16 @@ def replace_sequences(tree: Path, root: Path, resolution: str) -> None:
                 if old.is_dir() and not old.is_symlink():
                     aside = trash / f"{kind}-{seq}"
                     os.replace(old, aside)
-                    replaced.append((old, aside))
+                    replaced.append((kind, old, aside))
         merge_tree(tree, root)
     except BaseException:
-        for old, aside in reversed(replaced):
+        for _, old, aside in reversed(replaced):
             if not old.exists():
                 os.replace(aside, old)
         raise
     finally:
         shutil.rmtree(trash, ignore_errors=True)
-    depth = sorted({old.name for old, _ in replaced if old.parts[-3] == "Depth"})
+    depth = sorted({old.name for kind, old, _ in replaced if kind == "Depth"})
     if depth:
         log.warning("%s: removed the depth maps of %d replaced sequence(s) (%s), made from their old frames; "
                     "run `vosbench prepare depth` again", root, len(depth), ", ".join(depth[:5]))
@@ -355,8 +358,8 @@ def prepare_split_archives(
             validated.append(found)
         for arc, found in zip(archives, validated):
             for split, folder in found.items():
-                if merge_split is None:
-                    merge_tree(folder, root / split)
+                if merge_split is None:  # each video the archive brings replaces the old one whole
+                    replace_sequences(folder, root / split, "")
                 else:
                     merge_split(folder, split, root)
             sources.append({"archive": arc.name, "splits": sorted(found)})

@@ -10,7 +10,8 @@ are the ones the same checkpoint gives on a DAVIS-layout root holding the same f
 A video file is decoded once with PyAV into lossless PNG frames ``00000.png ...`` in a temp
 folder (removed when the ``with`` block ends): the whole file is decoded up front, so a file that
 breaks off half way is refused before anything is written. A frames folder is read in place, in
-numeric ("natural") order of the file names: ``frame_2.jpg`` before ``frame_10.jpg``.
+the order of the frame numbers its names end in (:mod:`vosbench.data.frames`, one common prefix):
+``frame_2.jpg`` before ``frame_10.jpg``.
 
 The given mask belongs to frame 0, or to ``mask_frame``: its objects then join on that frame
 (frames before it are background), as in Cutie's and SAM 2's propagation from a prompted frame.

@@ -11,6 +11,7 @@ The source model is deep-copied first, so its weights are untouched for the next
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -51,8 +52,8 @@ class FinetuneConfig:
     def validate(self) -> FinetuneConfig:
         if self.steps < 0:
             raise ConfigError(f"finetune steps must be >= 0, got {self.steps}")
-        if not self.lr > 0:
-            raise ConfigError(f"finetune learning rate must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"finetune learning rate must be > 0 and finite (--finetune-lr), got {self.lr}")
         if self.clip_length < 2:
             raise ConfigError(f"finetune clip length must be >= 2, got {self.clip_length}")
         check_precision(self.precision)

@@ -77,8 +77,15 @@ def hf_reference(spec: str | os.PathLike) -> str | None:
     return text[len(HF_PREFIX):] if text.startswith(HF_PREFIX) else None
 
 
+def is_hub_id(ref: str) -> bool:
+    """``org/name`` in the hub's characters (letters, digits, ``-``, ``_``, ``.``)."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", ref) is not None and not ref.startswith(".")
+
+
 def _looks_like_path(ref: str) -> bool:
-    return ref.startswith(("/", ".", "~")) or "\\" in ref or ref.count("/") != 1
+    return not is_hub_id(ref)
 
 
 def resolve_reference(ref: str, base: Path | None = None) -> str:

@@ -14,6 +14,7 @@ checked once, by the config each option feeds (:class:`EngineConfig`, :class:`TT
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -116,8 +117,8 @@ class InferOptions:
         precision = numerics.precision if numerics is not None else self.precision
         cfg = FinetuneConfig(steps=self.finetune_steps, lr=self.finetune_lr, precision=precision, numerics=numerics)
         s = self.finetune_aug
-        if not s >= 0:
-            raise ConfigError(f"finetune augmentation strength must be >= 0, got {s}")
+        if not (s >= 0 and math.isfinite(s)):
+            raise ConfigError(f"finetune augmentation strength must be >= 0 and finite (--finetune-aug), got {s}")
         if s != 1.0:  # scale every range of the default deformation and colour jitter
             d = cfg.deform
             lo, hi = d.scale

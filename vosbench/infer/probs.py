@@ -15,6 +15,7 @@ take the argmax, exactly as a checkpoint ensemble averages its members.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import zipfile
 from collections.abc import Sequence
@@ -28,7 +29,8 @@ from torch import Tensor
 from vosbench import __version__
 from vosbench.data.imageio import write_mask
 from vosbench.errors import DataError
-from vosbench.fsutil import atomic_dir, check_regular_file, sha256_file
+from vosbench.fsutil import atomic_dir, check_regular_file, sha256_file, sweep_temps
+from vosbench.infer.recipe import normalise_weights
 from vosbench.progress import Progress, ensure_progress
 from vosbench.provenance import (
     INFORMATIONAL,
@@ -218,6 +220,15 @@ def _check_same_frames(folders: Sequence[ProbsFolder]) -> list[str]:
     return first.sequences()
 
 
+def _check_same_size(read: Sequence[tuple[np.ndarray, tuple[int, ...]]], paths: Sequence[Path]) -> None:
+    """The probabilities of one frame from every folder cover the same H,W (else one line naming both)."""
+    size = tuple(read[0][0].shape[-2:])
+    for (q, _), path in zip(read[1:], paths[1:]):
+        if tuple(q.shape[-2:]) != size:
+            raise DataError(f"{path}: probabilities of {q.shape[-2]}x{q.shape[-1]} pixels, but {paths[0]} has "
+                            f"{size[0]}x{size[1]}; merge needs the same frame size in every folder")
+
+
 def merge_record(folders: Sequence[ProbsFolder], weights: Sequence[float], seq: str, save_probs: bool) -> dict:
     """The provenance of one merged sequence (:mod:`vosbench.provenance`): each member's weight and
     the record of the run that made it (when it has one); per sequence, the fingerprint of each
@@ -255,10 +266,9 @@ def merge_folders(
     if not members:
         raise DataError("merge needs at least one probabilities folder")
     weights = [float(w) for _, w in members]
-    if any(not w > 0 for w in weights):
-        raise DataError(f"merge weights must be > 0, got {weights}")
-    total = sum(weights)
-    weights = [w / total for w in weights]
+    if any(not (w > 0 and math.isfinite(w)) for w in weights):
+        raise DataError(f"merge weights must be > 0 and finite, got {weights}")
+    weights = normalise_weights(weights)
     folders = [ProbsFolder(p) for p, _ in members]
     out = Path(out)
     if any(out.resolve() == f.root.resolve() for f in folders):
@@ -273,6 +283,7 @@ def merge_folders(
     progress.start(f"merging {len(folders)} folders", total=sum(len(folders[0].frames(n)) for n in names))
     try:
         out.mkdir(parents=True, exist_ok=True)
+        sweep_temps(out)  # sequence folders of a merge killed mid-write
         for seq in names:
             target = out / seq
             frames = folders[0].frames(seq)
@@ -286,6 +297,7 @@ def merge_folders(
                     (tmp / PROBS_DIR).mkdir()
                 for frame in frames:
                     read = [f.read(seq, frame) for f in folders]
+                    _check_same_size(read, [f.path(seq, frame) for f in folders])
                     order = list(read[0][1])
                     for _, ids in read[1:]:
                         order += [i for i in ids if i not in order]

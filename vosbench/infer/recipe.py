@@ -7,6 +7,7 @@ infer``'s flags) that command-line flags override.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,16 +62,50 @@ class Recipe:
     source: Path | None = None
 
     def normalised_weights(self) -> list[float]:
-        total = sum(m.weight for m in self.members)
-        return [m.weight / total for m in self.members]
+        return normalise_weights([m.weight for m in self.members])
+
+
+def normalise_weights(weights: list[float]) -> list[float]:
+    """``weights`` (finite, > 0) divided by their sum, without overflow: scaled by the largest
+    first, so weights of 1e308 sum to 1 like weights of 1."""
+    top = max(weights)
+    scaled = [w / top for w in weights]
+    total = sum(scaled)
+    return [s / total for s in scaled]
 
 
 def _weight(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: weight must be a number, got {value!r}")
-    if not value > 0:
-        raise ConfigError(f"{where}: weight must be > 0, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{where}: weight must be > 0 and finite, got {value}")
     return float(value)
+
+
+def _names_something(text: str) -> bool:
+    """An existing path, or an ``hf:`` spec naming an existing folder or a hub id (``hf:org/name``)."""
+    from vosbench.infer.hf_video import hf_reference, is_hub_id
+
+    ref = hf_reference(text)
+    if ref is None:
+        return Path(text).expanduser().exists()
+    return Path(ref).expanduser().exists() or is_hub_id(ref)
+
+
+def _split_weight(part: str) -> tuple[str, float]:
+    """``PATH`` or ``PATH:WEIGHT`` -> (path, weight): the text after the last colon is a weight only
+    where ``part`` is not itself an existing path, the text is a number, and the path before it
+    exists as given (a folder named ``run-12:30`` is that folder, not ``run-12`` with weight 30)."""
+    head, sep, tail = part.rpartition(":")
+    if not sep or not head or _names_something(part):
+        return part, 1.0
+    try:
+        weight = float(tail)
+    except ValueError:
+        return part, 1.0
+    if not _names_something(head):
+        return part, 1.0  # "not found" then names the whole text
+    return head, _weight(weight, f"--ensemble {part}")
 
 
 def load_recipe(path: str | os.PathLike) -> Recipe:
@@ -127,14 +162,7 @@ def parse_ensemble(spec: str | os.PathLike) -> Recipe:
     for part in (p.strip() for p in text.split(",")):
         if not part:
             continue
-        path, weight = part, 1.0
-        head, sep, tail = part.rpartition(":")
-        if sep and head:
-            try:
-                weight = _weight(float(tail), f"--ensemble {part}")
-                path = head
-            except ValueError:
-                pass
+        path, weight = _split_weight(part)
         members.append(MemberSpec(member_path(path), weight))
     if not members:
         raise ConfigError("--ensemble needs at least one checkpoint (a,b,... or a recipe .toml)")

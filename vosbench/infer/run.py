@@ -2,7 +2,8 @@
 
 Output: ``<out>/<seq>/<frame>.png`` DAVIS palette masks at the original resolution and frame
 names, and ``<out>/<seq>/provenance.json`` (checkpoint hashes, resolved options, vosbench
-version). Each sequence is built in a temp folder and renamed into place when complete, so an
+version, and the fingerprints of the sequence's frames and of the annotations the run may read:
+:mod:`vosbench.provenance`). Each sequence is built in a temp folder and renamed into place when complete, so an
 interrupted one leaves nothing behind; a finished sequence is skipped on re-run when its
 provenance matches, and a mismatch refuses the run (``overwrite`` redoes them). With
 ``save_probs``, ``<out>/<seq>/probs/<frame>.npz`` holds the soft probabilities (``probs``: uint8
@@ -41,14 +42,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from vosbench.cluster import deal_longest_first
 from vosbench.data.davis import DavisDataset, VideoSequence
 from vosbench.data.imageio import VOID_ID, write_mask
 from vosbench.data.kind import EMBEDDED, EMBEDDED_NOTE, dataset_kind, embedded_only
@@ -58,7 +60,6 @@ from vosbench.data.video import SingleVideo
 from vosbench.data.youtube import YouTubeSequence, YouTubeVOS
 from vosbench.errors import ConfigError, DataError, NumericalError
 from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
-from vosbench.cluster import deal_longest_first
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.frameio import IO_THREADS, BackgroundWriter, FramePrefetcher
 from vosbench.infer.options import InferOptions
@@ -283,7 +284,8 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
         hint = "" if given.mode == "first-appearance" else "; --given first-appearance reads later first appearances"
         raise DataError(f"{where}: sequence {seq.name!r}: the first-frame annotation has no objects to propagate{hint}")
     needs_depth = any(m.needs_depth for m in members)
-    first, _ = frames.get(0)
+    decoded = frames.get(0)
+    first = decoded[0]
     first_depth = depth(0) if needs_depth and depth is not None else None
     predictor = video_predictor(
         members, engine, options.tta(), finetune, (first, first_mask, ids, first_depth), progress,
@@ -292,7 +294,7 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
     if options.save_probs:
         (folder / "probs").mkdir()
     for i, name in enumerate(seq.frame_names):
-        frame, pixels = frames.get(i)
+        frame, pixels = decoded if i == 0 else frames.get(i)
         if frame.shape[:2] != (h, w):
             raise DataError(
                 f"{seq.frame_paths[i]}: frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
@@ -402,7 +404,7 @@ def open_dataset(
     return DavisDataset(data, split, resolution)
 
 
-def _share(dataset: DavisDataset | YouTubeVOS, rank: int, world_size: int) -> tuple[list[VideoSequence], str]:
+def _share(dataset: DavisDataset | YouTubeVOS | SavDataset, rank: int, world_size: int) -> tuple[list[VideoSequence], str]:
     """This rank's sequences (all of them alone; else dealt longest-first by frame count) and a
     line saying what it took ("" alone)."""
     names = dataset.sequence_names
@@ -505,7 +507,7 @@ def infer_dataset(
     for seq in sequences:  # refuse before any work when a finished folder holds other results
         target = _target(out, seq, dataset)
         if isinstance(dataset, SingleVideo):
-            if not any(target.iterdir()):
+            if not any(not p.name.startswith(".") for p in target.iterdir()):  # empty, or only hidden files
                 continue
             _check_video_out(target)
         elif not target.is_dir():

@@ -48,10 +48,35 @@ def save_checkpoint(path: str | os.PathLike, model: VOSModel, **extra: Any) -> P
     path = Path(path)
     # through a Python file: a full disk is then an OSError (ENOSPC), not torch's opaque RuntimeError
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
+        writer = _RecordingWriter(fh)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:  # torch turns a failed write into "unexpected pos ..."
+                raise writer.error from None
+            raise
         fh.flush()
         os.fsync(fh.fileno())
     return path
+
+
+class _RecordingWriter:
+    """A file's ``write`` that remembers the OSError it raised: torch's zip writer swallows it
+    (a disk filled mid-save, a file-size limit) and raises a RuntimeError without the cause."""
+
+    def __init__(self, fh: Any):
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
 
 
 def architecture(config: ModelConfig) -> dict[str, Any]:

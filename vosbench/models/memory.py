@@ -11,10 +11,12 @@ more than ``L × chunk_size`` affinities per object and gives the same result wh
 Layout: attention reads keys and values as ``B,K,N,C`` (N = T·h·w memory positions) and its fused
 kernels (CUDA memory-efficient / flash, CPU flash) need the channel dimension contiguous (stride
 1); given ``N,C`` *views* of a ``C,T,h,w`` tensor, whose channel stride is N, SDPA silently falls
-back to its math kernel, which materialises the whole ``L×N`` affinity per object (on CPU, one 480p
-read: 911 MiB instead of 132 MiB; benchmarks/memory_read.py). The inference memory bank
+back to its math kernel, which materialises the whole ``L×N`` affinity per object (one read at
+480p, 20 memory frames, 3 objects, fp32 on CPU: SDPA on such views peaks at 1368 MiB, this read of
+the bank at 26 MiB; benchmarks/memory_read.py). The inference memory bank
 (vosbench.infer.memory) therefore stores ``T,h,w,C`` (channels last) and hands out ``C,T,h,w`` views
-of it, which flatten to ``N,C`` with stride 1 at no cost; other inputs are copied once into that layout.
+of it, which flatten to ``N,C`` with stride 1 at no cost; other inputs are copied into that layout
+(keys whole, values one key-width group at a time on the CPU path).
 """
 
 from __future__ import annotations
@@ -59,11 +61,11 @@ def memory_read(
     q = query_key.flatten(2).transpose(1, 2).to(dtype).contiguous()  # B,L,Ck (small; fused kernels need it)
     q = q.unsqueeze(1).expand(b, k_obj, h * w, ck)  # B,K,L,Ck (shared across objects, no copy)
     k = channels_minor(memory_key.flatten(3).transpose(2, 3).to(dtype))  # B,K,N,Ck, channel stride 1
-    v = channels_minor(memory_value.flatten(3).transpose(2, 3).to(dtype))  # B,K,N,Cv
+    v = memory_value.flatten(3).transpose(2, 3).to(dtype)  # B,K,N,Cv (channel stride 1 from the bank)
     if chunk_size is not None and chunk_size < k.shape[2]:
         out = _chunked_attention(q, k, v, chunk_size)
     elif q.device.type == "cuda" or cv == ck:
-        out = F.scaled_dot_product_attention(q, k, v)  # B,K,L,Cv ; scale 1/sqrt(Ck)
+        out = F.scaled_dot_product_attention(q, k, channels_minor(v))  # B,K,L,Cv ; scale 1/sqrt(Ck)
     else:
         out = _grouped_value_attention(q, k, v)
     return out.transpose(2, 3).reshape(b, k_obj, cv, h, w)
@@ -77,14 +79,14 @@ def channels_minor(t: torch.Tensor) -> torch.Tensor:
 def _grouped_value_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """SDPA with the value channels split into key-width groups.
 
-    PyTorch's fused CPU kernel (flash attention) needs equal key and value widths and contiguous
-    keys; otherwise SDPA falls back to materialising the full L×N affinity per object. Splitting
+    PyTorch's fused CPU kernel (flash attention) needs equal key and value widths and channel
+    stride 1; otherwise SDPA falls back to materialising the full L×N affinity per object. Splitting
     Cv into Cv/Ck groups recomputes q·k per group but never holds the affinity matrix.
     """
     ck, cv = q.shape[-1], v.shape[-1]
     outs = []
     for start in range(0, cv, ck):
-        vg = v[..., start : start + ck]  # channel stride 1 (a slice of the last dimension)
+        vg = channels_minor(v[..., start : start + ck])  # a copy only of a group, when v is not channels-last
         width = vg.shape[-1]
         if width < ck:
             vg = F.pad(vg, (0, ck - width))

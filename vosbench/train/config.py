@@ -142,7 +142,8 @@ class TrainSection:
     """Length, batch, precision, initial weights and checkpointing."""
 
     epochs: int = 150
-    batch_size: int = 4  # global (split across DDP workers)
+    batch_size: int = 4  # global (split across DDP workers and accumulate micro-steps; need not divide)
+    accumulate: int = 1  # gradient-accumulation micro-steps per optimizer step (vosbench.train.batches)
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (vosbench.precision; auto: bf16 where it is native)
     init_checkpoint: str = ""  # start from these weights (e.g. the pretraining stage's last.pt)
@@ -153,6 +154,85 @@ class TrainSection:
     log_every: int = 10  # steps between appends to log.csv
     tensorboard: bool = False
     threads: int = 0  # torch CPU threads per process; 0 = torch's default
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An allowed range for a numeric config value: finite, within [lo, hi] (an end excluded when open)."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value`` ("must be ..."), or None."""
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        if (value > self.lo if self.lo_open else value >= self.lo) and (value < self.hi if self.hi_open else value <= self.hi):
+            return None
+        if self.hi == math.inf:
+            return f"must be {'>' if self.lo_open else '>='} {_num(self.lo)}, got {value}"
+        if self.lo == -math.inf:
+            return f"must be {'<' if self.hi_open else '<='} {_num(self.hi)}, got {value}"
+        return (f"must be in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}, "
+                f"got {value}")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+POSITIVE, NON_NEGATIVE, AT_LEAST_1 = Interval(0, lo_open=True), Interval(0), Interval(1)
+FRACTION = Interval(0, 1)
+
+# Every numeric config value and its allowed range (lists and pairs: each element); checked in
+# TrainConfig.validate, which adds the checks that relate two values (min <= max).
+RANGES: dict[str, Interval] = {
+    "data.crop": Interval(16),
+    "data.short_side": AT_LEAST_1,
+    "data.max_objects": AT_LEAST_1,
+    "data.clip_frames": Interval(2),
+    "data.samples_per_epoch": AT_LEAST_1,
+    "data.workers": NON_NEGATIVE,
+    "augment.rotate": Interval(0, 180),  # degrees, max absolute
+    "augment.scale": POSITIVE,
+    "augment.shear": Interval(0, 90, hi_open=True),  # degrees
+    "augment.translate": Interval(0, 1, hi_open=True),  # fraction of the size
+    "augment.elastic_alpha": NON_NEGATIVE,
+    "augment.elastic_sigma": POSITIVE,
+    "augment.brightness": FRACTION,  # factors in [1 - x, 1 + x]
+    "augment.contrast": FRACTION,
+    "augment.saturation": FRACTION,
+    "augment.hue": Interval(0, 0.5),  # fraction of a turn
+    "curriculum.start_skip": NON_NEGATIVE,
+    "curriculum.end_skip": NON_NEGATIVE,
+    "curriculum.ramp_epochs": NON_NEGATIVE,
+    "curriculum.final_skip": Interval(-1),  # -1: no final phase
+    "curriculum.final_epochs": NON_NEGATIVE,
+    "optim.lr": POSITIVE,
+    "optim.betas": Interval(0, 1, hi_open=True),
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.lr_decay": POSITIVE,
+    "optim.lr_decay_epochs": NON_NEGATIVE,
+    "optim.min_lr_ratio": FRACTION,
+    "optim.warmup_steps": NON_NEGATIVE,
+    "optim.grad_clip": NON_NEGATIVE,  # 0 = off
+    "train.epochs": AT_LEAST_1,
+    "train.batch_size": AT_LEAST_1,
+    "train.accumulate": AT_LEAST_1,
+    "train.seed": Interval(0, 2**32 - 1),  # numpy's seed range
+    "train.save_every": AT_LEAST_1,
+    "train.keep_checkpoints": NON_NEGATIVE,
+    "train.log_every": AT_LEAST_1,
+    "train.threads": NON_NEGATIVE,
+}
+
+
+def _dotted(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass
@@ -185,57 +265,27 @@ class TrainConfig:
         for i, s in enumerate(self.data.sources):
             if s.kind not in SOURCE_KINDS:
                 raise bad(f"data.sources[{i}].kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {s.kind!r}")
-            if not (s.weight > 0 and math.isfinite(s.weight)):
-                raise bad(f"data.sources[{i}].weight", "must be > 0")
+            problem = POSITIVE.problem(s.weight)
+            if problem:
+                raise bad(f"data.sources[{i}].weight", problem)
         if self.train.precision not in PRECISIONS:
             raise bad("train.precision", f"must be one of {', '.join(PRECISIONS)}, got {self.train.precision!r}")
-        if min(self.data.crop) < 16:
-            raise bad("data.crop", "must be at least 16x16")
-        if self.data.short_side[0] > self.data.short_side[1] or self.data.short_side[0] < 1:
-            raise bad("data.short_side", "must be [min, max] with 1 <= min <= max")
-        positive = {
-            "data.max_objects": self.data.max_objects,
-            "data.samples_per_epoch": self.data.samples_per_epoch,
-            "train.epochs": self.train.epochs,
-            "train.batch_size": self.train.batch_size,
-            "train.save_every": self.train.save_every,
-            "train.log_every": self.train.log_every,
-        }
-        for key, value in positive.items():
-            if value < 1:
-                raise bad(key, "must be >= 1")
-        if self.data.clip_frames < 2:
-            raise bad("data.clip_frames", "must be >= 2")
-        if self.train.threads < 0:
-            raise bad("train.threads", "must be >= 0")
-        if self.train.keep_checkpoints < 0:
-            raise bad("train.keep_checkpoints", "must be >= 0")
-        if self.data.workers < 0:
-            raise bad("data.workers", "must be >= 0")
-        if not self.optim.lr > 0:
-            raise bad("optim.lr", "must be > 0")
-        for i, beta in enumerate(self.optim.betas):
-            if not 0.0 <= beta < 1.0:
-                raise bad(f"optim.betas[{i}]", f"must be in [0, 1), got {beta}")
         if self.optim.schedule not in LR_SCHEDULES:
             raise bad("optim.schedule", f"must be one of {', '.join(LR_SCHEDULES)}, got {self.optim.schedule!r}")
-        if not 0.0 <= self.optim.min_lr_ratio <= 1.0:
-            raise bad("optim.min_lr_ratio", f"must be in [0, 1], got {self.optim.min_lr_ratio}")
-        if self.optim.warmup_steps < 0:
-            raise bad("optim.warmup_steps", "must be >= 0")
-        if not self.optim.lr_decay > 0:
-            raise bad("optim.lr_decay", "must be > 0")
-        non_negative = {
-            "optim.weight_decay": self.optim.weight_decay,
-            "optim.grad_clip": self.optim.grad_clip,
-            "curriculum.start_skip": self.curriculum.start_skip,
-            "curriculum.end_skip": self.curriculum.end_skip,
-            "curriculum.ramp_epochs": self.curriculum.ramp_epochs,
-            "curriculum.final_epochs": self.curriculum.final_epochs,
-        }
-        for key, value in non_negative.items():
-            if not value >= 0:
-                raise bad(key, f"must be >= 0, got {value}")
+        for key, interval in RANGES.items():
+            value = _dotted(self, key)
+            items = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
+            for i, v in items:
+                problem = interval.problem(v)
+                if problem:
+                    raise bad(key if i is None else f"{key}[{i}]", problem)
+        ordered = {"data.short_side": self.data.short_side, "augment.scale": self.augment.scale}
+        for key, (lo, hi) in ordered.items():
+            if lo > hi:
+                raise bad(key, f"must be [min, max] with min <= max, got {[lo, hi]}")
+        if self.data.short_side[0] < min(self.data.crop):
+            raise bad("data.short_side", f"must be [min, max] with min >= the crop's short side {min(self.data.crop)} "
+                      f"(a frame resized smaller than data.crop gives empty samples), got {list(self.data.short_side)}")
 
     def to_toml(self) -> str:
         return _to_toml(self.to_dict())

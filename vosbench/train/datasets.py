@@ -18,6 +18,7 @@ or distributed run draws exactly the samples an uninterrupted single-process run
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from vosbench.data.static import StaticImageSet
 from vosbench.data.youtube import YouTubeVOS
 from vosbench.errors import DataError
 from vosbench.train.config import AugmentSection, DataSection, SourceSection
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES = 10
 
@@ -86,6 +89,13 @@ class VideoSource:
                 self.annotated.append(idx)
         if not self.sequences:
             raise DataError(f"{name}: no annotated frames to train on")
+        single = [seq.name for seq, idx in zip(self.sequences, self.annotated) if len(idx) < 2]
+        if len(single) == len(self.sequences):  # every clip would be one frame repeated: nothing to propagate
+            raise DataError(f"{name}: every video has a single annotated frame ({', '.join(single[:3])}"
+                            f"{', ...' if len(single) > 3 else ''}); training needs videos of two or more")
+        if single:
+            log.warning("%s: %d video(s) with a single annotated frame (%s%s) give clips of that frame repeated",
+                        name, len(single), ", ".join(single[:3]), ", ..." if len(single) > 3 else "")
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -306,18 +316,24 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return self.data.samples_per_epoch
 
-    def _raw_clip(self, rng: np.random.Generator) -> list[A.AugFrame]:
+    def _raw_clip(self, rng: np.random.Generator, max_skip: int | None = None) -> list[A.AugFrame]:
+        max_skip = self.max_skip if max_skip is None else max_skip
         src = self.sources[int(rng.choice(len(self.sources), p=self.weights))]
         n = self.data.clip_frames
         if isinstance(src, StaticSource):
             return [src.read_image(rng, self.depth)] * n
-        return src.read_clip(rng, n, self.max_skip, self.depth, self.prior)
+        return src.read_clip(rng, n, max_skip, self.depth, self.prior)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, index: int | tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        """Sample ``index`` of the epoch set by :meth:`set_epoch`, or of the key ``(epoch, max_skip,
+        index)`` (what :class:`vosbench.train.batches.RunBatches` yields; no per-epoch state)."""
+        epoch, max_skip = self.epoch, self.max_skip
+        if isinstance(index, tuple):
+            epoch, max_skip, index = index
+        rng = np.random.default_rng([self.seed, epoch, index])
         frames: list[A.AugFrame] = []
         for _ in range(MAX_RETRIES):
-            raw = self._raw_clip(rng)
+            raw = self._raw_clip(rng, max_skip)
             ids = select_objects(rng, raw[0].mask, self.data.max_objects)
             raw = [A.AugFrame(f.image, relabel(f.mask, ids), f.depth, None if f.prior is None else relabel(f.prior, ids))
                    for f in raw]

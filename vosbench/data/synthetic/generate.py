@@ -16,7 +16,7 @@ from vosbench.data.synthetic.render import RenderedFrame, object_centre, render_
 from vosbench.data.synthetic.scene import VideoSpec, sample_video_spec
 from vosbench.data.synthetic.textures import TextureBank
 from vosbench.errors import ConfigError, DataError
-from vosbench.fsutil import atomic_dir
+from vosbench.fsutil import atomic_dir, sweep_temps
 from vosbench.progress import Progress, ensure_progress
 
 RESOLUTION = "480p"
@@ -242,6 +242,7 @@ def generate_synthetic(
         raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
     root = Path(root)
     _check_root(root)
+    sweep_temps(root.parent)  # the half-built folder of a run killed mid-way (built beside root)
     plans = plan_videos(prof, seed)
     prog = ensure_progress(progress)
     bank = TextureBank()
