@@ -53,10 +53,13 @@ def infer_cmd(
                                           "frames are background.")] = 0,
     overlay: Annotated[bool, typer.Option(
         "--overlay", help="With --video: also write <out>/overlay.mp4 (H.264, the masks over the frames).")] = False,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="One model checkpoint (.pt).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint",
+        help="One model checkpoint (.pt), or hf:<hub id or save_pretrained folder> for a SAM 2.1 / EdgeTAM / "
+             "SAM 3 tracker from transformers (e.g. hf:facebook/sam2.1-hiera-tiny; `vosbench models` lists them).")] = None,
     ensemble: Annotated[str | None, typer.Option(
         "--ensemble",
-        help="Comma-separated checkpoints or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
+        help="Comma-separated checkpoints, hf: models or folders of saved probabilities (PATH or PATH:WEIGHT), or a recipe .toml (submissions/); "
              "probabilities are averaged (weighted) before the argmax.",
     )] = None,
     split: Annotated[str, typer.Option("--split", help="Split name (ImageSets/2017/<split>.txt; valid or train for YouTube-VOS).")] = "val",
@@ -74,6 +77,10 @@ def infer_cmd(
         "--depth-estimator",
         help="For depth (D-STM) checkpoints on data without Depth/ maps: an estimator spec as in "
              "`vosbench prepare depth --estimator`.")] = None,
+    offload_state: Annotated[bool, typer.Option(
+        "--offload-state",
+        help="hf: (SAM) members: keep their tracking state and frames in CPU memory, read onto the device when "
+             "needed (transformers' session offloading): less GPU memory on long videos with many objects, slower.")] = False,
     threads: Annotated[int | None, typer.Option(
         "--threads", metavar="N", help=THREADS_HELP)] = None,
     inference: dict[str, object],
@@ -92,6 +99,7 @@ def infer_cmd(
             infer_video,
             parse_ensemble,
         )
+        from vosbench.infer.recipe import member_path
 
         if (checkpoint is None) == (ensemble is None):
             raise ConfigError("give exactly one of --checkpoint PATH or --ensemble LIST_OR_RECIPE")
@@ -105,12 +113,17 @@ def infer_cmd(
             raise ConfigError("--given goes with --data: with --video the given mask is --first-mask (--mask-frame N)")
         set_threads(threads)
         if checkpoint is not None:  # one path, taken as is (no ',' / ':WEIGHT' / .toml parsing)
-            recipe = Recipe(members=[MemberSpec(checkpoint.expanduser())], name=checkpoint.stem)
+            recipe = Recipe(members=[MemberSpec(member_path(str(checkpoint)))], name=checkpoint.stem)
         else:
             recipe = parse_ensemble(ensemble)  # type: ignore[arg-type]
+        if any(m.hf_reference is not None for m in recipe.members):
+            from vosbench_cli.prepare_depth import _quiet_transformers
+
+            _quiet_transformers()
         rank, world, device = _distributed(device)
         options = InferOptions.resolve(recipe, **inference, device=device, overwrite=overwrite,
-                                       save_probs=save_probs, depth_estimator=depth_estimator, given=given)
+                                       save_probs=save_probs, depth_estimator=depth_estimator, given=given,
+                                       offload_state=offload_state)
         if video is not None:  # one video's folder is built whole beside --out and renamed onto it: no lock
             with progress_bar() as progress:
                 result = infer_video(recipe, video, first_mask, out, mask_frame=mask_frame, options=options,

@@ -17,7 +17,8 @@ def models(
         bool, typer.Option("--config", help="Also print each preset's full config as JSON.")
     ] = False,
 ) -> None:
-    """List model presets (STM, SCM, D-STM, their ablation rungs and tiny CPU variants) with parameter counts.
+    """List model presets (STM, SCM, D-STM, their ablation rungs and tiny CPU variants) with parameter counts,
+    and the SAM-class trackers from transformers that run as hf: members.
 
     Parts: spatial = SCM spatial constraint, aspp, refine = BASNet-style refine, depth = D-STM input.
 
@@ -50,8 +51,31 @@ def models(
         ]
         table.add_row(*row, *([s.description] if wide else []))
     console.print(table)
+    console.print(_hf_table())
     for cfg in configs:
         console.print_json(json.dumps(cfg))
+
+
+def _hf_table() -> Table:
+    """The transformers video trackers an ``hf:`` member spec runs (vosbench.infer.hf_video)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vosbench.infer.hf_video import FAMILIES, INSTALL_HINT
+
+    try:
+        installed = f"transformers {version('transformers')}"
+    except PackageNotFoundError:
+        installed = f"transformers not installed: {INSTALL_HINT}"
+    table = Table(title=f"hf: video trackers ({installed})")
+    wide = console.width >= 120
+    cols = ("family", "model_type", "example spec", *(("transformers class",) if wide else ()))
+    for col in cols:
+        table.add_column(col, no_wrap=col != "family")
+    for fam in FAMILIES:
+        types = ", ".join(fam.model_types) if wide else fam.model_types[0]
+        table.add_row(fam.name, types, f"hf:{fam.example}", *((fam.model_class,) if wide else ()))
+    table.caption = "hf:<hub id or save_pretrained folder> wherever a checkpoint goes (infer, --ensemble, recipes)"
+    return table
 
 
 def register(app: typer.Typer) -> None:

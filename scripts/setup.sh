@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install vosbench with its test and depth extras.
+# Create .venv and install vosbench with its test, depth and sam extras (sam: transformers>=5, for hf: members and their tests).
 # torch and torchvision are pinned as a pair: only a matching pair imports (timm needs torchvision).
 #
 # TORCH_INDEX picks the torch wheel (default: PyPI's, built for a recent CUDA, which needs a recent
@@ -24,4 +24,4 @@ case "$TORCH_INDEX" in
   *) echo "error: TORCH_INDEX=$TORCH_INDEX: expected cpu, cuNNN (e.g. cu121), rocmX.Y or an index URL" >&2; exit 1 ;;
 esac
 .venv/bin/python -m pip install --quiet "${index_args[@]}" "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install --quiet -e ".[test,depth]"
+.venv/bin/python -m pip install --quiet -e ".[test,depth,sam]"

@@ -351,7 +351,10 @@ def test_recipes_load(path: Path):
     recipe = recipe_mod.load_recipe(path)
     assert recipe.name == path.stem
     runs = path.parent.parent / "runs"
-    for m in recipe.members:  # every member is a run folder's last.pt under <repo>/runs
+    for m in recipe.members:  # every member is a run folder's last.pt under <repo>/runs, or a hub model
+        if m.hf_reference is not None:
+            assert "/" in m.hf_reference and not Path(m.hf_reference).is_absolute()  # a hub id, not a folder
+            continue
         assert m.checkpoint.name == "last.pt"
         assert m.checkpoint.resolve().parent.parent == runs.resolve()
     # the members' native scale is among the TTA scales: the tiny configs train at half resolution
@@ -367,3 +370,12 @@ def test_recipes_match_the_papers():
     dstm = recipe_mod.load_recipe(folder / "dstm-davis2020.toml")
     assert [m.checkpoint.parent.name for m in dstm.members] == ["dstm-r50"]
     assert len(dstm.inference["scales"]) > 1 and dstm.inference["finetune_steps"] == 0
+
+
+def test_sam2_recipe_ensembles_a_hub_model_with_both_specialists():
+    recipe_mod = pytest.importorskip("vosbench.infer.recipe")
+    recipe = recipe_mod.load_recipe(Path(__file__).resolve().parents[1] / "submissions" / "sam2-scm-dstm.toml")
+    assert [m.hf_reference for m in recipe.members] == ["facebook/sam2.1-hiera-tiny", None, None]
+    assert [m.checkpoint.parent.name for m in recipe.members[1:]] == ["scm-r101-a", "dstm-r50"]
+    assert recipe.inference["flip"] and len(recipe.inference["scales"]) > 1
+    assert recipe.inference["finetune_steps"] == 0  # hf: members refuse online finetuning

@@ -153,6 +153,19 @@ def mask_to_tensor(mask: np.ndarray | Tensor, device: torch.device) -> Tensor:
     return mask.to(device=device, dtype=torch.long)
 
 
+def checked_frame(image: Tensor, size: tuple[int, int] | None, frame: int) -> Tensor:
+    """``image`` as ``3,H,W`` (a leading batch of one dropped); ValueError unless it is an image of
+    the video's ``size`` (None: the first frame)."""
+    if image.dim() == 4:
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an image 3,H,W, got {tuple(image.shape)}")
+    h, w = image.shape[-2:]
+    if size is not None and tuple(size) != (h, w):
+        raise ValueError(f"frame {frame} is {w}x{h}, the video started at {size[1]}x{size[0]}")
+    return image
+
+
 def object_ids_in(mask: Tensor) -> list[int]:
     ids = torch.unique(mask).tolist()
     return [int(i) for i in ids if i not in (0, VOID_ID)]
@@ -204,15 +217,9 @@ class InferenceCore:
         Returns float32 probabilities ``K+1,H,W`` (channel 0 = background) on the engine's device.
         """
         st = self.state
-        if image.dim() == 4:
-            image = image[0]
-        if image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"expected an image 3,H,W, got {tuple(image.shape)}")
+        image = checked_frame(image, st.size, st.frame)
         h, w = image.shape[-2:]
-        if st.size is None:
-            st.size = (h, w)
-        elif st.size != (h, w):
-            raise ValueError(f"frame {st.frame} is {w}x{h}, the video started at {st.size[1]}x{st.size[0]}")
+        st.size = (h, w)
         if self.needs_depth and depth is None:
             raise ConfigError("this model takes depth (D-STM) but no depth map was given for the frame")
 
@@ -303,6 +310,14 @@ class InferenceCore:
             extra = probs.new_zeros(1, len(new_ids), *probs.shape[-2:])
             probs = torch.cat([probs, extra], dim=1)
         return paste_ground_truth(probs, mask, objects, st.object_ids)
+
+
+def new_core(model: nn.Module, config: EngineConfig | None = None, frames: int | None = None) -> InferenceCore:
+    """The per-video core for ``model``: its own when it has one (``model.video_core(config, frames)``,
+    e.g. an ``hf:`` member, :mod:`vosbench.infer.hf_video`), else an :class:`InferenceCore`.
+    ``frames``: the video's length when known (SAM 2's loop reads it)."""
+    make = getattr(model, "video_core", None)
+    return make(config, frames) if make is not None else InferenceCore(model, config)
 
 
 def paste_ground_truth(probs: Tensor, mask: Tensor, objects: Sequence[int], object_ids: Sequence[int]) -> Tensor:

@@ -5,7 +5,8 @@ an online-finetuned copy of its model); the per-object probabilities of the memb
 with the recipe's normalised weights before the final argmax. An ensemble of one member returns
 that member's probabilities untouched. A member may also be a folder of saved probabilities
 (``infer --save-probs``, or another method's in that format, see :mod:`vosbench.infer.probs`):
-it replays them instead of running a model.
+it replays them instead of running a model; or an ``hf:`` spec, a SAM-class tracker from
+``transformers`` (:mod:`vosbench.infer.hf_video`), which runs its own per-video core.
 """
 
 from __future__ import annotations
@@ -55,30 +56,58 @@ class LoadedMember:
     def preset(self) -> str:
         if self.model is None:
             return "saved probabilities"
+        if self.hf is not None:
+            return self.hf.name
         return str(getattr(self.model.config, "name", "?"))
+
+    @property
+    def hf(self):  # HFVideoModel | None
+        from vosbench.infer.hf_video import is_hf_member
+
+        return self.model if is_hf_member(self.model) else None
+
+    @property
+    def label(self) -> str:
+        """How summaries name the member: the checkpoint file name, or the ``hf:`` spec."""
+        return self.hf.spec if self.hf is not None else self.spec.checkpoint.name
 
     @property
     def needs_depth(self) -> bool:
         return self.model is not None and model_flags(self.model)[1]
 
     def sha256(self) -> str:
-        """Digest of the member's checkpoint file, or of its saved probabilities."""
-        return self.probs.sha256() if self.probs is not None else sha256_file(self.spec.checkpoint)
+        """Digest of the member's checkpoint file, of its saved probabilities, or of an ``hf:``
+        model's config and weight files."""
+        if self.probs is not None:
+            return self.probs.sha256()
+        if self.hf is not None:
+            return self.hf.sha256()
+        return sha256_file(self.spec.checkpoint)
 
 
 def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfig | None = None, *,
-                 trainable: bool = False) -> list[LoadedMember]:
+                 trainable: bool = False, offload_state: bool = False) -> list[LoadedMember]:
     """Load every member checkpoint (weights-only) onto ``device``; missing files fail first.
 
     ``trainable``: keep each network as trained, for online finetuning (each video then builds its
     engine copy from the fine-tuned weights); otherwise only the engine's network is kept.
-    A member path that is a folder is a folder of saved probabilities (``<seq>/probs/<frame>.npz``)."""
+    A member path that is a folder is a folder of saved probabilities (``<seq>/probs/<frame>.npz``);
+    an ``hf:`` spec is a transformers video tracker (``offload_state``: its session state on the CPU)."""
+    from vosbench.infer.hf_video import HFVideoModel, read_model_type
+
     for spec in recipe.members:
-        if not (spec.checkpoint.is_file() or spec.checkpoint.is_dir()):
+        if spec.hf_reference is not None:
+            read_model_type(spec.hf_reference)  # a missing folder or hub id fails before any loading
+        elif not (spec.checkpoint.is_file() or spec.checkpoint.is_dir()):
             raise CheckpointError(f"{spec.checkpoint}: checkpoint not found (nor a folder of saved probabilities)")
     weights = recipe.normalised_weights()
     members = []
+    precision = (engine or EngineConfig()).precision
     for spec, w in zip(recipe.members, weights):
+        if spec.hf_reference is not None:
+            hf = HFVideoModel(spec.spec, device, precision, offload_state=offload_state)
+            members.append(LoadedMember(spec, hf, w))  # type: ignore[arg-type]
+            continue
         if spec.checkpoint.is_dir():
             members.append(LoadedMember(spec, None, w, ProbsFolder(spec.checkpoint)))
             continue
@@ -91,6 +120,11 @@ def load_members(recipe: Recipe, device: str | torch.device, engine: EngineConfi
                                         trained_on=extra.get("trained_on")))
             del model  # the engine runs its own copy in bf16/fp16: the fp32 weights go now
     return members
+
+
+def refuse_finetune(spec: str) -> str:
+    return (f"{spec}: online finetuning of a SAM member (hf:) is not supported; drop --finetune-steps "
+            "(or set it to 0) for ensembles with hf: members")
 
 
 class EnsembleInference:
@@ -149,6 +183,11 @@ def video_predictor(
             predictors.append(SavedProbsPredictor(m.probs, sequence.name, sequence.frame_names))
             continue
         model = m.engine_model if m.engine_model is not None else m.model
+        if m.hf is not None:
+            if finetune is not None and finetune.steps > 0:
+                raise ConfigError(refuse_finetune(m.spec.spec))
+            predictors.append(TTAInference(model, engine, tta, frames=sequence.num_frames if sequence else None))
+            continue
         if finetune is not None and finetune.steps > 0 and first_frame is not None:
             if not m.trainable:
                 raise ConfigError("online finetuning needs the members as trained: load_members(..., trainable=True)")

@@ -72,6 +72,7 @@ class InferOptions:
     save_probs: bool = False
     depth_estimator: str | None = None
     given: str | None = None  # "first" | "first-appearance"; None: by layout (vosbench.infer.run)
+    offload_state: bool = False  # hf: members: session state and frames in CPU memory (vosbench.infer.hf_video)
 
     @classmethod
     def resolve(cls, recipe: Recipe | None = None, **given: object) -> InferOptions:

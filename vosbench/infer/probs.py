@@ -154,7 +154,9 @@ def weighted_sum(probs: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
 def labels_of(probs: Tensor, object_ids: Sequence[int]) -> np.ndarray:
     """``H,W`` uint8 id mask: the argmax over ``[background, *object_ids]``."""
     lut = np.array([0, *object_ids], dtype=np.uint8)
-    return lut[probs.argmax(0).cpu().numpy()]
+    # max(0).indices is argmax(0), first maximum on ties included, ~8x faster on CPU for K+1,480,854
+    # (argmax over the leading dim takes a slow path: 44 ms vs 5 ms, benchmarks/hf_speed.py)
+    return lut[probs.max(0).indices.cpu().numpy()]
 
 
 class SavedProbsPredictor:

@@ -20,10 +20,35 @@ from vosbench.tomlcompat import tomllib
 
 @dataclass(frozen=True)
 class MemberSpec:
-    """One ensemble member: a checkpoint path and its (unnormalised) weight."""
+    """One ensemble member: a checkpoint path (or ``hf:<hub id or folder>``) and its (unnormalised) weight."""
 
     checkpoint: Path
     weight: float = 1.0
+
+    @property
+    def hf_reference(self) -> str | None:
+        """The hub id or folder of an ``hf:`` member (:mod:`vosbench.infer.hf_video`), else None."""
+        from vosbench.infer.hf_video import hf_reference
+
+        return hf_reference(self.checkpoint)
+
+    @property
+    def spec(self) -> str:
+        return str(self.checkpoint)
+
+
+def member_path(text: str, base: Path | None = None) -> Path:
+    """A member's path as written: ``~`` expanded, relative paths against ``base`` (a recipe's
+    folder); ``hf:REF`` keeps a hub id and resolves a folder the same way."""
+    from vosbench.infer.hf_video import HF_PREFIX, hf_reference, resolve_reference
+
+    ref = hf_reference(text)
+    if ref is not None:
+        return Path(HF_PREFIX + resolve_reference(ref, base)) if ref else Path(text)
+    path = Path(text).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return path
 
 
 @dataclass
@@ -57,18 +82,28 @@ def _weight(value: Any, where: str) -> float:
     return float(value)
 
 
+def _names_something(text: str) -> bool:
+    """An existing path, or an ``hf:`` spec naming an existing folder or a hub id (``hf:org/name``)."""
+    from vosbench.infer.hf_video import hf_reference, is_hub_id
+
+    ref = hf_reference(text)
+    if ref is None:
+        return Path(text).expanduser().exists()
+    return Path(ref).expanduser().exists() or is_hub_id(ref)
+
+
 def _split_weight(part: str) -> tuple[str, float]:
     """``PATH`` or ``PATH:WEIGHT`` -> (path, weight): the text after the last colon is a weight only
     where ``part`` is not itself an existing path, the text is a number, and the path before it
     exists as given (a folder named ``run-12:30`` is that folder, not ``run-12`` with weight 30)."""
     head, sep, tail = part.rpartition(":")
-    if not sep or not head or Path(part).expanduser().exists():
+    if not sep or not head or _names_something(part):
         return part, 1.0
     try:
         weight = float(tail)
     except ValueError:
         return part, 1.0
-    if not Path(head).expanduser().exists():
+    if not _names_something(head):
         return part, 1.0  # "not found" then names the whole text
     return head, _weight(weight, f"--ensemble {part}")
 
@@ -104,10 +139,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
         ckpt = entry.get("checkpoint")
         if not isinstance(ckpt, str) or not ckpt:
             raise ConfigError(f"{where}: 'checkpoint' must be a path string")
-        ckpt_path = Path(ckpt).expanduser()
-        if not ckpt_path.is_absolute():
-            ckpt_path = path.parent / ckpt_path
-        members.append(MemberSpec(ckpt_path, _weight(entry.get("weight", 1.0), where)))
+        members.append(MemberSpec(member_path(ckpt, path.parent), _weight(entry.get("weight", 1.0), where)))
     inference = data.get("inference", {})
     if not isinstance(inference, dict):
         raise ConfigError(f"{path}: [inference] must be a table")
@@ -131,7 +163,7 @@ def parse_ensemble(spec: str | os.PathLike) -> Recipe:
         if not part:
             continue
         path, weight = _split_weight(part)
-        members.append(MemberSpec(Path(path).expanduser(), weight))
+        members.append(MemberSpec(member_path(path), weight))
     if not members:
         raise ConfigError("--ensemble needs at least one checkpoint (a,b,... or a recipe .toml)")
     return Recipe(members=members, name="ensemble" if len(members) > 1 else members[0].checkpoint.stem)

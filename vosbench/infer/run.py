@@ -63,6 +63,7 @@ from vosbench.fsutil import TEMP_MARK, atomic_dir, sweep_temps, temp_prefix
 from vosbench.infer.ensemble import LoadedMember, load_members, video_predictor
 from vosbench.infer.frameio import IO_THREADS, BackgroundWriter, FramePrefetcher
 from vosbench.infer.options import InferOptions
+from vosbench.infer.probs import labels_of
 from vosbench.infer.recipe import MemberSpec, Recipe, parse_ensemble
 from vosbench.precision import Numerics, apply_backend_policy, resolve_numerics
 from vosbench.progress import Progress, ensure_progress
@@ -76,7 +77,7 @@ log = logging.getLogger(__name__)
 
 GIVEN_MODES = ("first", "first-appearance")
 # options that do not change the masks, left out of the provenance
-_NOT_PROVENANCE = ("device", "overwrite")
+_NOT_PROVENANCE = ("device", "overwrite", "offload_state")
 
 
 @dataclass
@@ -322,9 +323,7 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
             writer.submit(functools.partial(per_object, independent=getattr(predictor, "independent_objects", False)),
                           folder, name, probs.cpu().numpy(), predictor.object_ids)
         else:
-            labels_lut = np.array([0, *predictor.object_ids], dtype=np.uint8)
-            labels = labels_lut[probs.argmax(0).cpu().numpy()]
-            writer.submit(write_mask, folder / f"{name}.png", labels)
+            writer.submit(write_mask, folder / f"{name}.png", labels_of(probs, predictor.object_ids))
         if options.save_probs:
             q = (probs.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             writer.submit(_save_probs, folder / "probs" / f"{name}.npz", q, np.array(predictor.object_ids))
@@ -340,11 +339,14 @@ def _provenance(members: Sequence[LoadedMember], options: InferOptions, **contex
         path = m.spec.checkpoint
         if path not in hashes:
             hashes[path] = m.sha256()  # a checkpoint file, or a folder of saved probabilities
-        checkpoints.append({"sha256": hashes[path], "weight": round(float(m.weight), 9)})
+        entry = {"sha256": hashes[path], "weight": round(float(m.weight), 9)}
+        if m.hf is not None:  # hf: member: which model (hub id or folder) and its family
+            entry.update(model=m.hf.spec, model_type=m.hf.model_type)
+        checkpoints.append(entry)
     opts = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NOT_PROVENANCE}
     opts["scales"] = [float(s) for s in opts["scales"]]
     return make_record(checkpoints, opts, data=context,
-                       checkpoint_files=[m.spec.checkpoint.name for m in members])
+                       checkpoint_files=[m.label for m in members])
 
 
 def read_inputs(seq: VideoSequence, given: str | None) -> dict[str, str]:
@@ -448,6 +450,11 @@ def infer_dataset(
     else:
         recipe = Recipe(members=list(ensemble))
     options = (options or InferOptions.resolve(recipe)).validate()  # validate before any work
+    hf_members = [m for m in recipe.members if m.hf_reference is not None]
+    if hf_members and options.finetune_steps > 0:
+        from vosbench.infer.ensemble import refuse_finetune
+
+        raise ConfigError(refuse_finetune(hf_members[0].spec))
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} out of range for world size {world_size}")
     progress = ensure_progress(progress)
@@ -465,11 +472,12 @@ def infer_dataset(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: --out exists and is not a folder")
-    members = load_members(recipe, device, engine, trainable=options.finetune_steps > 0)
+    members = load_members(recipe, device, engine, trainable=options.finetune_steps > 0,
+                           offload_state=options.offload_state)
     note = embedded_model_note(members, dataset)
     if note:
         log.warning("%s", note)
-    summary = InferSummary(out, split, [f"{m.spec.checkpoint.name} ({m.preset}, w={m.weight:.3g})" for m in members],
+    summary = InferSummary(out, split, [f"{m.label} ({m.preset}, w={m.weight:.3g})" for m in members],
                            rank, world_size, device=options.device, precision=options.precision)
     needs_depth = any(m.needs_depth for m in members)
     sequences, share = _share(dataset, rank, world_size)

@@ -23,6 +23,7 @@ from vosbench.infer.engine import (
     EngineConfig,
     InferenceCore,
     mask_to_tensor,
+    new_core,
     object_ids_in,
     paste_ground_truth,
 )
@@ -72,9 +73,9 @@ def _resize(x: Tensor, size: tuple[int, int], mode: str) -> Tensor:
 class TTAVariant:
     """One (scale, flip) transform of a video with its own engine."""
 
-    def __init__(self, model: nn.Module, config: EngineConfig, scale: float, flip: bool):
+    def __init__(self, model: nn.Module, config: EngineConfig, scale: float, flip: bool, frames: int | None = None):
         self.scale, self.flip = scale, flip
-        self.core = InferenceCore(model, config)
+        self.core = new_core(model, config, frames)
 
     @property
     def identity(self) -> bool:
@@ -104,10 +105,11 @@ class TTAVariant:
 class TTAInference:
     """Runs every TTA variant of one model on a video and averages their probabilities."""
 
-    def __init__(self, model: nn.Module, config: EngineConfig | None = None, tta: TTAConfig | None = None):
+    def __init__(self, model: nn.Module, config: EngineConfig | None = None, tta: TTAConfig | None = None,
+                 frames: int | None = None):
         tta = (tta or TTAConfig()).validate()
         config = config or EngineConfig()
-        self.variants = [TTAVariant(model, config, s, f) for s, f in tta.variants()]
+        self.variants = [TTAVariant(model, config, s, f, frames) for s, f in tta.variants()]
 
     @property
     def object_ids(self) -> list[int]:
