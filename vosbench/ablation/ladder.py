@@ -21,7 +21,9 @@
 
 A rung inherits everything from the rung before it and applies its own changes: ``train_config``
 replaces, ``set`` and ``infer`` update key by key, ``features`` adds (``drop_features`` removes).
-``checkpoint = "path.pt"`` reuses a finished checkpoint instead of training.
+``checkpoint = "path.pt"`` reuses a finished checkpoint instead of training; ``checkpoint =
+"hf:facebook/sam2.1-hiera-tiny"`` (or ``hf:FOLDER``) runs a transformers video tracker, its cache
+keyed by the model's weights (:func:`vosbench.infer.hf_video.hf_identity`).
 ``pretrain_config = "cfg.toml"`` (inherited; ``""`` stops it) gives the rung its own pretraining
 stage: that config trained with the rung's ``model.*`` overrides (so the same network), whose last
 checkpoint becomes the rung's ``train.init_checkpoint``; rungs with the same network share it.
@@ -41,6 +43,7 @@ from typing import Any
 from vosbench.data.names import name_problem
 from vosbench.errors import ConfigError
 from vosbench.infer.options import validate_inference_options
+from vosbench.infer.recipe import member_path
 from vosbench.precision import check_precision
 from vosbench.train.config import check_override
 from vosbench.tomlcompat import tomllib
@@ -188,7 +191,7 @@ def parse_ladder(raw: dict, source: Path | None = None) -> LadderConfig:
         for e in ensemble:
             if e not in names or e == name:
                 raise ConfigError(f"{rwhere}: ensemble names {e!r}, which is not an earlier rung")
-        ckpt = rel(r.get("checkpoint"))
+        ckpt = member_path(r["checkpoint"], base) if r.get("checkpoint") is not None else None  # a path or hf:REF
         if train_config is None and ckpt is None:
             raise ConfigError(f"{rwhere}: needs a train_config (here or on an earlier rung) or a checkpoint")
         rungs.append(

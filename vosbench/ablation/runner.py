@@ -100,10 +100,19 @@ def content_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def checkpoint_identity(checkpoint: Path) -> str:
+    """The SHA-256 of a rung's finished checkpoint: the file's, or an ``hf:`` model's weights
+    (:func:`vosbench.infer.hf_video.hf_identity`)."""
+    from vosbench.infer.hf_video import hf_identity, hf_reference
+
+    ref = hf_reference(checkpoint)
+    return sha256_file(checkpoint) if ref is None else hf_identity(ref)
+
+
 def train_key(rung: RungSpec, data_fp: str, pretrain: str | None = None) -> str:
     """``pretrain``: the key of the pretraining step the rung starts from."""
     if rung.checkpoint is not None:
-        return "ckpt-" + sha256_file(rung.checkpoint)[:16]
+        return "ckpt-" + checkpoint_identity(rung.checkpoint)[:16]
     assert rung.train_config is not None
     payload = {
         "step": "train",

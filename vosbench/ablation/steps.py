@@ -212,7 +212,15 @@ class VosbenchSteps:
         except (ConfigError, TypeError, ValueError) as exc:
             raise ConfigError(f"rung {rung.name!r}: {exc}") from None
         if rung.checkpoint is not None:
-            if not rung.checkpoint.is_file():
+            from vosbench.infer.hf_video import check_hf_spec, hf_reference
+
+            ref = hf_reference(rung.checkpoint)
+            if ref is not None:
+                try:
+                    check_hf_spec(ref)
+                except VosbenchError as exc:
+                    raise ConfigError(f"rung {rung.name!r}: {exc}") from None
+            elif not rung.checkpoint.is_file():
                 raise DataError(f"rung {rung.name!r}: checkpoint {rung.checkpoint} not found")
             return
         self._check_stage(rung, rung.pretraining())

@@ -28,6 +28,7 @@ bounded by the number of prompted frames; ``offload_state`` keeps the session's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -195,14 +196,36 @@ def weight_files(folder: Path) -> list[Path]:
 
 def weights_sha256(folder: Path) -> str:
     """One digest over the config and weight files of ``folder`` (names and contents)."""
-    import hashlib
-
     from vosbench.fsutil import sha256_file
 
     h = hashlib.sha256()
     for p in weight_files(folder):
         h.update(f"{p.name}\0{sha256_file(p)}\0".encode())
     return h.hexdigest()
+
+
+def check_hf_spec(ref: str) -> tuple[HFFamily, str, Path | None]:
+    """(family, model_type, local folder or None) of ``hf:ref``, read from its config alone; a
+    one-line error for a missing folder, an unreachable uncached hub id or a model that is not a
+    video tracker vosbench runs."""
+    model_type, folder = read_model_type(ref)
+    family = family_of(model_type)
+    if family is None:
+        known = ", ".join(t for f in FAMILIES for t in f.model_types[:1])
+        raise CheckpointError(f"hf:{ref}: model type {model_type!r} is not a video tracker vosbench runs "
+                              f"(known: {known})")
+    return family, model_type, folder
+
+
+def hf_identity(ref: str) -> str:
+    """What the weights of ``hf:ref`` are, without loading them: a local folder's
+    :func:`weights_sha256`; for a hub id, the id at the cached snapshot's commit (downloading
+    ``config.json`` once when it is not cached)."""
+    _, _, folder = check_hf_spec(ref)
+    if folder is not None:
+        return weights_sha256(folder)
+    snapshot = Path(_hub_file(ref, "config.json")).parent  # .../snapshots/<commit>/
+    return hashlib.sha256(f"{ref}@{snapshot.name}".encode()).hexdigest()
 
 
 class HFVideoModel:
@@ -220,12 +243,7 @@ class HFVideoModel:
             raise ConfigError(f"{spec}: not an hf: member spec")
         self.spec = spec
         self.reference = ref
-        model_type, folder = read_model_type(ref)  # before importing transformers: bad specs fail fast
-        family = family_of(model_type)
-        if family is None:
-            known = ", ".join(t for f in FAMILIES for t in f.model_types[:1])
-            raise CheckpointError(f"hf:{ref}: model type {model_type!r} is not a video tracker vosbench runs "
-                                  f"(known: {known})")
+        family, model_type, folder = check_hf_spec(ref)  # before importing transformers: bad specs fail fast
         self.family, self.model_type = family, model_type
         tf = _transformers()
         model_cls = getattr(tf, family.model_class, None)
