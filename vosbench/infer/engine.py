@@ -166,6 +166,17 @@ def checked_frame(image: Tensor, size: tuple[int, int] | None, frame: int) -> Te
     return image
 
 
+def checked_mask(mask: Any, device: torch.device, size: tuple[int, int],
+                 objects: Sequence[int] | None) -> tuple[Tensor, list[int]]:
+    """A given mask as an ``H,W`` id tensor on ``device`` and the objects it introduces (``objects``,
+    or every id in it); ValueError unless it has the frame's ``size``."""
+    given = mask_to_tensor(mask, device)
+    h, w = size
+    if tuple(given.shape) != (h, w):
+        raise ValueError(f"mask is {given.shape[1]}x{given.shape[0]}, frame is {w}x{h}")
+    return given, (object_ids_in(given) if objects is None else [int(o) for o in objects])
+
+
 def object_ids_in(mask: Tensor) -> list[int]:
     ids = torch.unique(mask).tolist()
     return [int(i) for i in ids if i not in (0, VOID_ID)]
@@ -235,10 +246,7 @@ class InferenceCore:
         new_ids: list[int] = []
         given = None
         if mask is not None:
-            given = mask_to_tensor(mask, self.device)
-            if tuple(given.shape) != (h, w):
-                raise ValueError(f"mask is {given.shape[1]}x{given.shape[0]}, frame is {w}x{h}")
-            objects = object_ids_in(given) if objects is None else [int(o) for o in objects]
+            given, objects = checked_mask(mask, self.device, (h, w), objects)
             new_ids = [o for o in objects if o not in st.object_ids]
 
         with self.numerics.autocast():

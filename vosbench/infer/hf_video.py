@@ -366,7 +366,7 @@ class SamVideoCore:
     def step(self, image: Any, mask: Any = None, objects: Sequence[int] | None = None, depth: Any = None) -> Any:
         import torch
 
-        from vosbench.infer.engine import checked_frame, mask_to_tensor, object_ids_in, paste_ground_truth
+        from vosbench.infer.engine import checked_frame, checked_mask, paste_ground_truth
 
         with torch.inference_mode():
             image = checked_frame(image, self._size, self._t)
@@ -378,10 +378,7 @@ class SamVideoCore:
             s.video_height, s.video_width = h, w
             given = None
             if mask is not None:
-                given = mask_to_tensor(mask, self.device)
-                if tuple(given.shape) != (h, w):
-                    raise ValueError(f"mask is {given.shape[1]}x{given.shape[0]}, frame is {w}x{h}")
-                objects = object_ids_in(given) if objects is None else [int(o) for o in objects]
+                given, objects = checked_mask(mask, self.device, (h, w), objects)
                 if objects:
                     self.hf.processor.add_inputs_to_inference_session(
                         s, frame_idx=t, obj_ids=list(objects), input_masks=[(given == o).cpu() for o in objects])
