@@ -288,3 +288,41 @@ def test_a_cached_hub_id_loads_without_the_network(tiny_sam2: Path, tmp_path: Pa
     assert hf.sha256() == HFVideoModel(f"hf:{tiny_sam2}", "cpu", "fp32").sha256()  # same files, same hash
     with pytest.raises(Exception, match="hf:org/other"):
         HFVideoModel("hf:org/other", "cpu", "fp32")
+
+
+def test_sav_root_keeps_each_sam_objects_own_mask_overlaps_included(tiny_sam2: Path, tmp_path: Path) -> None:
+    """On an SA-V root a SAM member scores each object on its own: object k is written where its
+    own logit is > 0, as the direct loop's logits say, so objects may overlap (a hand on a person)."""
+    from PIL import Image
+
+    from tests.infer.test_sav import HAND, LATE, PERSON, write_sav
+
+    data = write_sav(tmp_path / "sav")
+    summary = infer_dataset(f"hf:{tiny_sam2}", data, "val", out=tmp_path / "out", options=_options())
+    assert [(s.name, s.objects) for s in summary.sequences] == [("v", 3)]
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((data / "JPEGImages_24fps" / "v").glob("*.jpg"))]
+    first = np.zeros(PERSON.shape, np.uint8)  # engine labels: folder 000 -> 1, 001 -> 2, 002 -> 3
+    first[PERSON] = 1
+    first[HAND] = 2  # the smaller object keeps the shared pixels of the given masks
+    reference = direct_loop(tiny_sam2, frames, {0: first, 4: LATE.astype(np.uint8) * 3})
+    compared = overlap = 0
+    for t, (_, logits, ids) in enumerate(reference):
+        if t in (0, 4):
+            continue
+        clear = (logits.abs() > NEAR_ZERO).all(0).numpy()
+        masks = {}
+        for oid, folder in ((1, "000"), (2, "001"), (3, "002")):
+            got = np.asarray(Image.open(tmp_path / "out" / "v" / folder / f"{t:05d}.png")) != 0
+            if oid in ids:
+                want = (logits[ids.index(oid)] > 0).numpy()
+                assert np.array_equal(got[clear], want[clear]), (t, folder)
+                compared += int(clear.sum())
+            else:
+                assert not got.any()  # not joined yet
+            masks[oid] = got
+        overlap += int((masks[1] & masks[2]).sum())
+    assert compared > 0
+    # SAM 2's label rule would give every pixel one object; here the reference's own overlaps survive
+    ref_overlap = sum(int(((lg[ids.index(1)] > 0) & (lg[ids.index(2)] > 0)).sum())
+                      for t, (_, lg, ids) in enumerate(reference) if t not in (0, 4))
+    assert ref_overlap > 0 and overlap > 0  # this tiny model's person and hand do overlap

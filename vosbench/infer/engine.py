@@ -55,6 +55,10 @@ class EngineConfig:
     # the run's device and precision, resolved once at its edge (infer_dataset); None: resolve
     # ``precision`` for the model's device (a library caller building an engine directly)
     numerics: Numerics | None = None
+    # score each object on its own where the model can (hf: trackers: [1 - max_k p_k, p_1..p_K] with
+    # p_k = sigmoid(logit_k), so objects may overlap), for layouts that hold overlaps (SA-V); the
+    # STM family's objects compete by design and ignore it
+    independent_objects: bool = False
 
     def numerics_on(self, device: torch.device) -> Numerics:
         """The numerics an engine on ``device`` runs with (the resolved ones when given)."""

@@ -298,7 +298,7 @@ class HFVideoModel:
     def video_core(self, config: Any = None, frames: int | None = None) -> SamVideoCore:
         """A per-video core (the engine interface); ``frames``: the video's length when known.
         ``config`` (the STM engine's schedule) does not apply: SAM 2 keeps its own memory schedule."""
-        return SamVideoCore(self, frames)
+        return SamVideoCore(self, frames, independent=bool(getattr(config, "independent_objects", False)))
 
 
 def sam_probabilities(logits: Any, object_ids: Sequence[int]) -> Any:
@@ -327,13 +327,26 @@ def sam_probabilities(logits: Any, object_ids: Sequence[int]) -> Any:
     return torch.softmax(torch.cat([background, logits]), dim=0)
 
 
+def independent_probabilities(logits: Any) -> Any:
+    """Per-object logits ``K,H,W`` -> ``K+1,H,W``: each object's own ``sigmoid(logit)``, background
+    ``1 - max`` of them. Objects do not compete: thresholding each at 0.5 keeps SAM's overlaps
+    (an object where its logit > 0), for layouts that hold them (SA-V)."""
+    import torch
+
+    p = torch.sigmoid(logits.float())
+    if p.shape[0] == 0:
+        return torch.ones((1, *p.shape[1:]), device=p.device)
+    return torch.cat([1 - p.max(0, keepdim=True).values, p])
+
+
 class SamVideoCore:
     """Propagates masks through one video with a transformers tracker (same contract as
     :class:`~vosbench.infer.engine.InferenceCore`: ``step`` returns float32 ``K+1,H,W``)."""
 
-    def __init__(self, hf: HFVideoModel, frames: int | None = None):
+    def __init__(self, hf: HFVideoModel, frames: int | None = None, independent: bool = False):
         self.hf = hf
         self.frames = frames
+        self.independent = independent  # independent_probabilities instead of SAM 2's label rule
         self.device = hf.device
         self.reset()
 
@@ -396,7 +409,10 @@ class SamVideoCore:
                 [out.pred_masks.float()], original_sizes=[[h, w]], binarize=False)[0][:, 0]  # K,H,W
             self.logits = logits.float()
             self._forget(t)
-            probs = sam_probabilities(self.logits, self._ids)
+            if self.independent:
+                probs = independent_probabilities(self.logits)
+            else:
+                probs = sam_probabilities(self.logits, self._ids)
             if given is not None and objects:
                 probs = paste_ground_truth(probs[None], given, objects, self._ids)[0]
             return probs

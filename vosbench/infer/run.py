@@ -19,9 +19,10 @@ valid``), whose split ships exactly those masks, and ``"first"`` everywhere else
 root (``ROOT/sav_<split>.txt``) the default is ``"first-appearance"`` too: each object joins on its first annotated frame with a non-empty mask
 (:mod:`vosbench.data.sav`), and the results use SA-V's per-object layout,
 ``<out>/<video>/<obj>/<frame>.png`` (0/1 masks, every 24 fps frame, every object of the video).
-A member whose predictor sets ``independent_objects = True`` (objects scored independently,
-SAM-family) keeps each object where its own probability exceeds 0.5, overlaps included; the
-others' objects come out one per pixel (:class:`vosbench.masks.ObjectMasks`).
+When every member is an ``hf:`` tracker (SAM-family), objects are scored independently
+(``EngineConfig.independent_objects``) and each is kept where its own probability exceeds 0.5,
+overlaps included; with STM-family members objects come out one per pixel
+(:class:`vosbench.masks.ObjectMasks`).
 
 Multi-device: under ``torchrun``, ``srun`` or a SLURM job array (:mod:`vosbench.cluster`) each rank
 takes its share of the sequences, dealt longest-first so that the ranks finish together.
@@ -320,7 +321,7 @@ def _propagate(seq: VideoSequence, members: Sequence[LoadedMember], options: Inf
             )
         per_object = getattr(seq, "write_prediction", None)
         if per_object is not None:  # SA-V: one binary PNG per object, <obj>/<frame>.png (vosbench.masks)
-            writer.submit(functools.partial(per_object, independent=getattr(predictor, "independent_objects", False)),
+            writer.submit(functools.partial(per_object, independent=engine.independent_objects),
                           folder, name, probs.cpu().numpy(), predictor.object_ids)
         else:
             writer.submit(write_mask, folder / f"{name}.png", labels_of(probs, predictor.object_ids))
@@ -474,6 +475,9 @@ def infer_dataset(
         raise ConfigError(f"{out}: --out exists and is not a folder")
     members = load_members(recipe, device, engine, trainable=options.finetune_steps > 0,
                            offload_state=options.offload_state)
+    if isinstance(dataset, SavDataset) and all(m.hf is not None for m in members):
+        # SA-V's layout holds overlaps: SAM-family members score each object on its own
+        engine = dataclasses.replace(engine, independent_objects=True)
     note = embedded_model_note(members, dataset)
     if note:
         log.warning("%s", note)
