@@ -28,7 +28,7 @@ from vosbench.data.davis import VideoSequence
 from vosbench.data.imageio import VOID_ID, read_frame
 from vosbench.data.mose import MoseDataset
 from vosbench.data.names import check_name, json_line
-from vosbench.data.prepare import prepare_split_archives
+from vosbench.data.prepare import add_split, prepare_split_archives
 from vosbench.data.youtube import _find_split_dirs as find_split_dirs
 from vosbench.data.youtube import read_videos_json
 from vosbench.errors import DataError
@@ -195,14 +195,7 @@ def build_mosev2_manifest(root: str | os.PathLike, *, extra: dict | None = None)
     for split in MOSEV2_SPLITS:
         if not (root / split / META_FILE).is_file():
             continue
-        ds = Mosev2Dataset(root, split)
-        manifest["splits"][split] = ds.sequence_names
-        for seq in ds:
-            h, w = seq.size
-            manifest["sequences"][seq.name] = {
-                "split": split, "frames": seq.num_frames, "annotated_frames": len(seq.annotation_paths),
-                "height": h, "width": w, "object_ids": seq.object_ids,
-            }
+        add_split(manifest, split, Mosev2Dataset(root, split))
     if extra:
         manifest.update(extra)
     return manifest

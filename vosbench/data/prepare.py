@@ -325,6 +325,19 @@ def manifest_summary(manifest: dict) -> list[dict]:
     return rows
 
 
+def add_split(manifest: dict, split: str, dataset, more: Callable[..., dict] | None = None) -> None:
+    """Record ``dataset``'s videos under ``manifest["splits"][split]`` and each one's frames,
+    annotated frames, size and objects (and ``more(sequence)``) under ``manifest["sequences"]``:
+    the manifest entry of the split layouts (YouTube-VOS, MOSEv2)."""
+    manifest["splits"][split] = dataset.sequence_names
+    for seq in dataset:
+        h, w = seq.size
+        manifest["sequences"][seq.name] = {
+            "split": split, "frames": seq.num_frames, "annotated_frames": len(seq.annotation_paths),
+            "height": h, "width": w, "object_ids": seq.object_ids, **(more(seq) if more is not None else {}),
+        }
+
+
 def prepare_split_archives(
     root: Path,
     archives: list[Path],

@@ -33,7 +33,7 @@ from vosbench.data.davis import VideoSequence
 from vosbench.data.frames import FRAME_SUFFIXES, list_frame_files
 from vosbench.data.imageio import image_size, read_frame, read_mask
 from vosbench.data.names import check_name, json_line
-from vosbench.data.prepare import manifest_summary, prepare_split_archives
+from vosbench.data.prepare import add_split, manifest_summary, prepare_split_archives
 from vosbench.errors import DataError
 from vosbench.progress import Progress, ensure_progress
 
@@ -298,20 +298,10 @@ def build_youtube_manifest(root: str | os.PathLike, *, extra: dict | None = None
     for split in YOUTUBE_SPLITS:
         if not (root / split / "meta.json").is_file():
             continue
-        ds = YouTubeVOS(root, split)
-        manifest["splits"][split] = ds.sequence_names
-        for seq in ds:
-            h, w = seq.size
-            manifest["sequences"][seq.name] = {
-                "split": split,
-                "frames": seq.num_frames,
-                "annotated_frames": len(seq.annotation_paths),
-                "height": h,
-                "width": w,
-                "object_ids": seq.object_ids,
-                "first_appearance": {str(k): v for k, v in seq.first_appearance.items()},
-                "categories": {str(k): v for k, v in seq.categories.items()},
-            }
+        add_split(manifest, split, YouTubeVOS(root, split), lambda seq: {
+            "first_appearance": {str(k): v for k, v in seq.first_appearance.items()},
+            "categories": {str(k): v for k, v in seq.categories.items()},
+        })
     if extra:
         manifest.update(extra)
     return manifest

@@ -41,7 +41,7 @@ from vosbench.metrics.mosev2 import mosev2_summary, score_mosev2
 from vosbench.metrics.report import EvaluationResult, SequenceScores
 from vosbench.metrics.results_source import ArrayResults, FolderResults, MaskReader, open_results
 from vosbench.metrics.rules import benchmark_extras, score_dynamic, score_static
-from vosbench.metrics.validation import davis2017_objects
+from vosbench.metrics.validation import davis2017_objects, raise_missing
 from vosbench.progress import Progress, ensure_progress
 from vosbench.provenance import require_one_run
 
@@ -69,13 +69,7 @@ def check_predictions(gts: list[GroundTruth], results: MaskReader, where: str) -
     if not results.sequences():
         raise DataError(f"{where}: no predictions found (expected <sequence>/<frame>.png masks)")
     missing_seqs, missing_frames = _missing_predictions(gts, results)
-    parts = []
-    if missing_seqs:
-        parts.append(f"{len(missing_seqs)} sequence(s) missing: {', '.join(missing_seqs)}")
-    if missing_frames:
-        parts.append(f"{len(missing_frames)} frame(s) missing: {', '.join(missing_frames)}")
-    if parts:
-        raise DataError(f"{where}: " + "; ".join(parts))
+    raise_missing(where, [("sequence(s) missing", missing_seqs), ("frame(s) missing", missing_frames)])
 
 
 def score_sequence(

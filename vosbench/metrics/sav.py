@@ -36,6 +36,7 @@ from vosbench.metrics.boundary import DEFAULT_BOUND_TH, boundary_tolerance, disk
 from vosbench.metrics.fastpng import decode_id_mask
 from vosbench.metrics.frame import score_ids
 from vosbench.metrics.report import SequenceScores
+from vosbench.metrics.validation import raise_missing
 from vosbench.metrics.results_source import open_results, read_zip_member, zip_pngs
 
 MIN_OBJECT_FRAMES = 3  # the first and the last annotated frame are not scored
@@ -197,17 +198,8 @@ def check_object_predictions(gts: list[SavGroundTruth], results, where: str) -> 
                 continue
             frames = results.frames(gt.name, obj)
             missing_frames += [f"{gt.name}/{obj}/{s}.png" for s in gt.scored(k) if s not in frames]
-    parts = []
-    if extra:
-        parts.append(f"{len(extra)} object folder(s) that the ground truth lacks: {', '.join(extra)}")
-    if missing_videos:
-        parts.append(f"{len(missing_videos)} video(s) missing: {', '.join(missing_videos)}")
-    if missing_objects:
-        parts.append(f"{len(missing_objects)} object(s) missing: {', '.join(missing_objects)}")
-    if missing_frames:
-        parts.append(f"{len(missing_frames)} frame(s) missing: {', '.join(missing_frames)}")
-    if parts:
-        raise DataError(f"{where}: " + "; ".join(parts))
+    raise_missing(where, [("object folder(s) that the ground truth lacks", extra), ("video(s) missing", missing_videos),
+                          ("object(s) missing", missing_objects), ("frame(s) missing", missing_frames)])
 
 
 def score_sav(gt: SavGroundTruth, results, *, bound_th: float = DEFAULT_BOUND_TH) -> SequenceScores:

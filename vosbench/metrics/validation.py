@@ -10,7 +10,7 @@ refused by both verbs with the same message (:meth:`ObjectIds.message`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,3 +111,11 @@ def size_problem(mask: np.ndarray, shape: tuple[int, int], where: str, of: str) 
     if mask.shape[:2] == tuple(shape):
         return None
     return f"{where}: mask size {mask.shape[1]}x{mask.shape[0]} differs from {of} {shape[1]}x{shape[0]}"
+
+
+def raise_missing(where: str, missing: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """One DataError naming every kind of missing (or extra) prediction, ``(what, names)`` each,
+    e.g. ``("sequence(s) missing", [...])``; nothing when all are empty."""
+    parts = [f"{len(names)} {what}: {', '.join(names)}" for what, names in missing if names]
+    if parts:
+        raise DataError(f"{where}: " + "; ".join(parts))
